@@ -1,0 +1,37 @@
+"""All session state, in Redis: keys, atomic Lua transitions, wake-ups, expiry.
+
+Workers hold nothing about a session past a request; everything they need to
+serve any session lives here, so any worker of any process can serve it.
+"""
+
+from session_store.connection import StoreUnavailable, connect
+from session_store.expiry import Reaper
+from session_store.sessions import (
+    Busy,
+    Closed,
+    Created,
+    EnqueueResult,
+    Lost,
+    Missing,
+    Opened,
+    SessionKey,
+    SessionStore,
+)
+from session_store.wakeups import Waiter, Wakeups
+
+__all__ = [
+    "Busy",
+    "Closed",
+    "Created",
+    "EnqueueResult",
+    "Lost",
+    "Missing",
+    "Opened",
+    "Reaper",
+    "SessionKey",
+    "SessionStore",
+    "StoreUnavailable",
+    "Waiter",
+    "Wakeups",
+    "connect",
+]

@@ -1,0 +1,17 @@
+-- The lease holder acknowledges what it wrote, then renews and reads more,
+-- or releases the lease. Nothing leaves the queue before it was written.
+-- ARGV: holder, acked, release (1/0), lease_ms, batch, disconnect_ms, ttl_ms
+-- Returns {'lost'} | {'released'} | {'open', items}
+if redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[1] then return {'lost'} end
+local acked = tonumber(ARGV[2])
+if acked > 0 then redis.call('LTRIM', KEYS[2], acked, -1) end
+local now = now_ms()
+local open = redis.call('HGET', KEYS[1], 'st') == 'o'
+if open then keep_alive(tonumber(ARGV[7])) end
+if ARGV[3] == '1' then
+  redis.call('HDEL', KEYS[1], 'rcv', 'rx')
+  redis.call('HSET', KEYS[1], 'dl', now + tonumber(ARGV[6]))
+  return {'released'}
+end
+redis.call('HSET', KEYS[1], 'rx', now + tonumber(ARGV[4]))
+return {'open', redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[5]) - 1)}

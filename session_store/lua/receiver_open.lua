@@ -1,0 +1,25 @@
+-- Take the receiver lease of a session, creating the session if asked to.
+-- ARGV: holder, tag, lease_ms, create (1/0), batch, ttl_ms
+-- Returns {'created'} | {'missing'} | {'busy'} | {'closed', frame} | {'open', items}
+local holder, tag = ARGV[1], ARGV[2]
+local lease, batch, ttl = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_ms()
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then
+  if ARGV[4] ~= '1' then return {'missing'} end
+  redis.call('HSET', KEYS[1], 'st', 'o', 'rcv', holder, 'rx', now + lease)
+  keep_alive(ttl)
+  return {'created'}
+end
+if st == 'c' and redis.call('LLEN', KEYS[2]) == 0 then
+  return {'closed', redis.call('HGET', KEYS[1], 'cf')}
+end
+local current = redis.call('HGET', KEYS[1], 'rcv')
+if current and tonumber(redis.call('HGET', KEYS[1], 'rx')) > now
+    and holder_alive(current, tag) then
+  return {'busy'}
+end
+redis.call('HSET', KEYS[1], 'rcv', holder, 'rx', now + lease)
+redis.call('HDEL', KEYS[1], 'dl')
+if st == 'o' then keep_alive(ttl) end
+return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1)}

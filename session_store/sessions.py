@@ -1,0 +1,291 @@
+"""Session transitions: each one is a single Lua script on one hash slot.
+
+Two workers racing on one session can never corrupt it, because Redis runs
+each script alone. The queue holds items already encoded for the wire: a
+message as its JSON string, or a close frame (`c[...]`), which ends a session's
+stream of items.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+
+from session_store.connection import REDIS_ERRORS, StoreUnavailable
+
+EXPIRY_BUCKETS = 8
+MAX_BATCH = 500
+
+
+class SessionKey:
+    """A session of one service. The tag keeps all its keys in one cluster slot."""
+
+    __slots__ = ("keys", "service", "session_id", "tag")
+
+    def __init__(self, service: str, session_id: str) -> None:
+        self.service = service
+        self.session_id = session_id
+        self.tag = f"{service}:{session_id}"
+        self.keys = [f"sh:{{{self.tag}}}:m", f"sh:{{{self.tag}}}:q"]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SessionKey) and other.tag == self.tag
+
+    def __hash__(self) -> int:
+        return hash(self.tag)
+
+    def __repr__(self) -> str:
+        return f"SessionKey({self.service!r}, {self.session_id!r})"
+
+    @property
+    def expiry_bucket(self) -> str:
+        return expiry_bucket_key(zlib.crc32(self.tag.encode()) % EXPIRY_BUCKETS)
+
+    @classmethod
+    def from_tag(cls, tag: str) -> SessionKey:
+        service, _, session_id = tag.partition(":")
+        return cls(service, session_id)
+
+
+def _group_key(group: str, service: str) -> str:
+    return f"sh:g:{{{service}:{group}}}"
+
+
+def expiry_bucket_key(n: int) -> str:
+    return f"sh:x:{{{n}}}"
+
+
+# --- Results of taking the receiver lease ---
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The session did not exist; this request created it and holds the lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The lease is ours; items are the head of the queue (not yet acknowledged)."""
+
+    items: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Another live receiver holds the session (SockJS answers 2010)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The session is closed and everything before its close was delivered."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """No such session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The lease is no longer ours (expired and taken over, or the session expired)."""
+
+
+ReceiverResult = Created | Opened | Busy | Closed | Missing
+
+
+class EnqueueResult:
+    OK = "ok"
+    MISSING = "missing"
+    CLOSED = "closed"
+    OVERFLOW = "overflow"
+
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def _load_script(client: redis.Redis, name: str) -> Callable[..., Any]:
+    lua = resources.files("session_store") / "lua"
+    prelude = (lua / "_prelude.lua").read_text()
+    body = (lua / f"{name}.lua").read_text()
+    # register_script runs EVALSHA and reloads the script after SCRIPT FLUSH / restart.
+    return client.register_script(prelude + "\n" + body)
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    lease_ms: int
+    disconnect_ms: int
+    max_queue: int
+    overflow_frame: bytes
+
+    @property
+    def ttl_ms(self) -> int:
+        """Backstop TTL: keys vanish even if every process and the reaper index are lost."""
+        return self.lease_ms + self.disconnect_ms + 60_000
+
+
+class SessionStore:
+    """The one place session state is read and changed."""
+
+    def __init__(self, client: redis.Redis, limits: StoreLimits) -> None:
+        self.client = client
+        self.limits = limits
+        self._open = _load_script(client, "receiver_open")
+        self._next = _load_script(client, "receiver_next")
+        self._enqueue = _load_script(client, "enqueue")
+        self._close = _load_script(client, "close")
+        self._expire = _load_script(client, "expire")
+        self._claim = _load_script(client, "claim_due")
+
+    # --- receiving side ---
+
+    def open_receiver(self, key: SessionKey, holder: str, *, create: bool) -> ReceiverResult:
+        lim = self.limits
+        with _redis_errors():
+            reply = self._open(
+                keys=key.keys,
+                args=[holder, key.tag, lim.lease_ms, int(create), MAX_BATCH, lim.ttl_ms],
+            )
+            status = reply[0]
+            if status == b"created":
+                # Registered once, at creation; the reaper reschedules it from then on.
+                self.client.zadd(
+                    key.expiry_bucket, {key.tag: _now_ms_hint() + lim.lease_ms + lim.disconnect_ms}
+                )
+                return Created()
+        if status == b"open":
+            return Opened(list(reply[1]))
+        if status == b"busy":
+            return Busy()
+        if status == b"closed":
+            return Closed(reply[1])
+        return Missing()
+
+    def next_items(self, key: SessionKey, holder: str, acked: int) -> list[bytes] | None:
+        """Acknowledge `acked` written items, renew the lease, read more. None: lease lost."""
+        with _redis_errors():
+            reply = self._next(keys=key.keys, args=self._next_args(holder, acked, release=False))
+        return None if reply[0] == b"lost" else list(reply[1])
+
+    def release(self, key: SessionKey, holder: str, acked: int) -> None:
+        """Acknowledge and let go: the client now has disconnect_delay to come back."""
+        lim = self.limits
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            args = self._next_args(holder, acked, release=True)
+            self._next(keys=key.keys, args=args, client=pipe)
+            # Bring the reaper's visit forward to the deadline (LT never delays it).
+            pipe.zadd(key.expiry_bucket, {key.tag: _now_ms_hint() + lim.disconnect_ms}, lt=True)
+            pipe.execute()
+
+    def _next_args(self, holder: str, acked: int, *, release: bool) -> list[Any]:
+        lim = self.limits
+        return [holder, acked, int(release), lim.lease_ms, MAX_BATCH, lim.disconnect_ms, lim.ttl_ms]
+
+    # --- sending side ---
+
+    def state(self, key: SessionKey) -> str | None:
+        """'open', 'closed' or None (no such session)."""
+        with _redis_errors():
+            st = self.client.hget(key.keys[0], "st")
+        return {b"o": "open", b"c": "closed"}.get(st) if st else None
+
+    def enqueue(self, key: SessionKey, items: Sequence[bytes | str]) -> str:
+        if not items:
+            return EnqueueResult.OK
+        lim = self.limits
+        result = EnqueueResult.OK
+        with _redis_errors():
+            for start in range(0, len(items), MAX_BATCH):
+                chunk = items[start : start + MAX_BATCH]
+                reply = self._enqueue(
+                    keys=key.keys,
+                    args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_frame,
+                          lim.disconnect_ms, *chunk],
+                )
+                result = reply.decode()
+                if result != EnqueueResult.OK:
+                    break
+        return result
+
+    # --- groups: named sets of sessions of one service, for broadcast ---
+
+    def join(self, group: str, key: SessionKey) -> None:
+        with _redis_errors():
+            self.client.sadd(_group_key(group, key.service), key.session_id)
+
+    def leave(self, group: str, key: SessionKey) -> None:
+        with _redis_errors():
+            self.client.srem(_group_key(group, key.service), key.session_id)
+
+    def broadcast(self, group: str, service: str, encoded: str) -> list[SessionKey]:
+        """Queue one encoded message for every member; returns sessions that overflowed.
+
+        One round trip, but one script per member: fine for the example
+        service; channels with shared history streams replace it for fan-out.
+        """
+        lim = self.limits
+        with _redis_errors():
+            members = self.client.smembers(_group_key(group, service))
+            keys = [SessionKey(service, m.decode()) for m in members]
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                self._enqueue(
+                    keys=key.keys,
+                    args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_frame,
+                          lim.disconnect_ms, encoded],
+                    client=pipe,
+                )
+            replies = pipe.execute()
+        return [k for k, r in zip(keys, replies, strict=True) if r == b"overflow"]
+
+    def close(self, key: SessionKey, frame: bytes, *, holder: str = "") -> bool:
+        """Close once. True for exactly one caller, which must run the close hook.
+
+        With holder, only the current lease holder may close (a receiver's own abort).
+        """
+        with _redis_errors():
+            return bool(
+                self._close(keys=key.keys, args=[key.tag, frame, self.limits.disconnect_ms, holder])
+            )
+
+    # --- expiry (used by the reaper) ---
+
+    def claim_due(self, claim_ms: int, limit: int) -> list[SessionKey]:
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for n in range(EXPIRY_BUCKETS):
+                self._claim(keys=[expiry_bucket_key(n)], args=[claim_ms, limit], client=pipe)
+            replies = pipe.execute()
+        return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
+
+    def expire(self, key: SessionKey) -> bool:
+        """True if this call expired the session (the caller runs the close hook)."""
+        with _redis_errors():
+            reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
+            status = reply[0]
+            if status == b"later":
+                self.client.zadd(key.expiry_bucket, {key.tag: int(reply[1])}, xx=True)
+                return False
+            self.client.zrem(key.expiry_bucket, key.tag)
+        return status == b"expired"
+
+
+def _now_ms_hint() -> int:
+    """Local clock, only for the first reaper visit (the scripts use Redis's TIME)."""
+    return int(time.time() * 1000)

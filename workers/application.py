@@ -1,0 +1,139 @@
+"""The application API: SockJS services whose handlers act through the store.
+
+Any worker of any process may run a handler, so a handler never keeps a
+session object around: it gets a `Session` handle for the duration of a
+call, and everything it does (send, close, broadcast) goes through Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from session_store import EnqueueResult, SessionKey, SessionStore
+from workers.sockjs.framing import close_frame, encode_message
+
+log = logging.getLogger("sockhop.lifecycle")
+
+GO_AWAY = (3000, "Go away!")
+INTERRUPTED = (1002, "Connection interrupted")
+ANOTHER_CONNECTION = (2010, "Another connection still open")
+# The session's outbound queue passed max_queue_length: the client was not reading.
+QUEUE_OVERFLOW = (3008, "Session queue overflow")
+
+_SERVICE_NAME = re.compile(r"[a-z0-9_]+")
+
+
+class SessionHandler:
+    """Override what you need. Hooks may run in any process; keep state in Redis."""
+
+    def on_open(self, session: Session) -> None:
+        """A new session was created (its first receiving request arrived)."""
+
+    def on_message(self, session: Session, message: str) -> None:
+        """The client sent a message."""
+
+    def on_close(self, session: Session) -> None:
+        """Runs exactly once per session, in whichever process closed or expired it."""
+
+
+@dataclass
+class Service:
+    """A handler mounted at /<name>."""
+
+    name: str
+    handler: SessionHandler
+    websocket: bool = True
+    cookie_needed: bool = False
+    response_limit: int | None = None  # None: the server-wide setting
+
+    def __post_init__(self) -> None:
+        if not _SERVICE_NAME.fullmatch(self.name):
+            raise ValueError(f"service name {self.name!r}: use [a-z0-9_]+")
+
+    @property
+    def prefix(self) -> str:
+        return "/" + self.name
+
+
+class Session:
+    """A handle on one session, valid in any process for as long as the session lives."""
+
+    __slots__ = ("_hub", "key", "service")
+
+    def __init__(self, hub: Hub, service: Service, key: SessionKey) -> None:
+        self._hub = hub
+        self.service = service
+        self.key = key
+
+    @property
+    def id(self) -> str:
+        return self.key.session_id
+
+    def send(self, *messages: str) -> bool:
+        """Queue messages for the client. False if the session is gone or closed."""
+        return self._hub.deliver(self.service, self.key, [encode_message(m) for m in messages])
+
+    def close(self, code: int = GO_AWAY[0], reason: str = GO_AWAY[1]) -> None:
+        self._hub.close(self.service, self.key, code, reason)
+
+    def join(self, group: str) -> None:
+        """Receive every broadcast to group until this session closes (or leaves)."""
+        self._hub.store.join(group, self.key)
+
+    def leave(self, group: str) -> None:
+        self._hub.store.leave(group, self.key)
+
+    def broadcast(self, group: str, message: str) -> None:
+        """Send message to every session in group, whichever process serves it."""
+        self._hub.broadcast(self.service, group, message)
+
+
+class Hub:
+    """Runs hooks and routes sends; shared by every request of a process."""
+
+    def __init__(self, store: SessionStore, services: Iterable[Service]) -> None:
+        self.store = store
+        self.services = {s.name: s for s in services}
+
+    def session(self, service: Service, session_id: str) -> Session:
+        return Session(self, service, SessionKey(service.name, session_id))
+
+    def deliver(self, service: Service, key: SessionKey, encoded: list[str]) -> bool:
+        result = self.store.enqueue(key, encoded)
+        if result == EnqueueResult.OVERFLOW:
+            self.closed(service, key)
+        return result == EnqueueResult.OK
+
+    def broadcast(self, service: Service, group: str, message: str) -> None:
+        for key in self.store.broadcast(group, service.name, encode_message(message)):
+            self.closed(service, key)
+
+    def close(self, service: Service, key: SessionKey, code: int, reason: str,
+              *, holder: str = "") -> bool:
+        if self.store.close(key, close_frame(code, reason).encode(), holder=holder):
+            self.closed(service, key)
+            return True
+        return False
+
+    def opened(self, service: Service, key: SessionKey) -> None:
+        log.debug("on_open service=%s session=%s", service.name, key.session_id)
+        service.handler.on_open(Session(self, service, key))
+
+    def message(self, service: Service, key: SessionKey, message: str) -> None:
+        service.handler.on_message(Session(self, service, key), message)
+
+    def closed(self, service: Service, key: SessionKey) -> None:
+        """The close hook: the caller won the one atomic close or expiry of this session."""
+        log.debug("on_close service=%s session=%s", service.name, key.session_id)
+        try:
+            service.handler.on_close(Session(self, service, key))
+        except Exception:
+            log.exception("on_close of %s failed", key.tag)
+
+    def expired(self, key: SessionKey) -> None:
+        service = self.services.get(key.service)
+        if service is not None:
+            self.closed(service, key)

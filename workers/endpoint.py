@@ -1,0 +1,67 @@
+"""One falcon sink per mounted service: routes its SockJS paths to resources."""
+
+from __future__ import annotations
+
+import re
+
+import falcon
+
+from workers.application import Service
+from workers.http import SockJSError
+from workers.runtime import LazyRuntime
+from workers.sockjs.routing import route
+from workers.static import Greeting, IframePage, Info
+from workers.transports.context import SessionRequest
+from workers.transports.eventsource import EventSource
+from workers.transports.htmlfile import HtmlFile
+from workers.transports.jsonp import JsonpPolling, JsonpSend
+from workers.transports.raw_websocket import RawWebSocket
+from workers.transports.websocket import SessionWebSocket
+from workers.transports.xhr import XhrPolling, XhrSend
+from workers.transports.xhr_streaming import XhrStreaming
+
+_METHODS = ("GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH", "HEAD")
+
+
+class SockJSEndpoint:
+    def __init__(self, runtime: LazyRuntime, service: Service, sockjs_url: str,
+                 websocket: bool) -> None:
+        self.runtime = runtime
+        self.service = service
+        websocket = websocket and service.websocket
+        self.static = {
+            "greeting": Greeting(),
+            "info": Info(websocket, service.cookie_needed),
+            "iframe": IframePage(sockjs_url),
+        }
+        self.transports: dict[str, object] = {
+            "xhr": XhrPolling(),
+            "xhr_send": XhrSend(),
+            "xhr_streaming": XhrStreaming(),
+            "eventsource": EventSource(),
+            "htmlfile": HtmlFile(),
+            "jsonp": JsonpPolling(),
+            "jsonp_send": JsonpSend(),
+        }
+        if websocket:
+            self.transports["websocket"] = SessionWebSocket()
+            self.static["raw_websocket"] = RawWebSocket()
+        self.pattern = re.compile("^" + re.escape(service.prefix) + "(?P<rest>/.*)?$")
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, rest: str | None = None) -> None:
+        target = route(rest or "")
+        if target is None:
+            raise SockJSError(falcon.HTTP_404, "Not found.")
+        if target.kind == "session":
+            resource = self.transports.get(target.transport)
+            ctx: object = SessionRequest(self.runtime.get(), self.service, target.session_id)
+        else:
+            resource = self.static.get(target.kind)
+            ctx = SessionRequest(self.runtime.get(), self.service, "")
+        if resource is None:
+            raise SockJSError(falcon.HTTP_404, "Not found.")
+        responder = getattr(resource, "on_" + req.method.lower(), None)
+        if responder is None:
+            allowed = ", ".join(m for m in _METHODS if hasattr(resource, "on_" + m.lower()))
+            raise SockJSError(falcon.HTTP_405, headers={"Allow": allowed})
+        responder(req, resp, ctx)

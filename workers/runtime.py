@@ -1,0 +1,84 @@
+"""Per-process resources: the Redis client, store, wake-ups, reaper, drain state.
+
+Created once per worker process, after fork (never with --preload: a Redis
+connection or a greenlet made before fork is shared by every worker).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+
+import gevent
+import gevent.lock
+
+from session_store import Reaper, SessionStore, Wakeups, connect
+from session_store.sessions import StoreLimits
+from workers.application import QUEUE_OVERFLOW, Hub, Service
+from workers.config import Settings
+from workers.sockjs.framing import close_frame
+
+log = logging.getLogger("sockhop.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
+        self.settings = settings
+        self.client = connect(settings.redis_url)
+        lease_ms = int(settings.heartbeat_delay * 2000) + 5000
+        self.store = SessionStore(
+            self.client,
+            StoreLimits(
+                lease_ms=lease_ms,
+                disconnect_ms=int(settings.disconnect_delay * 1000),
+                max_queue=settings.max_queue_length,
+                overflow_frame=close_frame(*QUEUE_OVERFLOW).encode(),
+            ),
+        )
+        self.hub = Hub(self.store, services)
+        self.wakeups = Wakeups(self.client)
+        self.reaper = Reaper(self.store, self.hub.expired)
+        self.draining = False
+        self._tokens = itertools.count(1)
+
+    @property
+    def process_id(self) -> str:
+        return self.wakeups.process_id
+
+    def new_holder(self) -> str:
+        """A lease holder id: the process (whose liveness Redis can see) plus a token."""
+        return f"{self.process_id}:{next(self._tokens)}"
+
+    def start(self) -> None:
+        self.wakeups.start()
+        self.reaper.start()
+
+    def drain(self) -> None:
+        """Stop holding receivers: each ends its response cleanly and lets go of its lease."""
+        if not self.draining:
+            log.info("draining: ending %d held receivers", self.wakeups.waiting)
+            self.draining = True
+            self.reaper.stop()
+            self.wakeups.ring_all()
+
+
+class LazyRuntime:
+    """Creates the Runtime on first use, once, even under 500 simultaneous first requests."""
+
+    def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
+        self._settings = settings
+        self._services = list(services)
+        self._lock = gevent.lock.Semaphore()
+        self._runtime: Runtime | None = None
+
+    def get(self) -> Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            with self._lock:
+                if self._runtime is None:
+                    created = Runtime(self._settings, self._services)
+                    created.start()
+                    self._runtime = created
+                runtime = self._runtime
+        return runtime

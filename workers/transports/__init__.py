@@ -1,0 +1,1 @@
+"""One module per SockJS transport; receiver.py and sending.py hold what they share."""

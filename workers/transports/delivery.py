@@ -1,0 +1,103 @@
+"""Drivers of a receiving request: one frame per poll, or a stream of frames.
+
+Both hand gunicorn a body object whose close() releases the lease, because a
+WSGI server calls close() whatever happens (a generator's finally would not
+run if the generator were never started).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from workers.application import Service
+from workers.runtime import Runtime
+from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
+from workers.transports.receiver import Receiver
+
+Wrap = Callable[[bytes], bytes]
+
+
+class PollBody:
+    """The one chunk of a poll; its items are acknowledged once it was written."""
+
+    def __init__(self, receiver: Receiver, chunk: bytes, items: int) -> None:
+        self.receiver = receiver
+        self.chunk = chunk
+        self.items = items
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.chunk
+        self.receiver.written += self.items  # resumed only after the write completed
+
+    def close(self) -> None:
+        self.receiver.finish()
+
+
+def poll(runtime: Runtime, service: Service, session_id: str, sock: object,
+         wrap: Wrap) -> PollBody:
+    """Wait for one frame (or the heartbeat) and answer it."""
+    receiver = Receiver(runtime, service, session_id, sock)
+    try:
+        frame, items = receiver.open(), 0
+        while frame is None:
+            frames = receiver.frames()
+            if frames:
+                frame, items = frames[0]  # one frame per poll; the rest stays queued
+            else:
+                frame = receiver.wait(runtime.settings.heartbeat_delay)
+        # b'': the poll must end (draining, lease lost); a heartbeat is a well-formed answer.
+        return PollBody(receiver, wrap(frame or HEARTBEAT_FRAME), items)
+    except BaseException:
+        receiver.finish()
+        raise
+
+
+class StreamBody:
+    def __init__(self, receiver: Receiver, chunks: Iterator[bytes]) -> None:
+        self.receiver = receiver
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.receiver.finish()
+
+
+def stream(runtime: Runtime, service: Service, session_id: str, sock: object,
+           prelude: bytes, wrap: Wrap, limit: int) -> StreamBody:
+    """Frames as they come, until the response limit: then the client reconnects."""
+    receiver = Receiver(runtime, service, session_id, sock)
+    return StreamBody(receiver, _stream_chunks(runtime, receiver, prelude, wrap, limit))
+
+
+def _stream_chunks(runtime: Runtime, receiver: Receiver, prelude: bytes, wrap: Wrap,
+                   limit: int) -> Iterator[bytes]:
+    yield prelude
+    first = receiver.open()
+    sent = 0
+    if first is not None:
+        yield wrap(first)
+        if first != OPEN_FRAME:
+            return  # 2010 or a close frame: nothing follows
+        sent = 2
+    heartbeat = runtime.settings.heartbeat_delay
+    while True:
+        for frame, items in receiver.frames():
+            chunk = wrap(frame)
+            yield chunk
+            receiver.written += items
+            sent += len(chunk)
+            if frame[:1] == b"c":
+                return
+        if sent >= limit:
+            return
+        outcome = receiver.wait(heartbeat)
+        if outcome == b"":
+            return
+        if outcome == HEARTBEAT_FRAME:
+            chunk = wrap(HEARTBEAT_FRAME)
+            yield chunk
+            sent += len(chunk)
+            if not receiver.heartbeat_sent():
+                return

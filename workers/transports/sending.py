@@ -1,0 +1,40 @@
+"""Receiving messages from the client: shared by xhr_send, jsonp_send and websockets."""
+
+from __future__ import annotations
+
+import falcon
+
+from session_store import SessionKey
+from workers.http import SockJSError
+from workers.sockjs.payload import PayloadError, decode_messages
+from workers.transports.context import SessionRequest
+
+
+def read_body(req: falcon.Request, limit: int) -> bytes:
+    """The whole request body, refused with 413 past limit (checked before reading it all)."""
+    length = req.content_length
+    if length is not None and length > limit:
+        raise SockJSError(falcon.HTTP_413, "Payload too large.")
+    body = req.bounded_stream.read(limit + 1)
+    if len(body) > limit:
+        raise SockJSError(falcon.HTTP_413, "Payload too large.")
+    return body
+
+
+def deliver_text(ctx: SessionRequest, text: str) -> None:
+    """Decode a client payload and hand each message to the handler, in order.
+
+    Bad payloads are refused before anything happens, so they change nothing.
+    """
+    try:
+        messages = decode_messages(text)
+    except PayloadError as exc:
+        raise SockJSError(falcon.HTTP_500, str(exc)) from None
+    key = SessionKey(ctx.service.name, ctx.session_id)
+    state = ctx.runtime.store.state(key)
+    if state is None:
+        raise SockJSError(falcon.HTTP_404, "Session not found.")
+    if state == "open":
+        hub = ctx.runtime.hub
+        for message in messages:
+            hub.message(ctx.service, key, message)

@@ -1,0 +1,124 @@
+"""A websocket bound to a session: what the framed and raw websocket share.
+
+The socket's reader greenlet hands messages to the handler; this greenlet
+writes what the session's queue receives. The websocket holds the session's
+receiver lease for its whole life, so sends from any process reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import falcon
+import gevent
+
+from session_store import StoreUnavailable
+from workers.http import SockJSError
+from workers.transports.context import SessionRequest
+from workers.transports.receiver import Receiver
+from workers.websocket import ConnectionClosed, HandshakeError, WebSocket, accept, end_wsgi_request
+
+log = logging.getLogger("sockhop.websocket")
+
+# What the reader does with one websocket message; False: close the connection.
+OnMessage = Callable[[str], bool]
+# How one queued frame goes out; returns False after a close frame.
+SendFrame = Callable[[WebSocket, bytes], bool]
+
+
+def origin_allowed(req: falcon.Request, allowed: tuple[str, ...]) -> bool:
+    if "*" in allowed:
+        return True
+    origin = req.get_header("Origin")
+    return origin is None or origin in allowed
+
+
+def open_websocket(
+    req: falcon.Request, resp: falcon.Response, ctx: SessionRequest
+) -> WebSocket | None:
+    """Handshake; on refusal fill resp with the status and return None."""
+    settings = ctx.runtime.settings
+    if not origin_allowed(req, settings.allowed_origins):
+        raise SockJSError(falcon.HTTP_403, "Origin not allowed.")
+    try:
+        return accept(
+            req.env,
+            max_message_size=settings.max_websocket_message_size,
+            write_timeout=settings.write_timeout,
+            ping_interval=settings.websocket_ping_interval,
+        )
+    except HandshakeError as exc:
+        resp.status = exc.status
+        for name, value in exc.headers:
+            resp.set_header(name, value)
+        resp.data = exc.body
+        return None
+
+
+def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
+                  on_text: Callable[[Receiver, str], bool], send_frame: SendFrame,
+                  heartbeat: bytes | None) -> None:
+    """Run a fresh session over ws until either side closes it.
+
+    Websocket sessions never share state by id (the protocol requires two
+    sockets with one id to be independent), so each gets its own store id.
+    """
+    runtime = ctx.runtime
+    receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex)
+    reader: gevent.Greenlet | None = None
+    try:
+        first = receiver.open()
+        if first is not None:
+            send_frame(ws, first)
+        reader = gevent.spawn(_read, ws, receiver, on_text)
+        _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat)
+    except (ConnectionClosed, StoreUnavailable) as exc:
+        log.debug("websocket ended: %r", exc)
+    finally:
+        if reader is not None:
+            reader.kill(block=False)
+        if runtime.draining:
+            ws.close(1001, "Server shutting down")
+        ws.close()
+        receiver.client_left()
+        try:
+            runtime.hub.close(ctx.service, receiver.key, 1000, "Normal closure")
+            receiver.finish()
+        except StoreUnavailable:
+            log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
+        end_wsgi_request(req.env)
+
+
+def _read(ws: WebSocket, receiver: Receiver, on_text: Callable[[Receiver, str], bool]) -> None:
+    try:
+        while True:
+            message = ws.receive()
+            if message is None:
+                break
+            text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+            if not on_text(receiver, text):
+                break
+    except (ConnectionClosed, StoreUnavailable):
+        pass
+    finally:
+        receiver.client_left()
+
+
+def _write(heartbeat_delay: float, ws: WebSocket, receiver: Receiver, send_frame: SendFrame,
+           heartbeat: bytes | None) -> None:
+    while True:
+        for frame, items in receiver.frames():
+            if not send_frame(ws, frame):
+                receiver.written += items
+                return
+            receiver.written += items
+        outcome = receiver.wait(heartbeat_delay)
+        if outcome == b"":
+            return
+        if outcome is not None:  # heartbeat due
+            if heartbeat is not None:
+                send_frame(ws, heartbeat)
+            if not receiver.heartbeat_sent():
+                return

@@ -1,0 +1,20 @@
+"""xhr-streaming: POST S/xhr_streaming holds a chunked response of frames."""
+
+from __future__ import annotations
+
+import falcon
+
+from workers.http import JAVASCRIPT
+from workers.sockjs.framing import XHR_STREAMING_PRELUDE, xhr_chunk
+from workers.transports.context import SessionRequest, client_socket
+from workers.transports.delivery import stream
+from workers.transports.xhr import XhrPolling, xhr_headers
+
+
+class XhrStreaming:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
+        xhr_headers(req, resp, ctx, JAVASCRIPT)
+        resp.stream = stream(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
+                             XHR_STREAMING_PRELUDE, xhr_chunk, ctx.response_limit)
+
+    on_options = XhrPolling.on_options
