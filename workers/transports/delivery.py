@@ -7,14 +7,37 @@ run if the generator were never started).
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import Callable, Iterator
 
+import gevent
+
+from session_store import StoreUnavailable
 from workers.application import Service
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
 from workers.transports.receiver import Receiver
 
 Wrap = Callable[[bytes], bytes]
+
+log = logging.getLogger("sockhop.delivery")
+
+
+def timed_writes(chunks: Iterator[bytes], timeout: float) -> Iterator[bytes]:
+    """Bound each write gunicorn makes of our chunks: it has no write timeout.
+
+    The timer runs only while the chunk is out with gunicorn. It raises a
+    broken-pipe error, which gunicorn treats as a vanished client: it closes
+    the socket without trying to write an error page to it.
+    """
+    for chunk in chunks:
+        timer = gevent.Timeout(timeout, BrokenPipeError(errno.EPIPE, "client stopped reading"))
+        timer.start()
+        try:
+            yield chunk
+        finally:
+            timer.close()
 
 
 class PollBody:
@@ -26,7 +49,7 @@ class PollBody:
         self.items = items
 
     def __iter__(self) -> Iterator[bytes]:
-        yield self.chunk
+        yield from timed_writes(iter((self.chunk,)), self.receiver.runtime.settings.write_timeout)
         self.receiver.written += self.items  # resumed only after the write completed
 
     def close(self) -> None:
@@ -58,7 +81,7 @@ class StreamBody:
         self.chunks = chunks
 
     def __iter__(self) -> Iterator[bytes]:
-        return self.chunks
+        return timed_writes(self.chunks, self.receiver.runtime.settings.write_timeout)
 
     def close(self) -> None:
         self.receiver.finish()
@@ -72,6 +95,15 @@ def stream(runtime: Runtime, service: Service, session_id: str, sock: object,
 
 
 def _stream_chunks(runtime: Runtime, receiver: Receiver, prelude: bytes, wrap: Wrap,
+                   limit: int) -> Iterator[bytes]:
+    try:
+        yield from _stream_frames(runtime, receiver, prelude, wrap, limit)
+    except StoreUnavailable as exc:
+        # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
+        log.warning("stream of %s ended: Redis unavailable (%s)", receiver.key.tag, exc)
+
+
+def _stream_frames(runtime: Runtime, receiver: Receiver, prelude: bytes, wrap: Wrap,
                    limit: int) -> Iterator[bytes]:
     yield prelude
     first = receiver.open()

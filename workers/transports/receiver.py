@@ -9,16 +9,19 @@ nothing that had not reached the client's socket.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import gevent
 
-from session_store import Busy, Closed, Created, Opened, SessionKey
+from session_store import Busy, Closed, Created, Opened, SessionKey, StoreUnavailable
 from workers.application import ANOTHER_CONNECTION, INTERRUPTED, Service
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME, close_frame, frames_from_items
+
+log = logging.getLogger("sockhop.receiver")
 
 BUSY_FRAME = close_frame(*ANOTHER_CONNECTION).encode()
 
@@ -135,5 +138,9 @@ class Receiver:
         self.runtime.wakeups.unregister(self.waiter)
         if self.holding:
             self.holding = False
-            self.runtime.store.release(self.key, self.holder, self.written)
+            try:
+                self.runtime.store.release(self.key, self.holder, self.written)
+            except StoreUnavailable:
+                # The lease lapses by itself; unacknowledged items are sent again.
+                log.warning("release of %s failed: Redis unavailable", self.key.tag)
             self.written = 0

@@ -1,0 +1,353 @@
+"""The websocket object: one reader greenlet per connection, writes under a lock.
+
+Why a reader greenlet rather than reading inside receive(): the connection
+must answer pings, send its own keep-alive pings and see the peer's close
+while the application is busy elsewhere (e.g. blocked on a Redis queue), and
+close() must work from any greenlet (SIGTERM handling) while another one is
+blocked in receive(). Only the reader ever reads the socket; every write
+(application messages, pongs, pings, close frames) goes through _write(),
+which holds a lock (the deflate compressor's context must follow the order
+on the wire) and a gevent.Timeout, since gunicorn sockets have no write
+timeout of their own.
+
+Messages wait in a small inbox until receive() takes them. When it holds
+MAX_INBOX_MESSAGES messages or max_message_size bytes, the reader stops
+reading, so a client cannot make the server buffer without bound: TCP flow
+control pushes back instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final, overload
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+from workers.websocket.errors import ConnectionClosed
+from workers.websocket.protocol import (
+    Dropped,
+    Failed,
+    FramingProtocol,
+    MessageReceived,
+    PeerClosed,
+    PingReceived,
+    PongReceived,
+)
+
+log = logging.getLogger("sockhop.websocket")
+
+#: Socket reads are this small so that wsproto never holds more than this much
+#: unprocessed input (and inflation is capped separately).
+RECV_SIZE: Final = 64 * 1024
+#: How long close() waits for the peer's close frame (and how long a failed
+#: connection keeps draining input so that our close frame is not lost to a
+#: TCP reset) before the socket is shut.
+CLOSE_TIMEOUT: Final = 2.0
+MAX_INBOX_MESSAGES: Final = 64
+
+ABNORMAL_CLOSURE: Final = 1006
+INTERNAL_ERROR: Final = 1011
+
+
+class _Timeout:
+    def __repr__(self) -> str:
+        return "TIMEOUT"
+
+
+#: receive(timeout) returns this object when the timeout expired with no
+#: message. It is neither None (closed) nor a message; compare with ``is``.
+TIMEOUT: Final = _Timeout()
+
+
+class WebSocket:
+    """An accepted websocket (RFC 6455 or hixie-76). Create it with accept().
+
+    ``close_code``/``close_reason``: the code and reason of the peer's close
+    frame once one arrived (1005 if it carried no code; 1000 for hixie-76);
+    if we failed the connection instead (1002 protocol error, 1007 bad
+    UTF-8, 1009 too big, 1011 ping timeout) that code and reason; 1006 if the
+    connection dropped without either. None while the connection is open.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: FramingProtocol, *,
+                 max_message_size: int, write_timeout: float, ping_interval: float,
+                 ping_timeout: float | None = None, close_timeout: float = CLOSE_TIMEOUT) -> None:
+        self._sock = sock
+        self._protocol = protocol
+        self._max_inbox_bytes = max(1, max_message_size)
+        self._write_timeout = write_timeout if write_timeout and write_timeout > 0 else None
+        pings = protocol.supports_ping and ping_interval and ping_interval > 0
+        self._ping_interval: float | None = ping_interval if pings else None
+        self._ping_timeout = ping_timeout if ping_timeout is not None else ping_interval
+        self._close_timeout = close_timeout
+
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+
+        self._write_lock = Semaphore()
+        self._inbox: deque[str | bytes] = deque()
+        self._inbox_bytes = 0
+        self._inbox_ready = Event()  # set: inbox not empty, or no more messages will come
+        self._inbox_space = Event()  # set: the reader may deliver another message
+        self._inbox_space.set()
+        self._done = Event()  # set: the reader finished and the socket is shut
+
+        self._close_started = False  # close() was called: drop incoming messages
+        self._close_sent = False
+        self._close_deadline: float | None = None
+        self._lingering = False  # failed: drain input without parsing it
+        self._stopping = False  # the reader must stop (timer expired, socket shut)
+        self._broken = False  # a write failed: no more writes
+        self._last_received = time.monotonic()
+        self._ping_sent_at: float | None = None
+        self._pings = 0
+        self._reader: gevent.Greenlet | None = None
+
+    # -- public interface ---------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called or the connection ended: send() would raise."""
+        return self._close_started or self._close_sent or self._done.is_set()
+
+    @overload
+    def receive(self, timeout: None = None) -> str | bytes | None: ...
+
+    @overload
+    def receive(self, timeout: float) -> str | bytes | _Timeout | None: ...
+
+    def receive(self, timeout: float | None = None) -> str | bytes | _Timeout | None:
+        """Next message (str for text, bytes for binary); None once the connection
+        is closed or closing; TIMEOUT if ``timeout`` seconds passed without one.
+
+        Messages that arrived before the peer's close are still returned; after
+        our own close() nothing is.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._close_started:
+                return None
+            if self._inbox:
+                return self._take()
+            if self._done.is_set():
+                return None
+            self._inbox_ready.clear()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return TIMEOUT
+            if not self._inbox_ready.wait(remaining):
+                return TIMEOUT
+
+    def send(self, message: str | bytes) -> None:
+        """Send one text (str) or binary (bytes) message.
+
+        Raises ConnectionClosed if the websocket is closed or closing, or if the
+        write did not finish within write_timeout (the connection is then dropped).
+        """
+        if not isinstance(message, str | bytes | bytearray | memoryview):
+            raise TypeError(f"websocket messages are str or bytes, not {type(message).__name__}")
+        if self.closed or self._broken:
+            raise ConnectionClosed("websocket is closed")
+        self._write(lambda: self._protocol.message(message))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake and wait (at most close_timeout) for the peer's
+        close frame, then shut the socket. Idempotent; safe from any greenlet, and
+        a receive() blocked in another greenlet returns None."""
+        if not self._close_started:
+            self._close_started = True
+            self._inbox_ready.set()
+            self._inbox_space.set()
+            if not self._done.is_set():
+                self._send_close(code, reason)
+        if gevent.getcurrent() is self._reader or self._reader is None:
+            return
+        if not self._done.wait(self._close_timeout):
+            self._shutdown()
+            self._done.wait(self._close_timeout)
+
+    # -- lifecycle (used by accept) ----------------------------------------
+
+    def _start(self, initial_data: bytes = b"") -> None:
+        self._reader = gevent.spawn(self._read_loop, initial_data)
+
+    def _mark_dropped(self) -> None:
+        """The handshake could not be completed: born closed, with 1006."""
+        self._close_started = True
+        self._finish()
+
+    # -- writing --------------------------------------------------------------
+
+    def _write(self, build: Callable[[], bytes | None]) -> None:
+        with self._write_lock:
+            if self._broken:
+                raise ConnectionClosed("websocket connection is broken")
+            data = build()
+            if not data:
+                return
+            timer = gevent.Timeout(self._write_timeout)
+            timer.start()
+            try:
+                self._sock.sendall(data)
+            except gevent.Timeout as exc:
+                if exc is not timer:
+                    raise
+                self._broken = True
+                self._shutdown()
+                raise ConnectionClosed("websocket write timed out") from None
+            except OSError as exc:
+                self._broken = True
+                self._shutdown()
+                raise ConnectionClosed(f"websocket write failed: {exc}") from None
+            finally:
+                timer.cancel()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        if self._close_sent:
+            return
+        self._close_sent = True
+        self._close_deadline = time.monotonic() + self._close_timeout
+        with contextlib.suppress(ConnectionClosed):
+            self._write(lambda: self._protocol.close(code, reason))
+
+    def _write_quietly(self, build: Callable[[], bytes | None]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            self._write(build)
+
+    def _shutdown(self, how: int = socket.SHUT_RDWR) -> None:
+        """Shut the socket; a recv() blocked in the reader returns EOF."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(how)
+
+    # -- reading --------------------------------------------------------------
+
+    def _read_loop(self, initial_data: bytes) -> None:
+        try:
+            if initial_data:
+                self._handle(initial_data)
+            while not self._stopping:
+                data = self._recv()
+                if data is None:
+                    continue  # a timer fired and was dealt with
+                if not self._handle(data):
+                    break
+        except Exception:
+            log.exception("websocket reader failed")
+            self.close_code = self.close_code or INTERNAL_ERROR
+        finally:
+            self._finish()
+
+    def _recv(self) -> bytes | None:
+        """One read of at most RECV_SIZE bytes; b"" at EOF; None if a timer fired."""
+        deadline = self._next_deadline()
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                self._on_timer()
+                return None
+        data = None
+        try:
+            with gevent.Timeout(timeout, False):
+                data = self._sock.recv(RECV_SIZE)
+        except OSError:
+            return b""
+        if data is None:
+            self._on_timer()
+            return None
+        if data:
+            self._last_received = time.monotonic()
+            self._ping_sent_at = None  # any input shows the peer is alive
+        return data
+
+    def _next_deadline(self) -> float | None:
+        if self._close_deadline is not None:
+            return self._close_deadline
+        if self._ping_interval is None:
+            return None
+        if self._ping_sent_at is not None:
+            return self._ping_sent_at + self._ping_timeout
+        return self._last_received + self._ping_interval
+
+    def _on_timer(self) -> None:
+        now = time.monotonic()
+        deadline = self._next_deadline()
+        if deadline is None or now < deadline:
+            return  # woke up early: wait again
+        if self._close_deadline is not None:
+            log.debug("websocket: no close frame from the peer in time, dropping")
+            self._stopping = True
+        elif self._ping_sent_at is not None:
+            log.debug("websocket: no pong within %ss, dropping", self._ping_timeout)
+            self.close_code = INTERNAL_ERROR
+            self.close_reason = "Ping timeout"
+            self._send_close(INTERNAL_ERROR, "Ping timeout")
+            self._stopping = True
+        else:
+            self._pings += 1
+            self._ping_sent_at = now
+            payload = self._pings.to_bytes(8, "big")
+            self._write_quietly(lambda: self._protocol.ping(payload))
+
+    def _handle(self, data: bytes) -> bool:
+        """Feed one read to the protocol and act on its events; False: stop reading."""
+        if self._lingering:
+            return bool(data)  # draining after a failure: discard until EOF
+        for event in self._protocol.receive_data(data or None):
+            if isinstance(event, MessageReceived):
+                self._deliver(event.data)
+            elif isinstance(event, PingReceived):
+                payload = event.payload
+                self._write_quietly(lambda p=payload: self._protocol.pong(p))
+            elif isinstance(event, PongReceived):
+                self._ping_sent_at = None
+            elif isinstance(event, PeerClosed):
+                self.close_code, self.close_reason = event.code, event.reason
+                self._send_close(event.code, event.reason)  # echo, unless ours went first
+                return False
+            elif isinstance(event, Failed):
+                log.debug("websocket failed: %s %s", event.code, event.reason)
+                if self.close_code is None:
+                    self.close_code, self.close_reason = event.code, event.reason
+                self._send_close(event.code, event.reason)
+                # Our close frame is out; shut our side and keep reading until the
+                # peer closes (or CLOSE_TIMEOUT): closing with unread input would
+                # send a TCP reset that can destroy the close frame in flight.
+                self._lingering = True
+                self._shutdown(socket.SHUT_WR)
+                return bool(data)
+            elif isinstance(event, Dropped):
+                return False
+        return bool(data)
+
+    def _deliver(self, message: str | bytes) -> None:
+        while not self._close_started and (len(self._inbox) >= MAX_INBOX_MESSAGES
+                                           or self._inbox_bytes >= self._max_inbox_bytes):
+            self._inbox_space.clear()
+            self._inbox_space.wait()
+        if self._close_started:
+            return
+        self._inbox.append(message)
+        self._inbox_bytes += len(message)
+        self._inbox_ready.set()
+
+    def _take(self) -> str | bytes:
+        message = self._inbox.popleft()
+        self._inbox_bytes -= len(message)
+        self._inbox_space.set()
+        return message
+
+    def _finish(self) -> None:
+        if self.close_code is None:
+            self.close_code = ABNORMAL_CLOSURE
+        self._shutdown()
+        self._done.set()
+        self._inbox_ready.set()
+        self._inbox_space.set()

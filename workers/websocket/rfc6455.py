@@ -1,0 +1,242 @@
+"""RFC 6455 framing over wsproto, with message size capped before memory is spent.
+
+wsproto does the frame parsing, UTF-8 validation (1007), control frames and
+permessage-deflate, but it has no message size limit and inflates whatever
+compressed bytes it is handed in one call: STACK-NOTES measured a 256 MiB
+zero-filled message raising worker RSS by 190 MiB before any 1009. Two
+extensions close that gap, both driven through wsproto's public Extension
+hooks:
+
+- ``CappedDeflate`` inflates with ``max_length`` set to what is left of the
+  limit, so one call never produces more than ``max_message_size + 1`` bytes.
+- ``MessageSizeLimit`` (always active, never negotiated) counts the payload
+  bytes of the current message after inflation and refuses an uncompressed
+  frame whose declared length alone is over the limit, before reading it.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+from wsproto.utilities import LocalProtocolError
+
+from workers.websocket.errors import ConnectionClosed
+from workers.websocket.protocol import (
+    Dropped,
+    Event,
+    Failed,
+    MessageReceived,
+    PeerClosed,
+    PingReceived,
+    PongReceived,
+)
+
+_NO_RSV = RsvBits(False, False, False)
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+class CappedDeflate(PerMessageDeflate):
+    """permessage-deflate whose inflation stops at the message size limit.
+
+    Also fixes a wsproto quirk: a control frame between two fragments of a
+    compressed message reset the "message is compressed" flag, so later
+    fragments were passed on still compressed.
+    """
+
+    def __init__(self, max_message_size: int) -> None:
+        super().__init__()
+        self._max_message_size = max_message_size
+        self._inflated = 0
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes,
+    ) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        return self._inflate(bytes(data))
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool,
+    ) -> bytes | CloseReason | None:
+        if not self._inbound_is_compressible or not fin:
+            return None  # a control frame, maybe inside a fragmented message
+        if not self._inbound_compressed:
+            self._inbound_compressed = None
+            return None
+        tail = self._inflate(_DEFLATE_TAIL)
+        if isinstance(tail, CloseReason):
+            return tail
+        no_context_takeover = (self.server_no_context_takeover if proto.client
+                               else self.client_no_context_takeover)
+        if no_context_takeover:
+            self._decompressor = None
+        self._inbound_compressed = None
+        self._inflated = 0
+        return tail
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        assert self._decompressor is not None
+        budget = self._max_message_size - self._inflated + 1
+        try:
+            out = self._decompressor.decompress(data, budget)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if self._inflated > self._max_message_size:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+
+class MessageSizeLimit(Extension):
+    """Counts each data message's payload (after inflation); 1009 past the limit.
+
+    Never offered or negotiated: it is handed to wsproto's Connection directly
+    and claims no RSV bit.
+    """
+
+    name = "x-sockhop-message-size-limit"
+
+    def __init__(self, max_message_size: int) -> None:
+        self._max_message_size = max_message_size
+        self._size = 0
+        self._control = False
+        self._compressed = False
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool | str:
+        return False
+
+    def frame_inbound_header(
+        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        self._control = opcode.iscontrol()
+        if self._control:
+            return _NO_RSV
+        if opcode is not Opcode.CONTINUATION:
+            self._size = 0
+            self._compressed = rsv.rsv1
+        if not self._compressed and self._size + payload_length > self._max_message_size:
+            return CloseReason.MESSAGE_TOO_BIG
+        return _NO_RSV
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes,
+    ) -> bytes | CloseReason:
+        if not self._control:
+            self._size += len(data)
+            if self._size > self._max_message_size:
+                return CloseReason.MESSAGE_TOO_BIG
+        return data
+
+
+def negotiate_deflate(offers: tuple[str, ...], max_message_size: int,
+                      ) -> tuple[CappedDeflate | None, str | None]:
+    """Accept the first usable permessage-deflate offer: (extension, response header)."""
+    for offer in offers:
+        name = offer.split(";", 1)[0].strip().lower()
+        if name != PerMessageDeflate.name:
+            continue
+        extension = CappedDeflate(max_message_size)
+        try:
+            params = extension.accept(offer)
+        except ValueError:  # e.g. client_max_window_bits=abc
+            continue
+        if params is None or params is False:
+            continue
+        if isinstance(params, str) and params:
+            return extension, f"{PerMessageDeflate.name}; {params}"
+        return extension, PerMessageDeflate.name
+    return None, None
+
+
+class Rfc6455Protocol:
+    """Sans-IO RFC 6455 server side: wsproto plus message assembly and limits."""
+
+    supports_ping = True
+
+    def __init__(self, max_message_size: int, deflate: CappedDeflate | None = None) -> None:
+        extensions: list[Extension] = []
+        if deflate is not None:
+            extensions.append(deflate)
+        extensions.append(MessageSizeLimit(max_message_size))
+        self._conn = Connection(ConnectionType.SERVER, extensions=extensions)
+        self._text_parts: list[str] = []
+        self._bytes_parts: list[bytes] = []
+
+    def receive_data(self, data: bytes | None) -> list[Event]:
+        try:
+            self._conn.receive_data(data)
+        except LocalProtocolError:  # already closed: nothing more can come
+            return [Dropped()]
+        events: list[Event] = []
+        for event in self._conn.events():
+            if isinstance(event, Message):
+                self._collect(event, events)
+            elif isinstance(event, Ping):
+                events.append(PingReceived(bytes(event.payload)))
+            elif isinstance(event, Pong):
+                events.append(PongReceived(bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                events.append(self._close_event(event, data is None))
+        return events
+
+    def _collect(self, event: Message, events: list[Event]) -> None:
+        if isinstance(event, TextMessage):
+            self._text_parts.append(event.data)
+        elif isinstance(event, BytesMessage):
+            self._bytes_parts.append(bytes(event.data))
+        if not event.message_finished:
+            return
+        if isinstance(event, TextMessage):
+            events.append(MessageReceived("".join(self._text_parts)))
+            self._text_parts.clear()
+        else:
+            events.append(MessageReceived(b"".join(self._bytes_parts)))
+            self._bytes_parts.clear()
+
+    def _close_event(self, event: CloseConnection, eof: bool) -> Event:
+        if eof:
+            return Dropped()
+        if self._conn.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
+            return PeerClosed(int(event.code), event.reason or "")
+        # wsproto reports a parse failure as a CloseConnection without
+        # changing state: that is ours to send, not the peer's.
+        return Failed(int(event.code), event.reason or "")
+
+    def message(self, data: str | bytes) -> bytes:
+        if self._conn.state is not ConnectionState.OPEN:
+            raise ConnectionClosed("websocket is closing")
+        if isinstance(data, str):
+            return self._conn.send(TextMessage(data=data))
+        return self._conn.send(BytesMessage(data=bytes(data)))
+
+    def ping(self, payload: bytes) -> bytes | None:
+        if self._conn.state is not ConnectionState.OPEN:
+            return None
+        return self._conn.send(Ping(payload=payload))
+
+    def pong(self, payload: bytes) -> bytes | None:
+        if self._conn.state is not ConnectionState.OPEN:
+            return None
+        return self._conn.send(Pong(payload=payload))
+
+    def close(self, code: int, reason: str) -> bytes | None:
+        if self._conn.state not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            return None
+        if code == CloseReason.NO_STATUS_RCVD:  # echo a code-less close as code-less
+            return self._conn.send(CloseConnection(code=CloseReason.NO_STATUS_RCVD))
+        return self._conn.send(CloseConnection(code=code, reason=reason or None))

@@ -1,0 +1,201 @@
+"""Taking a websocket over from gunicorn inside a WSGI request, and giving it back.
+
+What gunicorn 27 (gevent worker) does around an upgrade, read from its source
+(gunicorn/http/message.py, unreader.py, body.py, workers/base_async.py):
+
+Read-ahead. The request parser reads the socket through a SocketUnreader,
+8 KiB per recv(). Whatever follows the blank line that ends the headers is
+pushed back with ``unreader.unread()`` (Message.__init__). A GET with neither
+Content-Length nor Transfer-Encoding gets ``Body(LengthReader(unreader, 0))``
+(Request.set_body_reader), so nobody ever reads those bytes: they sit in
+``environ['wsgi.input'].reader.unreader`` (the parser's own unreader), not in
+the socket. A hixie-76 client sends key3 in the same write as its headers, and
+a client may pipeline its first frames, so those bytes must be taken from
+there before reading the socket, or they are lost. gunicorn 27 has
+``Unreader.take_buffered()`` for this (written for its h2c upgrade); older
+versions only have the ``buf`` BytesIO, used as a fallback.
+
+Ending the request. AsyncWorker.handle_request() runs the app, then writes
+its response (``resp.write``/``resp.close`` always send a status line and
+headers, so even an empty body becomes ``HTTP/1.1 200 OK`` after the close
+frame), then the keep-alive loop parses the next request from the socket.
+Returning ALREADY_HANDLED skips the write but not the loop. A StopIteration
+raised by the app itself (not by its iterator) is re-raised by
+handle_request() and caught by handle() as "Closing connection" (debug log),
+which then closes the socket: nothing written, nothing parsed, and no access
+log line. Falcon converts exceptions from responders into a 500, so the
+StopIteration must come from a wrapper outside falcon: WebSocketAwareMiddleware.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import gevent
+
+from workers.websocket import handshake
+from workers.websocket.connection import WebSocket
+from workers.websocket.hixie76 import Hixie76Protocol
+from workers.websocket.protocol import FramingProtocol
+from workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
+
+log = logging.getLogger("sockhop.websocket")
+
+#: environ keys; the values are only meaningful to this module.
+ENVIRON_MIDDLEWARE: Final = "sockhop.websocket.middleware"
+ENVIRON_WEBSOCKET: Final = "sockhop.websocket"
+ENVIRON_ENDED: Final = "sockhop.websocket.ended"
+
+#: How long a hixie-76 client may take to send key3 after our 101 head.
+HIXIE76_KEY3_TIMEOUT: Final = 10.0
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: float,
+           ping_interval: float, ping_timeout: float | None = None) -> WebSocket:
+    """Validate the upgrade request, write the 101 response on
+    environ['gunicorn.socket'] and return the WebSocket.
+
+    Raises HandshakeError (nothing written; answer with its status, headers
+    and body). RuntimeError if not running under gunicorn's gevent worker or
+    without WebSocketAwareMiddleware, where gunicorn would write an HTTP
+    response after the websocket ends. ``ping_interval`` <= 0 disables pings;
+    ``ping_timeout`` defaults to ``ping_interval``. If the connection breaks
+    during the handshake, the returned WebSocket is already closed (1006).
+    """
+    request = handshake.validate(environ)
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        raise RuntimeError("websocket upgrade needs gunicorn's worker (environ['gunicorn.socket'])")
+    if not environ.get(ENVIRON_MIDDLEWARE):
+        raise RuntimeError("wrap the WSGI app in WebSocketAwareMiddleware to serve websockets")
+
+    protocol: FramingProtocol
+    if isinstance(request, handshake.Rfc6455Request):
+        deflate, extensions = negotiate_deflate(request.extension_offers, max_message_size)
+        protocol = Rfc6455Protocol(max_message_size, deflate)
+        head = handshake.rfc6455_response(request.key, extensions)
+    else:
+        protocol = Hixie76Protocol(max_message_size)
+        head = handshake.hixie76_response(request)
+    ws = WebSocket(sock, protocol, max_message_size=max_message_size,
+                   write_timeout=write_timeout, ping_interval=ping_interval,
+                   ping_timeout=ping_timeout)
+    # From the first byte of the 101 on, this is no longer an HTTP exchange.
+    environ[ENVIRON_WEBSOCKET] = ws
+    pending = take_gunicorn_readahead(environ)
+    try:
+        _sendall(sock, head, write_timeout)
+        if isinstance(request, handshake.Hixie76Request):
+            key3, pending = _read_exactly(sock, handshake.HIXIE76_KEY3_LENGTH, pending,
+                                          HIXIE76_KEY3_TIMEOUT)
+            answer = handshake.hixie76_challenge(request.number1, request.number2, key3)
+            _sendall(sock, answer, write_timeout)
+    except (OSError, _HandshakeTimeout, EOFError) as exc:
+        log.debug("websocket handshake broke off: %r", exc)
+        ws._mark_dropped()
+        return ws
+    ws._start(pending)
+    return ws
+
+
+def end_wsgi_request(environ: dict[str, Any]) -> list[bytes]:
+    """Mark the request as a finished websocket; return what the WSGI app returns.
+
+    Closes the websocket (1000) if it is still open. WebSocketAwareMiddleware
+    then makes gunicorn drop the connection without writing anything.
+    """
+    environ[ENVIRON_ENDED] = True
+    ws = environ.get(ENVIRON_WEBSOCKET)
+    if isinstance(ws, WebSocket) and not ws.closed:
+        ws.close()
+    return []
+
+
+class WebSocketAwareMiddleware:
+    """Outermost WSGI wrapper (outside falcon): after a websocket, make gunicorn
+    close the connection silently by raising StopIteration from the app call.
+
+    Any request whose connection was upgraded by accept() ends this way,
+    whether or not the app called end_wsgi_request() or raised; the
+    websocket is closed first if the app left it open (1011 if it raised).
+    """
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        environ[ENVIRON_MIDDLEWARE] = True
+        try:
+            result = self.app(environ, start_response)
+        except Exception:
+            if ENVIRON_WEBSOCKET not in environ:
+                raise
+            log.exception("WSGI app failed after a websocket upgrade")
+            _close_left_open(environ, 1011)
+            raise StopIteration from None
+        if ENVIRON_WEBSOCKET not in environ:
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        _close_left_open(environ, 1000)
+        raise StopIteration
+
+
+def _close_left_open(environ: dict[str, Any], code: int) -> None:
+    ws = environ.get(ENVIRON_WEBSOCKET)
+    if isinstance(ws, WebSocket) and not ws.closed:
+        ws.close(code)
+
+
+def take_gunicorn_readahead(environ: dict[str, Any]) -> bytes:
+    """Bytes gunicorn's parser read past the request head (see module doc)."""
+    body = environ.get("wsgi.input")
+    taken = b""
+    body_buf = getattr(body, "buf", None)
+    if isinstance(body_buf, io.BytesIO) and body_buf.tell():
+        # Read from the body but not returned yet (only if the app read wsgi.input).
+        taken = body_buf.getvalue()
+        body.buf = io.BytesIO()  # type: ignore[union-attr]
+    unreader = getattr(getattr(body, "reader", None), "unreader", None)
+    if unreader is None:
+        return taken
+    take_buffered = getattr(unreader, "take_buffered", None)
+    if callable(take_buffered):
+        return taken + take_buffered()
+    buf = getattr(unreader, "buf", None)
+    if isinstance(buf, io.BytesIO):
+        unreader.buf = io.BytesIO()
+        return taken + buf.getvalue()
+    return taken
+
+
+class _HandshakeTimeout(Exception):
+    """A handshake write or the hixie-76 key3 read took too long."""
+
+
+def _sendall(sock: socket.socket, data: bytes, timeout: float) -> None:
+    with gevent.Timeout(timeout if timeout and timeout > 0 else None, _HandshakeTimeout):
+        sock.sendall(data)
+
+
+def _read_exactly(sock: socket.socket, size: int, pending: bytes,
+                  timeout: float) -> tuple[bytes, bytes]:
+    """``size`` bytes from pending then the socket; returns (them, the rest)."""
+    buf = bytearray(pending)
+    deadline = time.monotonic() + timeout
+    while len(buf) < size:
+        with gevent.Timeout(max(0.001, deadline - time.monotonic()), _HandshakeTimeout):
+            chunk = sock.recv(4096)
+        if not chunk:
+            raise EOFError("connection closed before hixie-76 key3")
+        buf += chunk
+    return bytes(buf[:size]), bytes(buf[size:])
