@@ -179,7 +179,8 @@ class SessionStore:
     def next_items(self, key: SessionKey, holder: str, acked: int) -> list[bytes] | None:
         """Acknowledge `acked` written items, renew the lease, read more. None: lease lost."""
         with _redis_errors():
-            reply = self._next(keys=key.keys, args=self._next_args(holder, acked, release=False))
+            args = self._next_args(key, holder, acked, release=False)
+            reply = self._next(keys=key.keys, args=args)
         return None if reply[0] == b"lost" else list(reply[1])
 
     def release(self, key: SessionKey, holder: str, acked: int) -> None:
@@ -187,15 +188,16 @@ class SessionStore:
         lim = self.limits
         with _redis_errors():
             pipe = self.client.pipeline(transaction=False)
-            args = self._next_args(holder, acked, release=True)
+            args = self._next_args(key, holder, acked, release=True)
             self._next(keys=key.keys, args=args, client=pipe)
             # Bring the reaper's visit forward to the deadline (LT never delays it).
             pipe.zadd(key.expiry_bucket, {key.tag: _now_ms_hint() + lim.disconnect_ms}, lt=True)
             pipe.execute()
 
-    def _next_args(self, holder: str, acked: int, *, release: bool) -> list[Any]:
+    def _next_args(self, key: SessionKey, holder: str, acked: int, *, release: bool) -> list[Any]:
         lim = self.limits
-        return [holder, acked, int(release), lim.lease_ms, MAX_BATCH, lim.disconnect_ms, lim.ttl_ms]
+        return [holder, acked, int(release), lim.lease_ms, MAX_BATCH, lim.disconnect_ms,
+                lim.ttl_ms, key.tag]
 
     # --- sending side ---
 

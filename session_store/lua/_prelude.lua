@@ -9,19 +9,21 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+local function process_of(holder)
+  return string.match(holder, '^([^:]+)')
+end
+
 -- A process holds one pub/sub subscription on 'sh:p:<process>' for its whole
 -- life, so PUBLISH answering 0 means the holder is gone (killed, crashed).
--- The message doubles as a wake-up of the holder's receiver for this session.
-local function holder_alive(holder, tag)
-  local process = string.match(holder, '^([^:]+)')
-  return redis.call('PUBLISH', 'sh:p:' .. process, tag) > 0
+-- The empty message wakes nobody.
+local function holder_alive(holder)
+  return redis.call('PUBLISH', 'sh:p:' .. process_of(holder), '') > 0
 end
 
 local function wake_holder(meta, tag)
   local holder = redis.call('HGET', meta, 'rcv')
   if holder then
-    local process = string.match(holder, '^([^:]+)')
-    redis.call('PUBLISH', 'sh:p:' .. process, tag)
+    redis.call('PUBLISH', 'sh:p:' .. process_of(holder), tag)
   end
 end
 

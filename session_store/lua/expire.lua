@@ -9,7 +9,7 @@ local disconnect = tonumber(ARGV[2])
 local holder = redis.call('HGET', KEYS[1], 'rcv')
 if holder then
   local rx = tonumber(redis.call('HGET', KEYS[1], 'rx'))
-  if rx > now and holder_alive(holder, ARGV[1]) then return {'later', rx + disconnect} end
+  if rx > now and holder_alive(holder) then return {'later', rx + disconnect} end
   -- The holder died or let its lease lapse: the client's time to come back starts now.
   redis.call('HDEL', KEYS[1], 'rcv', 'rx')
   redis.call('HSET', KEYS[1], 'dl', now + disconnect)

@@ -1,6 +1,6 @@
 -- The lease holder acknowledges what it wrote, then renews and reads more,
 -- or releases the lease. Nothing leaves the queue before it was written.
--- ARGV: holder, acked, release (1/0), lease_ms, batch, disconnect_ms, ttl_ms
+-- ARGV: holder, acked, release (1/0), lease_ms, batch, disconnect_ms, ttl_ms, tag
 -- Returns {'lost'} | {'released'} | {'open', items}
 if redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[1] then return {'lost'} end
 local acked = tonumber(ARGV[2])
@@ -9,7 +9,11 @@ local now = now_ms()
 local open = redis.call('HGET', KEYS[1], 'st') == 'o'
 if open then keep_alive(tonumber(ARGV[7])) end
 if ARGV[3] == '1' then
-  redis.call('HDEL', KEYS[1], 'rcv', 'rx')
+  local want = redis.call('HGET', KEYS[1], 'want')
+  if want then
+    redis.call('PUBLISH', 'sh:p:' .. want, ARGV[8])
+  end
+  redis.call('HDEL', KEYS[1], 'rcv', 'rx', 'want')
   redis.call('HSET', KEYS[1], 'dl', now + tonumber(ARGV[6]))
   return {'released'}
 end

@@ -15,8 +15,10 @@ if st == 'c' and redis.call('LLEN', KEYS[2]) == 0 then
   return {'closed', redis.call('HGET', KEYS[1], 'cf')}
 end
 local current = redis.call('HGET', KEYS[1], 'rcv')
-if current and tonumber(redis.call('HGET', KEYS[1], 'rx')) > now
-    and holder_alive(current, tag) then
+if current and tonumber(redis.call('HGET', KEYS[1], 'rx')) > now and holder_alive(current) then
+  -- Often the holder is a poll that has just answered and is about to let go:
+  -- ask to be woken when it does (receiver_next), so the caller can retry.
+  redis.call('HSET', KEYS[1], 'want', process_of(holder))
   return {'busy'}
 end
 redis.call('HSET', KEYS[1], 'rcv', holder, 'rx', now + lease)

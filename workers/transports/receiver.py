@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
 import gevent
 
 from session_store import Busy, Closed, Created, Opened, SessionKey, StoreUnavailable
+from session_store.sessions import ReceiverResult
 from workers.application import ANOTHER_CONNECTION, INTERRUPTED, Service
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME, close_frame, frames_from_items
@@ -24,6 +26,8 @@ from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME, close_frame, fra
 log = logging.getLogger("sockhop.receiver")
 
 BUSY_FRAME = close_frame(*ANOTHER_CONNECTION).encode()
+# How long a receiver waits for a busy session's lease before answering 2010.
+BUSY_GRACE = 1.0
 
 
 def watch_disconnect(sock: Any, on_gone: Callable[[], None]) -> Callable[[], None]:
@@ -75,8 +79,7 @@ class Receiver:
     def open(self, *, create: bool = True) -> bytes | None:
         """Take the lease. Returns a frame that answers the request first
         (open, 2010, or the close frame), or None with queued items loaded."""
-        self.waiter.reset()
-        result = self.runtime.store.open_receiver(self.key, self.holder, create=create)
+        result = self._take_lease(create)
         if isinstance(result, Created):
             self.holding = True
             self.runtime.hub.opened(self.service, self.key)
@@ -90,6 +93,22 @@ class Receiver:
         if isinstance(result, Closed):
             return result.frame
         raise LookupError(self.key.tag)  # Missing: only when create=False
+
+    def _take_lease(self, create: bool) -> ReceiverResult:
+        """Take the lease, giving a holder that is just letting go a moment to do so.
+
+        A poll's client has its response before the old process releases the
+        lease, and re-polls at once, often on another process: without the
+        grace it would get 2010 and lose its session. The release wakes us.
+        """
+        deadline = time.monotonic() + BUSY_GRACE
+        while True:
+            self.waiter.reset()
+            result = self.runtime.store.open_receiver(self.key, self.holder, create=create)
+            remaining = deadline - time.monotonic()
+            if not isinstance(result, Busy) or remaining <= 0 or self.runtime.draining:
+                return result
+            self.waiter.wait(remaining)
 
     def frames(self) -> list[tuple[bytes, int]]:
         """Frames of the loaded items; add each one's count to `written` once it went out."""

@@ -1,0 +1,74 @@
+"""Three sockhop processes (two gevent workers each) on one Redis, addressed directly.
+
+Races and faults are driven by choosing which process gets each request,
+which is a stricter test of "no sticky sessions" than any balancer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import requests
+from support.procs import ManagedProcess
+from support.servers import (
+    ProcessRegistry,
+    RedisServer,
+    start_redis,
+    start_sockhop_processes,
+)
+
+TIMEOUT = 10.0
+CLUSTER_ENV = {
+    "SOCKHOP_HEARTBEAT_DELAY": "3",
+    "SOCKHOP_DISCONNECT_DELAY": "1",
+}
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    processes: list[ManagedProcess]
+    addresses: list[tuple[str, int]]
+
+    def base(self, i: int) -> str:
+        host, port = self.addresses[i % len(self.addresses)]
+        return f"http://{host}:{port}"
+
+    def url(self, i: int, service: str, session: str, transport: str) -> str:
+        return f"{self.base(i)}/{service}/000/{session}/{transport}"
+
+    def send(self, i: int, service: str, session: str, *messages: str) -> requests.Response:
+        return requests.post(self.url(i, service, session, "xhr_send"),
+                             data=json.dumps(list(messages)), timeout=TIMEOUT)
+
+    def poll(self, i: int, service: str, session: str, timeout: float = TIMEOUT) -> str:
+        r = requests.post(self.url(i, service, session, "xhr"), timeout=timeout)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.text
+
+    def logs(self) -> str:
+        return "".join(p.log_text() for p in self.processes)
+
+    def close_hook_runs(self, service: str) -> dict[str, int]:
+        """How many times on_close ran per session, across every process's log."""
+        counts: dict[str, int] = {}
+        for m in re.finditer(rf"on_close service={service} session=(\S+)", self.logs()):
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        return counts
+
+
+def new_session() -> str:
+    return uuid.uuid4().hex
+
+
+def start_cluster(registry: ProcessRegistry, name: str,
+                  env: Mapping[str, str] | None = None) -> Cluster:
+    redis = start_redis(registry, f"{name}-redis")
+    procs, addresses = start_sockhop_processes(
+        registry, name, redis.url, count=3, workers=2, env={**CLUSTER_ENV, **(env or {})}
+    )
+    return Cluster(redis, procs, addresses)

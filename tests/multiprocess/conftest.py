@@ -1,0 +1,31 @@
+"""Fixtures: a shared three-process cluster, and a fresh one for destructive tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from cluster import Cluster, start_cluster
+from support.servers import ProcessRegistry
+
+_names = itertools.count()
+
+
+
+@pytest.fixture(scope="module")
+def cluster(process_registry: ProcessRegistry) -> Iterator[Cluster]:
+    c = start_cluster(process_registry, f"mp{next(_names)}")
+    yield c
+    process_registry.stop([*c.processes, c.redis.proc])
+
+
+@pytest.fixture
+def fresh_cluster(process_registry: ProcessRegistry) -> Iterator[Cluster]:
+    """A cluster of its own, for tests that kill processes or Redis.
+
+    Clients get the default 5 s to come back, as a real client would in time.
+    """
+    c = start_cluster(process_registry, f"mpf{next(_names)}", {"SOCKHOP_DISCONNECT_DELAY": "5"})
+    yield c
+    process_registry.stop([*c.processes, c.redis.proc])
