@@ -15,7 +15,10 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     length = req.content_length
     if length is not None and length > limit:
         raise SockJSError(falcon.HTTP_413, "Payload too large.")
-    body = req.bounded_stream.read(limit + 1)
+    # Without Content-Length (chunked), falcon's bounded_stream reads nothing:
+    # read gunicorn's de-chunking input directly, one byte past the limit.
+    stream = req.bounded_stream if length is not None else req.stream
+    body = stream.read(limit + 1)
     if len(body) > limit:
         raise SockJSError(falcon.HTTP_413, "Payload too large.")
     return body
