@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -17,6 +20,15 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
 
 class StoreUnavailable(Exception):
     """Redis did not answer; nothing was changed that the caller relies on."""
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Turn redis-py's connection failures into StoreUnavailable."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        raise StoreUnavailable(str(exc)) from exc
 
 
 def connect(url: str, *, max_connections: int = 50) -> redis.Redis:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import redis
 
-from session_store.connection import REDIS_ERRORS, StoreUnavailable
+from session_store.connection import redis_errors
 
 EXPIRY_BUCKETS = 8
 MAX_BATCH = 500
@@ -33,7 +32,7 @@ class SessionKey:
         self.service = service
         self.session_id = session_id
         self.tag = f"{service}:{session_id}"
-        self.keys = [f"sh:{{{self.tag}}}:m", f"sh:{{{self.tag}}}:q"]
+        self.keys = [f"sh:{{{self.tag}}}:m", f"sh:{{{self.tag}}}:q", f"sh:{{{self.tag}}}:c"]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SessionKey) and other.tag == self.tag
@@ -54,10 +53,6 @@ class SessionKey:
         return cls(service, session_id)
 
 
-def _group_key(group: str, service: str) -> str:
-    return f"sh:g:{{{service}:{group}}}"
-
-
 def expiry_bucket_key(n: int) -> str:
     return f"sh:x:{{{n}}}"
 
@@ -72,9 +67,15 @@ class Created:
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """The lease is ours; items are the head of the queue (not yet acknowledged)."""
+    """The lease is ours; items are the head of the queue (not yet acknowledged).
+
+    subscriptions maps each channel the session follows to the offset it has
+    received up to; version changes whenever they do.
+    """
 
     items: list[bytes]
+    version: bytes = b"0"
+    subscriptions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +111,7 @@ class EnqueueResult:
 
 
 
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except REDIS_ERRORS as exc:
-        raise StoreUnavailable(str(exc)) from exc
-
-
-def _load_script(client: redis.Redis, name: str) -> Callable[..., Any]:
+def load_script(client: redis.Redis, name: str) -> Callable[..., Any]:
     lua = resources.files("session_store") / "lua"
     prelude = (lua / "_prelude.lua").read_text()
     body = (lua / f"{name}.lua").read_text()
@@ -145,18 +138,19 @@ class SessionStore:
     def __init__(self, client: redis.Redis, limits: StoreLimits) -> None:
         self.client = client
         self.limits = limits
-        self._open = _load_script(client, "receiver_open")
-        self._next = _load_script(client, "receiver_next")
-        self._enqueue = _load_script(client, "enqueue")
-        self._close = _load_script(client, "close")
-        self._expire = _load_script(client, "expire")
-        self._claim = _load_script(client, "claim_due")
+        self._open = load_script(client, "receiver_open")
+        self._next = load_script(client, "receiver_next")
+        self._enqueue = load_script(client, "enqueue")
+        self._close = load_script(client, "close")
+        self._expire = load_script(client, "expire")
+        self._claim = load_script(client, "claim_due")
+        self._subscribe = load_script(client, "subscribe")
 
     # --- receiving side ---
 
     def open_receiver(self, key: SessionKey, holder: str, *, create: bool) -> ReceiverResult:
         lim = self.limits
-        with _redis_errors():
+        with redis_errors():
             reply = self._open(
                 keys=key.keys,
                 args=[holder, key.tag, lim.lease_ms, int(create), MAX_BATCH, lim.ttl_ms],
@@ -169,26 +163,39 @@ class SessionStore:
                 )
                 return Created()
         if status == b"open":
-            return Opened(list(reply[1]))
+            pairs = reply[3:]
+            subscriptions = {
+                pairs[i].decode(): int(pairs[i + 1]) for i in range(0, len(pairs), 2)
+            }
+            return Opened(list(reply[1]), reply[2], subscriptions)
         if status == b"busy":
             return Busy()
         if status == b"closed":
             return Closed(reply[1])
         return Missing()
 
-    def next_items(self, key: SessionKey, holder: str, acked: int) -> list[bytes] | None:
-        """Acknowledge `acked` written items, renew the lease, read more. None: lease lost."""
-        with _redis_errors():
+    def next_items(
+        self, key: SessionKey, holder: str, acked: int
+    ) -> tuple[list[bytes], bytes] | None:
+        """Acknowledge `acked` written items, renew the lease, read more.
+
+        Returns (items, subscriptions version), or None when the lease is lost.
+        """
+        with redis_errors():
             args = self._next_args(key, holder, acked, release=False)
             reply = self._next(keys=key.keys, args=args)
-        return None if reply[0] == b"lost" else list(reply[1])
+        return None if reply[0] == b"lost" else (list(reply[1]), reply[2])
 
-    def release(self, key: SessionKey, holder: str, acked: int) -> None:
-        """Acknowledge and let go: the client now has disconnect_delay to come back."""
+    def release(self, key: SessionKey, holder: str, acked: int,
+                positions: Mapping[str, int] | None = None) -> None:
+        """Acknowledge, save channel positions, let go: the client has disconnect_delay
+        to come back."""
         lim = self.limits
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             args = self._next_args(key, holder, acked, release=True)
+            for channel, offset in (positions or {}).items():
+                args += [channel, offset]
             self._next(keys=key.keys, args=args, client=pipe)
             # Bring the reaper's visit forward to the deadline (LT never delays it).
             pipe.zadd(key.expiry_bucket, {key.tag: _now_ms_hint() + lim.disconnect_ms}, lt=True)
@@ -199,11 +206,23 @@ class SessionStore:
         return [holder, acked, int(release), lim.lease_ms, MAX_BATCH, lim.disconnect_ms,
                 lim.ttl_ms, key.tag]
 
+    def subscriptions(self, key: SessionKey) -> dict[str, int]:
+        with redis_errors():
+            raw = self.client.hgetall(key.keys[2])
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def subscribe(self, key: SessionKey, channel: str, top: int, *, join: bool) -> bool:
+        """Join (from offset top on) or leave a channel. False if the session is not open."""
+        with redis_errors():
+            return bool(self._subscribe(
+                keys=key.keys, args=[key.tag, channel, top, int(join), self.limits.ttl_ms]
+            ))
+
     # --- sending side ---
 
     def state(self, key: SessionKey) -> str | None:
         """'open', 'closed' or None (no such session)."""
-        with _redis_errors():
+        with redis_errors():
             st = self.client.hget(key.keys[0], "st")
         return {b"o": "open", b"c": "closed"}.get(st) if st else None
 
@@ -212,7 +231,7 @@ class SessionStore:
             return EnqueueResult.OK
         lim = self.limits
         result = EnqueueResult.OK
-        with _redis_errors():
+        with redis_errors():
             for start in range(0, len(items), MAX_BATCH):
                 chunk = items[start : start + MAX_BATCH]
                 reply = self._enqueue(
@@ -225,43 +244,12 @@ class SessionStore:
                     break
         return result
 
-    # --- groups: named sets of sessions of one service, for broadcast ---
-
-    def join(self, group: str, key: SessionKey) -> None:
-        with _redis_errors():
-            self.client.sadd(_group_key(group, key.service), key.session_id)
-
-    def leave(self, group: str, key: SessionKey) -> None:
-        with _redis_errors():
-            self.client.srem(_group_key(group, key.service), key.session_id)
-
-    def broadcast(self, group: str, service: str, encoded: str) -> list[SessionKey]:
-        """Queue one encoded message for every member; returns sessions that overflowed.
-
-        One round trip, but one script per member: fine for the example
-        service; channels with shared history streams replace it for fan-out.
-        """
-        lim = self.limits
-        with _redis_errors():
-            members = self.client.smembers(_group_key(group, service))
-            keys = [SessionKey(service, m.decode()) for m in members]
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                self._enqueue(
-                    keys=key.keys,
-                    args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_frame,
-                          lim.disconnect_ms, encoded],
-                    client=pipe,
-                )
-            replies = pipe.execute()
-        return [k for k, r in zip(keys, replies, strict=True) if r == b"overflow"]
-
     def close(self, key: SessionKey, frame: bytes, *, holder: str = "") -> bool:
         """Close once. True for exactly one caller, which must run the close hook.
 
         With holder, only the current lease holder may close (a receiver's own abort).
         """
-        with _redis_errors():
+        with redis_errors():
             return bool(
                 self._close(keys=key.keys, args=[key.tag, frame, self.limits.disconnect_ms, holder])
             )
@@ -269,7 +257,7 @@ class SessionStore:
     # --- expiry (used by the reaper) ---
 
     def claim_due(self, claim_ms: int, limit: int) -> list[SessionKey]:
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for n in range(EXPIRY_BUCKETS):
                 self._claim(keys=[expiry_bucket_key(n)], args=[claim_ms, limit], client=pipe)
@@ -278,7 +266,7 @@ class SessionStore:
 
     def expire(self, key: SessionKey) -> bool:
         """True if this call expired the session (the caller runs the close hook)."""
-        with _redis_errors():
+        with redis_errors():
             reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
             status = reply[0]
             if status == b"later":

@@ -1,9 +1,10 @@
-"""One pub/sub subscription per process wakes that process's waiting receivers.
+"""One pub/sub connection per process: wake-ups for its receivers, and the
+announcements of the channels its receivers follow.
 
 A waiting poll or stream holds no Redis connection: the session's lease names
 this process, an enqueue publishes the session tag on this process's channel,
 and the reader greenlet sets the local waiter's event. Pub/sub is only a
-wake-up: the data stays in Redis, so after a reconnect every waiter re-reads.
+wake-up: the data stays in Redis, so after a reconnect everyone re-reads.
 """
 
 from __future__ import annotations
@@ -12,32 +13,42 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 
 import gevent
 import gevent.event
+import gevent.lock
 import redis
 
 from session_store.connection import REDIS_ERRORS
 
 log = logging.getLogger("sockhop.wakeups")
 
+SUBSCRIBE_TIMEOUT = 5.0
+
 
 class Waiter:
-    """A receiving request's doorbell. Register it before taking the lease."""
+    """A receiving request's doorbell. Register it before taking the lease.
 
-    __slots__ = ("event", "tag")
+    queue_rung says the session's Redis state changed (new items, a close, a
+    subscription change, a reconnect); a ring without it is local news only
+    (channel publications already handed to the receiver).
+    """
+
+    __slots__ = ("event", "queue_rung", "tag")
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.event = gevent.event.Event()
+        self.queue_rung = False
 
     def wait(self, timeout: float) -> bool:
-        """True if rung (new items, a probe, a reconnect or shutdown)."""
         return self.event.wait(timeout)
 
     def reset(self) -> None:
         """Clear before reading the queue, so a ring after the read is never lost."""
         self.event.clear()
+        self.queue_rung = False
 
 
 class Wakeups:
@@ -46,10 +57,15 @@ class Wakeups:
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
+        self.on_reconnect: Callable[[], None] = lambda: None
         self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
+        self._confirmed: dict[str, gevent.event.Event] = {}
+        self._pubsub: redis.client.PubSub | None = None
+        self._lock = gevent.lock.Semaphore()
         self._reader: gevent.Greenlet | None = None
 
-    def start(self, ready_timeout: float = 5.0) -> None:
+    def start(self, ready_timeout: float = SUBSCRIBE_TIMEOUT) -> None:
         """Subscribe before serving: until then, other processes would think us dead."""
         self._reader = gevent.spawn(self._read_forever)
         self.subscribed.wait(ready_timeout)
@@ -57,6 +73,8 @@ class Wakeups:
     def stop(self) -> None:
         if self._reader is not None:
             self._reader.kill(block=False)
+
+    # --- receivers of this process ---
 
     def register(self, tag: str) -> Waiter:
         waiter = Waiter(tag)
@@ -72,39 +90,90 @@ class Wakeups:
 
     def ring(self, tag: str) -> None:
         for waiter in self._waiters.get(tag, ()):
+            waiter.queue_rung = True
             waiter.event.set()
 
     def ring_all(self) -> None:
         for waiters in list(self._waiters.values()):
             for waiter in waiters:
+                waiter.queue_rung = True
                 waiter.event.set()
 
     @property
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiters.values())
 
+    # --- channel announcements ---
+
+    def subscribe(self, channel: str, handler: Callable[[bytes], None]) -> bool:
+        """Deliver channel's messages to handler; True once Redis confirmed it.
+
+        Callers read a channel's history only after this, so that nothing
+        published in between is missed.
+        """
+        self._handlers[channel] = handler
+        confirmed = self._confirmed.setdefault(channel, gevent.event.Event())
+        with self._lock:
+            if self._pubsub is not None:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    self._pubsub.subscribe(channel)
+        return confirmed.wait(SUBSCRIBE_TIMEOUT)
+
+    def wait_subscribed(self, channel: str) -> bool:
+        confirmed = self._confirmed.get(channel)
+        return confirmed is not None and confirmed.wait(SUBSCRIBE_TIMEOUT)
+
+    def unsubscribe(self, channel: str) -> None:
+        self._handlers.pop(channel, None)
+        self._confirmed.pop(channel, None)
+        with self._lock:
+            if self._pubsub is not None:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    self._pubsub.unsubscribe(channel)
+
+    # --- the reader ---
+
     def _read_forever(self) -> None:
         backoff = 0.1
         while True:
             pubsub = self.client.pubsub()
             try:
-                pubsub.subscribe(self.channel)
-                # Wait for the confirmation: only then does PUBLISH count us alive.
-                while pubsub.get_message(timeout=1.0) is None:
-                    pass
-                self.subscribed.set()
+                with self._lock:
+                    pubsub.subscribe(self.channel, *self._handlers)
+                    self._pubsub = pubsub
                 backoff = 0.1
-                # Anything published while we were away is lost: everyone re-reads.
-                self.ring_all()
                 while True:
                     message = pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        self.ring(message["data"].decode())
+                    if message is not None:
+                        self._dispatch(message)
             except REDIS_ERRORS as exc:
                 self.subscribed.clear()
-                log.warning("wake-up subscription lost (%s); reconnecting", exc)
+                for event in self._confirmed.values():
+                    event.clear()
+                log.warning("pub/sub connection lost (%s); reconnecting", exc)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
-                with contextlib.suppress(REDIS_ERRORS):
+                with self._lock:
+                    self._pubsub = None
+                with contextlib.suppress(*REDIS_ERRORS):
                     pubsub.close()
+
+    def _dispatch(self, message: dict) -> None:
+        kind = message["type"]
+        channel = message["channel"].decode()
+        if kind == "message":
+            if channel == self.channel:
+                self.ring(message["data"].decode())
+            else:
+                handler = self._handlers.get(channel)
+                if handler is not None:
+                    handler(message["data"])
+        elif kind == "subscribe":
+            if channel == self.channel:
+                self.subscribed.set()
+                # Anything published while we were away is lost: everyone re-reads.
+                self.ring_all()
+                self.on_reconnect()
+            elif channel in self._confirmed:
+                self._confirmed[channel].set()

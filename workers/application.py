@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from session_store import EnqueueResult, SessionKey, SessionStore
+from session_store.channels import ChannelStore
 from workers.sockjs.framing import close_frame, encode_message
 
 log = logging.getLogger("sockhop.lifecycle")
@@ -22,6 +23,8 @@ INTERRUPTED = (1002, "Connection interrupted")
 ANOTHER_CONNECTION = (2010, "Another connection still open")
 # The session's outbound queue passed max_queue_length: the client was not reading.
 QUEUE_OVERFLOW = (3008, "Session queue overflow")
+# The session fell behind a channel's kept history: it would miss publications.
+CHANNEL_GAP = (3009, "Channel history lost")
 
 _SERVICE_NAME = re.compile(r"[a-z0-9_]+")
 
@@ -79,23 +82,25 @@ class Session:
     def close(self, code: int = GO_AWAY[0], reason: str = GO_AWAY[1]) -> None:
         self._hub.close(self.service, self.key, code, reason)
 
-    def join(self, group: str) -> None:
-        """Receive every broadcast to group until this session closes (or leaves)."""
-        self._hub.store.join(group, self.key)
+    def join(self, channel: str) -> None:
+        """Receive what is published to channel from now on, until closed or left."""
+        self._hub.join(self.key, channel)
 
-    def leave(self, group: str) -> None:
-        self._hub.store.leave(group, self.key)
+    def leave(self, channel: str) -> None:
+        self._hub.store.subscribe(self.key, channel, 0, join=False)
 
-    def broadcast(self, group: str, message: str) -> None:
-        """Send message to every session in group, whichever process serves it."""
-        self._hub.broadcast(self.service, group, message)
+    def publish(self, channel: str, message: str) -> None:
+        """Send message to every session in channel, whichever process serves it."""
+        self._hub.publish(channel, message)
 
 
 class Hub:
     """Runs hooks and routes sends; shared by every request of a process."""
 
-    def __init__(self, store: SessionStore, services: Iterable[Service]) -> None:
+    def __init__(self, store: SessionStore, channels: ChannelStore,
+                 services: Iterable[Service]) -> None:
         self.store = store
+        self.channels = channels
         self.services = {s.name: s for s in services}
 
     def session(self, service: Service, session_id: str) -> Session:
@@ -107,9 +112,12 @@ class Hub:
             self.closed(service, key)
         return result == EnqueueResult.OK
 
-    def broadcast(self, service: Service, group: str, message: str) -> None:
-        for key in self.store.broadcast(group, service.name, encode_message(message)):
-            self.closed(service, key)
+    def publish(self, channel: str, message: str) -> int:
+        """Append once to the channel's history; returns the publication's offset."""
+        return self.channels.publish(channel, encode_message(message))
+
+    def join(self, key: SessionKey, channel: str) -> None:
+        self.store.subscribe(key, channel, self.channels.top(channel), join=True)
 
     def close(self, service: Service, key: SessionKey, code: int, reason: str,
               *, holder: str = "") -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workers.application import Service, Session, SessionHandler
 
 SUITE_RESPONSE_LIMIT = 4096
-BROADCAST_GROUP = "everyone"
+BROADCAST_CHANNEL = "broadcast"
 
 
 class Echo(SessionHandler):
@@ -22,13 +22,10 @@ class Broadcast(SessionHandler):
     """Every message any session sends goes to every open session, in any process."""
 
     def on_open(self, session: Session) -> None:
-        session.join(BROADCAST_GROUP)
+        session.join(BROADCAST_CHANNEL)
 
     def on_message(self, session: Session, message: str) -> None:
-        session.broadcast(BROADCAST_GROUP, message)
-
-    def on_close(self, session: Session) -> None:
-        session.leave(BROADCAST_GROUP)
+        session.publish(BROADCAST_CHANNEL, message)
 
 
 def example_services() -> list[Service]:

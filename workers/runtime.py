@@ -14,6 +14,8 @@ import gevent
 import gevent.lock
 
 from session_store import Reaper, SessionStore, Wakeups, connect
+from session_store.channels import ChannelStore
+from session_store.fanout import ChannelFanout
 from session_store.sessions import StoreLimits
 from workers.application import QUEUE_OVERFLOW, Hub, Service
 from workers.config import Settings
@@ -36,8 +38,10 @@ class Runtime:
                 overflow_frame=close_frame(*QUEUE_OVERFLOW).encode(),
             ),
         )
-        self.hub = Hub(self.store, services)
+        self.channels = ChannelStore(self.client, settings.channel_history_size)
+        self.hub = Hub(self.store, self.channels, services)
         self.wakeups = Wakeups(self.client)
+        self.fanout = ChannelFanout(self.wakeups)
         self.reaper = Reaper(self.store, self.hub.expired)
         self.draining = False
         self._tokens = itertools.count(1)

@@ -1,8 +1,10 @@
 -- Shared helpers, prepended to every session script.
--- Session keys: KEYS[1] meta hash, KEYS[2] outbound queue (list of encoded items).
+-- Session keys: KEYS[1] meta hash, KEYS[2] outbound queue (list of encoded items),
+-- KEYS[3] channel subscriptions (hash: channel -> offset delivered up to).
 -- Meta fields: st (o = open, c = closed), cf (close frame), rcv (lease holder
 -- "<process>:<token>"), rx (lease expiry, ms), dl (deadline for a receiver to
--- come back, ms; set when the receiver lets go).
+-- come back, ms; set when the receiver lets go), want (a process waiting for
+-- the lease), sv (subscriptions version, bumped on every join and leave).
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -30,6 +32,7 @@ end
 local function keep_alive(ttl)
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
 end
 
 -- Closing appends the close frame to the queue: messages sent before the

@@ -17,5 +17,5 @@ if holder then
 end
 local deadline = tonumber(redis.call('HGET', KEYS[1], 'dl') or '0')
 if deadline > now then return {'later', deadline} end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return {'expired'}

@@ -1,6 +1,7 @@
 -- Take the receiver lease of a session, creating the session if asked to.
 -- ARGV: holder, tag, lease_ms, create (1/0), batch, ttl_ms
--- Returns {'created'} | {'missing'} | {'busy'} | {'closed', frame} | {'open', items}
+-- Returns {'created'} | {'missing'} | {'busy'} | {'closed', frame}
+--       | {'open', items, sv, channel, offset, channel, offset...}
 local holder, tag = ARGV[1], ARGV[2]
 local lease, batch, ttl = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
@@ -24,4 +25,7 @@ end
 redis.call('HSET', KEYS[1], 'rcv', holder, 'rx', now + lease)
 redis.call('HDEL', KEYS[1], 'dl')
 if st == 'o' then keep_alive(ttl) end
-return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1)}
+local reply = {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1),
+               redis.call('HGET', KEYS[1], 'sv') or '0'}
+for _, v in ipairs(redis.call('HGETALL', KEYS[3])) do reply[#reply + 1] = v end
+return reply

@@ -17,7 +17,7 @@ from session_store import StoreUnavailable
 from workers.application import Service
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
-from workers.transports.receiver import Receiver
+from workers.transports.receiver import Frame, Receiver
 
 Wrap = Callable[[bytes], bytes]
 
@@ -41,16 +41,17 @@ def timed_writes(chunks: Iterator[bytes], timeout: float) -> Iterator[bytes]:
 
 
 class PollBody:
-    """The one chunk of a poll; its items are acknowledged once it was written."""
+    """The one chunk of a poll; what it delivers is acknowledged once it was written."""
 
-    def __init__(self, receiver: Receiver, chunk: bytes, items: int) -> None:
+    def __init__(self, receiver: Receiver, chunk: bytes, frame: Frame | None) -> None:
         self.receiver = receiver
         self.chunk = chunk
-        self.items = items
+        self.frame = frame
 
     def __iter__(self) -> Iterator[bytes]:
         yield from timed_writes(iter((self.chunk,)), self.receiver.runtime.settings.write_timeout)
-        self.receiver.written += self.items  # resumed only after the write completed
+        if self.frame is not None:
+            self.receiver.sent(self.frame)  # resumed only after the write completed
 
     def close(self) -> None:
         self.receiver.finish()
@@ -61,15 +62,16 @@ def poll(runtime: Runtime, service: Service, session_id: str, sock: object,
     """Wait for one frame (or the heartbeat) and answer it."""
     receiver = Receiver(runtime, service, session_id, sock)
     try:
-        frame, items = receiver.open(), 0
-        while frame is None:
+        data, first = receiver.open(), None
+        while data is None:
             frames = receiver.frames()
             if frames:
-                frame, items = frames[0]  # one frame per poll; the rest stays queued
+                first = frames[0]  # one frame per poll; the rest stays queued
+                data = first.data
             else:
-                frame = receiver.wait(runtime.settings.heartbeat_delay)
+                data = receiver.wait(runtime.settings.heartbeat_delay)
         # b'': the poll must end (draining, lease lost); a heartbeat is a well-formed answer.
-        return PollBody(receiver, wrap(frame or HEARTBEAT_FRAME), items)
+        return PollBody(receiver, wrap(data or HEARTBEAT_FRAME), first)
     except BaseException:
         receiver.finish()
         raise
@@ -115,12 +117,12 @@ def _stream_frames(runtime: Runtime, receiver: Receiver, prelude: bytes, wrap: W
         sent = 2
     heartbeat = runtime.settings.heartbeat_delay
     while True:
-        for frame, items in receiver.frames():
-            chunk = wrap(frame)
+        for frame in receiver.frames():
+            chunk = wrap(frame.data)
             yield chunk
-            receiver.written += items
+            receiver.sent(frame)
             sent += len(chunk)
-            if frame[:1] == b"c":
+            if frame.data[:1] == b"c":
                 return
         if sent >= limit:
             return

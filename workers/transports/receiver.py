@@ -1,10 +1,12 @@
 """What every receiving transport shares: holding a session's lease and
-turning its queue into frames.
+turning its queue and its channels into frames.
 
-A Receiver lives for one HTTP request (or one websocket). Items read from the
-queue stay in Redis until written; `written` counts them and is acknowledged
-with the next read or the release, so a worker killed mid-request loses
-nothing that had not reached the client's socket.
+A Receiver lives for one HTTP request (or one websocket). Queue items stay in
+Redis until written; `sent()` counts them and they are acknowledged with the
+next read or the release, so a worker killed mid-request loses nothing that
+had not reached the client's socket. Channel publications are handed over in
+memory by the process's fan-out; the receiver keeps their offsets and saves
+them once, when it lets go.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
 
 from session_store import Busy, Closed, Created, Opened, SessionKey, StoreUnavailable
 from session_store.sessions import ReceiverResult
-from workers.application import ANOTHER_CONNECTION, INTERRUPTED, Service
+from workers.application import ANOTHER_CONNECTION, CHANNEL_GAP, INTERRUPTED, Service
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME, close_frame, frames_from_items
 
@@ -56,6 +59,15 @@ def watch_disconnect(sock: Any, on_gone: Callable[[], None]) -> Callable[[], Non
     return watcher.stop
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame to write, and what writing it delivers."""
+
+    data: bytes
+    queue_items: int
+    positions: dict[str, int] | None = None  # channel offsets it completes
+
+
 class Receiver:
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
                  sock: Any = None) -> None:
@@ -69,6 +81,12 @@ class Receiver:
         self.written = 0
         self.holding = False
         self.client_gone = False
+        # Channels: offsets buffered up to, offsets written up to, what is buffered.
+        self.version = b""
+        self.positions: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+        self.publications: list[bytes] = []
+        self.catch_up: set[str] = set()
         self._stop_watch = watch_disconnect(sock, self.client_left) if sock else None
 
     def client_left(self) -> None:
@@ -76,17 +94,21 @@ class Receiver:
         self.client_gone = True
         self.waiter.event.set()
 
+    # --- the lease ---
+
     def open(self, *, create: bool = True) -> bytes | None:
         """Take the lease. Returns a frame that answers the request first
         (open, 2010, or the close frame), or None with queued items loaded."""
         result = self._take_lease(create)
         if isinstance(result, Created):
             self.holding = True
+            self.version = b"0"  # no subscriptions yet
             self.runtime.hub.opened(self.service, self.key)
             return OPEN_FRAME
         if isinstance(result, Opened):
             self.holding = True
             self.items = result.items
+            self._follow(result.version, result.subscriptions)
             return None
         if isinstance(result, Busy):
             return BUSY_FRAME
@@ -110,18 +132,42 @@ class Receiver:
                 return result
             self.waiter.wait(remaining)
 
-    def frames(self) -> list[tuple[bytes, int]]:
-        """Frames of the loaded items; add each one's count to `written` once it went out."""
-        frames = frames_from_items(self.items)
+    # --- frames ---
+
+    def frames(self) -> list[Frame]:
+        """Frames of what is loaded; call sent() for each once it went out.
+
+        Publications go first, all in the first frame; queue items follow, and
+        a close frame in the queue ends the list.
+        """
+        if self.catch_up:
+            self._catch_up()
+        publications, self.publications = self.publications, []
+        grouped = frames_from_items(publications + self.items)
         self.items = []
+        if not grouped:
+            return []
+        first, consumed = grouped[0]
+        frames = [Frame(first, consumed - len(publications),
+                        dict(self.positions) if publications else None)]
+        frames += [Frame(data, n) for data, n in grouped[1:]]
         return frames
 
+    def sent(self, frame: Frame) -> None:
+        self.written += frame.queue_items
+        if frame.positions is not None:
+            self.delivered.update(frame.positions)
+
+    # --- waiting ---
+
     def wait(self, timeout: float) -> bytes | None:
-        """Wait for items. Returns None with items loaded, HEARTBEAT_FRAME when
-        the heartbeat is due, or b'' when this receiver must end (client gone,
-        lease lost, process draining)."""
+        """Wait for something to send. Returns None with it loaded, HEARTBEAT_FRAME
+        when the heartbeat is due, or b'' when this receiver must end (client
+        gone, lease lost, process draining)."""
         if self.runtime.draining:
             return b""
+        if self.publications or self.catch_up:
+            return None
         rung = self.waiter.wait(timeout)
         if self.client_gone:
             # The client closed its receiving request itself: as in sockjs-node,
@@ -132,6 +178,9 @@ class Receiver:
             return b""
         if not rung:
             return HEARTBEAT_FRAME
+        if not self.waiter.queue_rung:
+            self.waiter.reset()  # publications handed over in memory: no Redis call
+            return None
         return self.fetch()
 
     def heartbeat_sent(self) -> bool:
@@ -141,24 +190,84 @@ class Receiver:
     def fetch(self) -> bytes | None:
         """Acknowledge what was written, renew the lease, load what is queued."""
         self.waiter.reset()
-        items = self.runtime.store.next_items(self.key, self.holder, self.written)
+        reply = self.runtime.store.next_items(self.key, self.holder, self.written)
         self.written = 0
-        if items is None:
+        if reply is None:
             self.holding = False
             return b""
-        self.items = items
+        self.items, version = reply
+        if version != self.version:
+            self._follow(version, self.runtime.store.subscriptions(self.key))
         return None
 
+    # --- channels (the Follower protocol of the process's fan-out) ---
+
+    def offer(self, channel: str, offset: int, data: bytes) -> None:
+        position = self.positions.get(channel)
+        if position is None or offset <= position:
+            return
+        if offset == position + 1:
+            self.publications.append(data)
+            self.positions[channel] = offset
+        else:
+            self.catch_up.add(channel)
+        self.waiter.event.set()
+
+    def lost_track(self, channel: str) -> None:
+        if channel in self.positions:
+            self.catch_up.add(channel)
+            self.waiter.event.set()
+
+    def _follow(self, version: bytes, subscriptions: dict[str, int]) -> None:
+        """Match the channels followed to the session's subscriptions."""
+        self.version = version
+        fanout = self.runtime.fanout
+        for channel in list(self.positions):
+            if channel not in subscriptions:
+                fanout.unfollow(channel, self)
+                del self.positions[channel]
+                self.delivered.pop(channel, None)
+                self.catch_up.discard(channel)
+        for channel, offset in subscriptions.items():
+            if channel not in self.positions:
+                self.positions[channel] = offset
+                fanout.follow(channel, self)  # subscribed before the history is read
+                self.catch_up.add(channel)
+
+    def _catch_up(self) -> None:
+        channels = self.runtime.channels
+        for channel in list(self.catch_up):
+            self.catch_up.discard(channel)
+            start = self.positions.get(channel)
+            if start is None:
+                continue
+            result = channels.since(channel, start)
+            if result.behind:
+                log.info("session %s fell behind channel %s", self.key.tag, channel)
+                self.runtime.hub.close(self.service, self.key, *CHANNEL_GAP)
+                self.waiter.queue_rung = True
+                self.waiter.event.set()
+                continue
+            # Announcements may have arrived while we read: skip what they brought.
+            skip = self.positions[channel] - start
+            fresh = result.items[skip:]
+            self.publications.extend(fresh)
+            self.positions[channel] += len(fresh)
+            if self.positions[channel] < result.top:
+                self.catch_up.add(channel)  # more than one read's worth
+
     def finish(self) -> None:
-        """Acknowledge and let go; safe to call more than once."""
+        """Acknowledge, save channel offsets and let go; safe to call more than once."""
         if self._stop_watch is not None:
             self._stop_watch()
             self._stop_watch = None
         self.runtime.wakeups.unregister(self.waiter)
+        for channel in self.positions:
+            self.runtime.fanout.unfollow(channel, self)
         if self.holding:
             self.holding = False
             try:
-                self.runtime.store.release(self.key, self.holder, self.written)
+                self.runtime.store.release(self.key, self.holder, self.written, self.delivered)
             except StoreUnavailable:
                 # The lease lapses by itself; unacknowledged items are sent again.
                 log.warning("release of %s failed: Redis unavailable", self.key.tag)

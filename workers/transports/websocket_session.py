@@ -109,11 +109,11 @@ def _read(ws: WebSocket, receiver: Receiver, on_text: Callable[[Receiver, str], 
 def _write(heartbeat_delay: float, ws: WebSocket, receiver: Receiver, send_frame: SendFrame,
            heartbeat: bytes | None) -> None:
     while True:
-        for frame, items in receiver.frames():
-            if not send_frame(ws, frame):
-                receiver.written += items
+        for frame in receiver.frames():
+            more = send_frame(ws, frame.data)
+            receiver.sent(frame)
+            if not more:
                 return
-            receiver.written += items
         outcome = receiver.wait(heartbeat_delay)
         if outcome == b"":
             return

@@ -1,0 +1,78 @@
+"""Per-process fan-out: one announcement per channel per process, handed to
+every local follower in memory.
+
+Followers keep their offset; an announcement at offset n is taken as is only
+by a follower at n-1, so nothing is delivered twice or out of order, and a
+follower that sees a gap catches up from the channel's history.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import gevent
+
+from session_store.channels import announce_channel
+from session_store.wakeups import Wakeups
+
+# Keep a channel's subscription this long after its last local follower left:
+# polling receivers come and go every round trip.
+LINGER = 10.0
+
+
+class Follower(Protocol):
+    def offer(self, channel: str, offset: int, data: bytes) -> None:
+        """A publication at offset was announced."""
+
+    def lost_track(self, channel: str) -> None:
+        """Announcements may have been missed: catch up from the history."""
+
+
+class ChannelFanout:
+    def __init__(self, wakeups: Wakeups) -> None:
+        self.wakeups = wakeups
+        self._followers: dict[str, set[Follower]] = {}
+        self._subscribed: set[str] = set()
+        wakeups.on_reconnect = self._reconnected
+
+    def follow(self, channel: str, follower: Follower) -> bool:
+        """Start handing channel's announcements to follower; True once they flow.
+
+        Read the history only after this returns, or a publication could fall
+        between the read and the subscription.
+        """
+        self._followers.setdefault(channel, set()).add(follower)
+        if channel in self._subscribed:
+            return self.wakeups.wait_subscribed(announce_channel(channel))
+        self._subscribed.add(channel)
+        return self.wakeups.subscribe(
+            announce_channel(channel), lambda data: self._announce(channel, data)
+        )
+
+    def unfollow(self, channel: str, follower: Follower) -> None:
+        followers = self._followers.get(channel)
+        if followers is None:
+            return
+        followers.discard(follower)
+        if not followers:
+            del self._followers[channel]
+            gevent.spawn_later(LINGER, self._drop_if_unfollowed, channel)
+
+    def followers(self, channel: str) -> int:
+        return len(self._followers.get(channel, ()))
+
+    def _drop_if_unfollowed(self, channel: str) -> None:
+        if channel not in self._followers and channel in self._subscribed:
+            self._subscribed.discard(channel)
+            self.wakeups.unsubscribe(announce_channel(channel))
+
+    def _announce(self, channel: str, data: bytes) -> None:
+        offset, _, payload = data.partition(b" ")
+        n = int(offset)
+        for follower in list(self._followers.get(channel, ())):
+            follower.offer(channel, n, payload)
+
+    def _reconnected(self) -> None:
+        for channel, followers in self._followers.items():
+            for follower in list(followers):
+                follower.lost_track(channel)
