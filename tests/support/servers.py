@@ -1,0 +1,483 @@
+"""Starting what the tests talk to: Redis, sockhop, sockjs-node, HAProxy, nginx.
+
+A `Deployment` is what a test gets: one address (host, port) plus the server
+processes behind it, whose logs are printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import http
+from .procs import LOCALHOST, ManagedProcess, find_executable, free_port, stop_all
+from .waiting import WaitTimeout, wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_DIR = REPO_ROOT / "tests" / "reference"
+READY_TIMEOUT = 20.0
+
+
+class StartupError(RuntimeError):
+    """A process did not become ready; the message carries its log."""
+
+
+@dataclass
+class Deployment:
+    """Something that answers HTTP on host:port: one server or several behind a proxy."""
+
+    name: str
+    kind: str  # "sockhop" or "sockjs-node"
+    host: str
+    port: int
+    servers: list[ManagedProcess]
+    proxy: ManagedProcess | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    backends: list[tuple[str, int]] = field(default_factory=list)
+    haproxy_socket: Path | None = None
+    redis: ManagedProcess | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        """Proxy first, then servers, then Redis: the order to stop them in."""
+        front = [self.proxy] if self.proxy else []
+        back = [self.redis] if self.redis else []
+        return front + self.servers + back
+
+    def stop_groups(self) -> list[list[ManagedProcess]]:
+        """What to stop together, in order: Redis only once its servers have drained."""
+        groups = [[p for p in self.processes if p is not self.redis]]
+        if self.redis:
+            groups.append([self.redis])
+        return groups
+
+    def server_logs(self) -> str:
+        """Everything the server processes wrote (stderr and stdout), all processes."""
+        return "".join(p.log_text() for p in self.servers)
+
+    def describe(self) -> str:
+        return "\n".join(p.describe() for p in self.processes)
+
+    def haproxy_command(self, command: str) -> str:
+        """Send one command to HAProxy's stats socket (roundrobin deployments only)."""
+        assert self.haproxy_socket is not None, f"{self.name} has no HAProxy"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.haproxy_socket))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while data := sock.recv(65536):
+                chunks.append(data)
+        return b"".join(chunks).decode()
+
+    def backend_session_counts(self) -> dict[str, int]:
+        """Connections HAProxy has sent to each backend server so far (`stot`)."""
+        lines = self.haproxy_command("show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        counts: dict[str, int] = {}
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(","), strict=False))
+            if row.get("pxname") == "sockjs" and row.get("svname", "").startswith("s"):
+                counts[row["svname"]] = int(row["stot"] or 0)
+        return counts
+
+
+def _probe(address: http.HasAddress, path: str) -> bool:
+    try:
+        return http.get(address, path, timeout=2.0).status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class _Address:
+    host: str
+    port: int
+
+
+def wait_http_ready(
+    procs: Sequence[ManagedProcess],
+    addresses: Sequence[tuple[str, int]],
+    path: str,
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Wait until GET path answers 200 on every address; fail early if a process dies."""
+
+    def all_ready() -> bool:
+        for proc in procs:
+            if not proc.alive():
+                raise StartupError(f"{proc.name} exited during startup\n{proc.describe()}")
+        return all(_probe(_Address(h, p), path) for h, p in addresses)
+
+    try:
+        wait_for(all_ready, timeout, interval=0.1, message=f"GET {path} on {addresses}")
+    except WaitTimeout as exc:
+        cause = exc.__cause__
+        if isinstance(cause, StartupError):
+            raise cause from None
+        logs = "\n".join(p.describe() for p in procs)
+        raise StartupError(f"{exc}\n{logs}") from None
+
+
+class ProcessRegistry:
+    """Every process the test session started; stopped together at the end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[ManagedProcess] = []
+        self._counter = 0
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> ManagedProcess:
+        self._counter += 1
+        log_path = self.log_dir / f"{self._counter:02d}-{name}.log"
+        proc = ManagedProcess(name, argv, log_path, env=env, cwd=cwd)
+        self.processes.append(proc)
+        return proc
+
+    def stop(self, procs: Sequence[ManagedProcess], grace: float = 5.0) -> None:
+        stop_all(procs, grace)
+        for proc in procs:
+            if proc in self.processes:
+                self.processes.remove(proc)
+
+    def stop_everything(self) -> None:
+        # Whatever fixtures left running: everything but Redis first, then Redis.
+        redis = [p for p in self.processes if p.name.endswith("redis")]
+        self.stop([p for p in self.processes if p not in redis])
+        self.stop(redis)
+
+
+# -- Redis --
+
+
+@dataclass
+class RedisServer:
+    proc: ManagedProcess
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOCALHOST}:{self.port}/0"
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection((LOCALHOST, port), timeout=1.0) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
+    port = free_port()
+    workdir = registry.log_dir / f"{name}-{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        find_executable("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        LOCALHOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+    proc = registry.start(name, argv)
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise StartupError(f"redis-server exited\n{proc.describe()}")
+        return _redis_ping(port)
+
+    try:
+        wait_for(ready, 10.0, interval=0.05, message="redis PING")
+    except WaitTimeout as exc:
+        raise StartupError(f"{exc}\n{proc.describe()}") from None
+    return RedisServer(proc, port)
+
+
+# -- sockhop --
+
+
+def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings.
+
+    sockhop refuses unknown SOCKHOP_* names, and the test runner's own
+    variables (SOCKHOP_TEST_TARGET) must not leak into the server.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
+    env["SOCKHOP_REDIS_URL"] = redis_url
+    env["SOCKHOP_LOG_LEVEL"] = "debug"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides or {})
+    return env
+
+
+def sockhop_argv(port: int, workers: int) -> list[str]:
+    # `python -m workers.cli` from the repository root: works before `pip install`.
+    return [
+        sys.executable, "-m", "workers.cli", "serve",
+        "--bind", f"{LOCALHOST}:{port}",
+        "--workers", str(workers),
+        "--examples",
+    ]  # fmt: skip
+
+
+def start_sockhop_processes(
+    registry: ProcessRegistry,
+    name: str,
+    redis_url: str,
+    *,
+    count: int,
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+) -> tuple[list[ManagedProcess], list[tuple[str, int]]]:
+    procs: list[ManagedProcess] = []
+    addresses: list[tuple[str, int]] = []
+    full_env = sockhop_env(redis_url, env)
+    for i in range(count):
+        port = free_port()
+        procs.append(
+            registry.start(
+                f"{name}-sockhop{i}", sockhop_argv(port, workers), env=full_env, cwd=REPO_ROOT
+            )
+        )
+        addresses.append((LOCALHOST, port))
+    wait_http_ready(procs, addresses, "/echo/info")
+    return procs, addresses
+
+
+# -- sockjs-node (reference) --
+
+
+def start_reference_processes(
+    registry: ProcessRegistry,
+    name: str,
+    *,
+    count: int,
+    heartbeat_delay: float | None = None,
+    disconnect_delay: float | None = None,
+) -> tuple[list[ManagedProcess], list[tuple[str, int]]]:
+    if not (REFERENCE_DIR / "node_modules" / "sockjs").is_dir():
+        raise StartupError(
+            "sockjs-node is not installed: run `npm install --prefix tests/reference`"
+        )
+    node = find_executable("node")
+    procs: list[ManagedProcess] = []
+    addresses: list[tuple[str, int]] = []
+    for i in range(count):
+        port = free_port()
+        argv = [node, str(REFERENCE_DIR / "server.js"), str(port)]
+        if heartbeat_delay is not None:
+            argv += ["--heartbeat-delay", str(heartbeat_delay)]
+        if disconnect_delay is not None:
+            argv += ["--disconnect-delay", str(disconnect_delay)]
+        procs.append(registry.start(f"{name}-node{i}", argv, cwd=REFERENCE_DIR))
+        addresses.append((LOCALHOST, port))
+    wait_http_ready(procs, addresses, "/echo/info")
+    return procs, addresses
+
+
+# -- HAProxy (TCP mode, strict round-robin) --
+
+
+def haproxy_config(port: int, backends: Sequence[tuple[str, int]], stats_socket: Path) -> str:
+    servers = "\n".join(
+        f"    server s{i} {host}:{bport}" for i, (host, bport) in enumerate(backends)
+    )
+    return textwrap.dedent(
+        """\
+        global
+            nbthread 1
+            maxconn 4096
+            stats socket {stats_socket} mode 600 level admin
+
+        defaults
+            mode tcp
+            timeout connect 5s
+            timeout client 300s
+            timeout server 300s
+            timeout client-fin 5s
+            timeout server-fin 5s
+
+        frontend sockjs_in
+            bind {host}:{port}
+            default_backend sockjs
+
+        backend sockjs
+            balance roundrobin
+        {servers}
+        """
+    ).format(stats_socket=stats_socket, host=LOCALHOST, port=port, servers=servers)
+
+
+def start_haproxy(
+    registry: ProcessRegistry, name: str, backends: Sequence[tuple[str, int]]
+) -> tuple[ManagedProcess, int, Path]:
+    port = free_port()
+    workdir = registry.log_dir / f"{name}-haproxy-{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    stats_socket = workdir / "stats.sock"
+    config = workdir / "haproxy.cfg"
+    config.write_text(haproxy_config(port, backends, stats_socket))
+    proc = registry.start(f"{name}-haproxy", [find_executable("haproxy"), "-db", "-f", str(config)])
+    # Each probe is a new connection, so len(backends) probes go once to each backend.
+    addresses = [(LOCALHOST, port)] * len(backends)
+    wait_http_ready([proc], addresses, "/echo/info")
+    return proc, port, stats_socket
+
+
+# -- nginx (HTTP proxy, round-robin, no affinity): for real-client tests --
+
+
+def nginx_config(prefix: Path, port: int, backends: Sequence[tuple[str, int]]) -> str:
+    servers = "\n".join(f"        server {host}:{bport};" for host, bport in backends)
+    return textwrap.dedent(
+        """\
+        user root;
+        worker_processes 1;
+        error_log {prefix}/error.log info;
+        pid {prefix}/nginx.pid;
+
+        events {{
+            worker_connections 1024;
+        }}
+
+        http {{
+            access_log {prefix}/access.log;
+            client_body_temp_path {prefix}/client_body;
+            proxy_temp_path {prefix}/proxy;
+            fastcgi_temp_path {prefix}/fastcgi;
+            uwsgi_temp_path {prefix}/uwsgi;
+            scgi_temp_path {prefix}/scgi;
+
+            map $http_upgrade $connection_upgrade {{
+                default upgrade;
+                ''      close;
+            }}
+
+            upstream sockhop {{
+        {servers}
+            }}
+
+            server {{
+                listen {host}:{port};
+
+                location / {{
+                    proxy_pass http://sockhop;
+                    proxy_http_version 1.1;
+                    proxy_buffering off;
+                    proxy_request_buffering off;
+                    proxy_set_header Host $http_host;
+                    proxy_set_header Upgrade $http_upgrade;
+                    proxy_set_header Connection $connection_upgrade;
+                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                    proxy_read_timeout 3600s;
+                    proxy_send_timeout 3600s;
+                }}
+            }}
+        }}
+        """
+    ).format(prefix=prefix, host=LOCALHOST, port=port, servers=servers)
+
+
+def start_nginx(
+    registry: ProcessRegistry, name: str, backends: Sequence[tuple[str, int]]
+) -> tuple[ManagedProcess, int]:
+    port = free_port()
+    prefix = registry.log_dir / f"{name}-nginx-{port}"
+    prefix.mkdir(parents=True, exist_ok=True)
+    config = prefix / "nginx.conf"
+    config.write_text(nginx_config(prefix, port, backends))
+    argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
+    proc = registry.start(f"{name}-nginx", argv)
+    wait_http_ready([proc], [(LOCALHOST, port)] * len(backends), "/echo/info")
+    return proc, port
+
+
+# -- Deployments --
+
+
+def deploy_sockhop(
+    registry: ProcessRegistry,
+    name: str,
+    *,
+    processes: int,
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+    proxy: str | None = None,
+) -> Deployment:
+    """sockhop with its own Redis: one process, or several behind 'haproxy' or 'nginx'."""
+    redis = start_redis(registry, f"{name}-redis")
+    servers, addresses = start_sockhop_processes(
+        registry, name, redis.url, count=processes, workers=workers, env=env
+    )
+    deployment = _front(registry, name, "sockhop", servers, addresses, proxy, dict(env or {}))
+    deployment.redis = redis.proc
+    return deployment
+
+
+def deploy_reference(
+    registry: ProcessRegistry,
+    name: str,
+    *,
+    processes: int,
+    proxy: str | None = None,
+    heartbeat_delay: float | None = None,
+    disconnect_delay: float | None = None,
+) -> Deployment:
+    servers, addresses = start_reference_processes(
+        registry,
+        name,
+        count=processes,
+        heartbeat_delay=heartbeat_delay,
+        disconnect_delay=disconnect_delay,
+    )
+    return _front(registry, name, "sockjs-node", servers, addresses, proxy, {})
+
+
+def _front(
+    registry: ProcessRegistry,
+    name: str,
+    kind: str,
+    servers: list[ManagedProcess],
+    addresses: list[tuple[str, int]],
+    proxy: str | None,
+    env: dict[str, str],
+) -> Deployment:
+    if proxy is None:
+        assert len(addresses) == 1, "several processes need a proxy in front"
+        host, port = addresses[0]
+        return Deployment(name, kind, host, port, servers, env=env, backends=addresses)
+    if proxy == "haproxy":
+        proc, port, stats = start_haproxy(registry, name, addresses)
+        return Deployment(
+            name, kind, LOCALHOST, port, servers, proc, env, addresses, haproxy_socket=stats
+        )
+    if proxy == "nginx":
+        proc, port = start_nginx(registry, name, addresses)
+        return Deployment(name, kind, LOCALHOST, port, servers, proc, env, addresses)
+    raise ValueError(f"unknown proxy {proxy!r}")
