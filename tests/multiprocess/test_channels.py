@@ -1,0 +1,103 @@
+"""Channels: one publication, every follower in every process, exactly once, in order."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+from cluster import TIMEOUT, Cluster, new_session, start_cluster
+from support.servers import ProcessRegistry
+from support.waiting import wait_for
+
+
+def drain_messages(c: Cluster, i: int, service: str, sid: str, count: int) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + 20
+    n = i
+    while len(got) < count and time.monotonic() < deadline:
+        body = c.poll(n, service, sid)
+        n += 1  # every poll on the next process
+        if body.startswith("a["):
+            got.extend(json.loads(body[1:]))
+    return got
+
+
+def test_publication_reaches_every_session_on_every_process_once(cluster: Cluster) -> None:
+    sessions = [new_session() for _ in range(6)]
+    for n, sid in enumerate(sessions):
+        assert cluster.poll(n, "broadcast", sid) == "o\n"
+    for k in range(5):
+        assert cluster.send(k, "broadcast", sessions[k % 6], f"p{k}").status_code == 204
+    for n, sid in enumerate(sessions):
+        assert drain_messages(cluster, n, "broadcast", sid, 5) == [f"p{k}" for k in range(5)]
+
+
+def test_streaming_followers_in_all_processes_get_each_publication_once(cluster: Cluster) -> None:
+    sessions = [new_session() for _ in range(9)]
+    seen: dict[str, list[str]] = {sid: [] for sid in sessions}
+    stop = threading.Event()
+
+    def stream(n: int, sid: str) -> None:
+        # Reconnect when the response limit ends the stream, as sockjs-client does.
+        while not stop.is_set():
+            with requests.post(cluster.url(n, "broadcast", sid, "xhr_streaming"),
+                               stream=True, timeout=(TIMEOUT, 30)) as r:
+                for line in r.iter_lines():
+                    if line.startswith(b"a["):
+                        seen[sid].extend(json.loads(line[1:]))
+                    if stop.is_set():
+                        return
+
+    with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+        for n, sid in enumerate(sessions):
+            pool.submit(stream, n, sid)
+        r = redis.Redis.from_url(cluster.redis.url)
+        wait_for(lambda: all(r.hget(f"sh:{{broadcast:{s}}}:m", "sv") for s in sessions), TIMEOUT,
+                 message="every session joined the channel")
+        total = 60
+        for k in range(total):
+            assert cluster.send(k, "broadcast", sessions[k % 9], f"m{k}").status_code == 204
+        expected = [f"m{k}" for k in range(total)]
+        try:
+            wait_for(lambda: all(len(v) >= total for v in seen.values()), 20,
+                     message="every follower got every publication")
+        finally:
+            stop.set()
+            for k in range(len(sessions)):  # wake the streams so their threads end
+                cluster.send(k, "broadcast", sessions[k], "bye")
+    for sid in sessions:
+        assert seen[sid][:total] == expected, sid
+
+
+def test_a_session_without_receiver_catches_up_from_history(cluster: Cluster) -> None:
+    reader, writer = new_session(), new_session()
+    assert cluster.poll(0, "broadcast", reader) == "o\n"
+    assert cluster.poll(1, "broadcast", writer) == "o\n"
+    for k in range(20):  # nobody is receiving for `reader` meanwhile
+        assert cluster.send(k, "broadcast", writer, f"h{k}").status_code == 204
+    assert drain_messages(cluster, 2, "broadcast", reader, 20) == [f"h{k}" for k in range(20)]
+
+
+@pytest.fixture
+def short_history(process_registry: ProcessRegistry) -> Cluster:  # type: ignore[misc]
+    c = start_cluster(process_registry, "history", {"SOCKHOP_CHANNEL_HISTORY_SIZE": "10",
+                                                    "SOCKHOP_DISCONNECT_DELAY": "30"})
+    yield c
+    process_registry.stop([*c.processes, c.redis.proc])
+
+
+def test_falling_behind_the_history_closes_the_session_never_skips(short_history: Cluster) -> None:
+    c = short_history
+    lagging, writer = new_session(), new_session()
+    assert c.poll(0, "broadcast", lagging) == "o\n"
+    assert c.poll(1, "broadcast", writer) == "o\n"
+    body = json.dumps([f"x{k}" for k in range(500)])
+    for i in range(3):  # 1500 publications while `lagging` has no receiver: far past 10
+        r = requests.post(c.url(i, "broadcast", writer, "xhr_send"), data=body, timeout=TIMEOUT)
+        assert r.status_code == 204
+    assert c.poll(2, "broadcast", lagging) == 'c[3009,"Channel history lost"]\n'
