@@ -8,13 +8,15 @@ import requests
 from cluster import TIMEOUT, Cluster, new_session
 
 MAX_BODY = 4096
+MAX_QUEUE = 5
 
 
 @pytest.fixture(scope="module")
 def limited(process_registry) -> Cluster:  # type: ignore[no-untyped-def]
     from cluster import start_cluster
 
-    c = start_cluster(process_registry, "badinput", {"SOCKHOP_MAX_BODY_SIZE": str(MAX_BODY)})
+    c = start_cluster(process_registry, "badinput", {"SOCKHOP_MAX_BODY_SIZE": str(MAX_BODY),
+                                                     "SOCKHOP_MAX_QUEUE_LENGTH": str(MAX_QUEUE)})
     yield c
     process_registry.stop([*c.processes, c.redis.proc])
 
@@ -121,3 +123,19 @@ def test_send_to_unknown_session_is_404_and_creates_nothing(limited: Cluster) ->
     r = limited.send(0, "echo", sid, "x")
     assert r.status_code == 404
     assert session_state(limited, sid) == ({}, [])
+
+
+def test_a_client_that_stops_reading_is_closed_at_the_queue_limit(limited: Cluster) -> None:
+    """Memory never grows without bound: the queue keeps MAX_QUEUE items, then closes."""
+    sid = new_session()
+    assert limited.poll(0, "echo", sid) == "o\n"
+    for k in range(MAX_QUEUE + 3):
+        limited.send(k, "echo", sid, f"m{k}")
+    r = redis.Redis.from_url(limited.redis.url)
+    assert r.llen(f"sh:{{echo:{sid}}}:q") == MAX_QUEUE + 1  # the kept messages + the close
+    kept = ",".join(f'"m{k}"' for k in range(MAX_QUEUE))
+    assert limited.poll(1, "echo", sid) == f"a[{kept}]\n"
+    assert limited.poll(2, "echo", sid) == 'c[3008,"Session queue overflow"]\n'
+    assert limited.send(0, "echo", sid, "more").status_code == 204  # closed: dropped
+    assert r.llen(f"sh:{{echo:{sid}}}:q") == 0
+    assert limited.close_hook_runs("echo").get(sid) == 1
