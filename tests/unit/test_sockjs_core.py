@@ -72,9 +72,9 @@ def test_bad_payloads(text: str, error: str) -> None:
 
 def test_jsonp_send_form_and_raw_bodies() -> None:
     form = "application/x-www-form-urlencoded"
-    assert payload.jsonp_send_text(b"d=%5B%22x%22%5D", form) == '["x"]'
-    assert payload.jsonp_send_text(b"e=1", form) == ""
-    assert payload.jsonp_send_text(b'["%61bc"]', "text/plain") == '["%61bc"]'
+    assert payload.jsonp_send_text("d=%5B%22x%22%5D", form) == '["x"]'
+    assert payload.jsonp_send_text("e=1", form) == ""
+    assert payload.jsonp_send_text('["%61bc"]', "text/plain") == '["%61bc"]'
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,8 @@ def decode_messages(text: str) -> list[str]:
     return value
 
 
-def jsonp_send_text(body: bytes, content_type: str) -> str:
+def jsonp_send_text(text: str, content_type: str) -> str:
     """The JSON text of a jsonp_send body: form-encoded `d=...`, or raw otherwise."""
-    text = body.decode("utf-8", errors="strict") if body else ""
     if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
         return parse_qs(text, keep_blank_values=True).get("d", [""])[0]
     return text

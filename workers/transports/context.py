@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import falcon
 
 from workers.application import Service
+from workers.http import cors, jsessionid, no_cache
 from workers.runtime import Runtime
 
 
@@ -23,3 +24,15 @@ class SessionRequest:
 
 def client_socket(req: falcon.Request) -> object:
     return req.env.get("gunicorn.socket")
+
+
+def session_headers(req: falcon.Request, resp: falcon.Response, ctx: SessionRequest,
+                    content_type: str, *, cross_origin: bool = True) -> None:
+    """What every session response carries. Script-tag transports (htmlfile,
+    jsonp) are not XHR, so CORS headers mean nothing to them."""
+    resp.content_type = content_type
+    no_cache(resp)
+    if cross_origin:
+        cors(req, resp)
+    if ctx.service.cookie_needed:
+        jsessionid(req, resp)

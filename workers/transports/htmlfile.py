@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import HTML, jsessionid, no_cache
+from workers.http import HTML
 from workers.sockjs.framing import htmlfile_chunk, htmlfile_prelude
 from workers.transports.callback import callback_param
-from workers.transports.context import SessionRequest, client_socket
+from workers.transports.context import SessionRequest, client_socket, session_headers
 from workers.transports.delivery import stream
 
 
 class HtmlFile:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         callback = callback_param(req)
-        resp.content_type = HTML
-        no_cache(resp)
-        if ctx.service.cookie_needed:
-            jsessionid(req, resp)
+        session_headers(req, resp, ctx, HTML, cross_origin=False)
         resp.stream = stream(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
                              htmlfile_prelude(callback), htmlfile_chunk, ctx.response_limit)

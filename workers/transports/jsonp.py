@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import JAVASCRIPT, TEXT_PLAIN, SockJSError, jsessionid, no_cache
+from workers.http import JAVASCRIPT, TEXT_PLAIN
 from workers.sockjs.framing import jsonp_body
 from workers.sockjs.payload import jsonp_send_text
 from workers.transports.callback import callback_param
-from workers.transports.context import SessionRequest, client_socket
+from workers.transports.context import SessionRequest, client_socket, session_headers
 from workers.transports.delivery import poll
-from workers.transports.sending import deliver_text, read_body
+from workers.transports.sending import body_text, deliver_text
 
 
 class JsonpPolling:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         callback = callback_param(req)
-        resp.content_type = JAVASCRIPT
-        no_cache(resp)
-        if ctx.service.cookie_needed:
-            jsessionid(req, resp)
+        session_headers(req, resp, ctx, JAVASCRIPT, cross_origin=False)
         body = poll(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
                     lambda frame: jsonp_body(callback, frame))
         resp.set_header("Content-Length", str(len(body.chunk)))
@@ -28,14 +25,7 @@ class JsonpPolling:
 
 class JsonpSend:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
-        body = read_body(req, ctx.runtime.settings.max_body_size)
-        try:
-            text = jsonp_send_text(body, req.content_type or "")
-        except UnicodeDecodeError:
-            raise SockJSError(falcon.HTTP_500, "Broken JSON encoding.") from None
-        deliver_text(ctx, text)
-        resp.content_type = TEXT_PLAIN
-        no_cache(resp)
-        if ctx.service.cookie_needed:
-            jsessionid(req, resp)
+        text = body_text(req, ctx.runtime.settings.max_body_size)
+        deliver_text(ctx, jsonp_send_text(text, req.content_type or ""))
+        session_headers(req, resp, ctx, TEXT_PLAIN, cross_origin=False)
         resp.text = "ok"

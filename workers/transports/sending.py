@@ -24,6 +24,14 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     return body
 
 
+def body_text(req: falcon.Request, limit: int) -> str:
+    """The body as text; bytes that are not UTF-8 are broken JSON by definition."""
+    try:
+        return read_body(req, limit).decode()
+    except UnicodeDecodeError:
+        raise SockJSError(falcon.HTTP_500, "Broken JSON encoding.") from None
+
+
 def deliver_text(ctx: SessionRequest, text: str) -> None:
     """Decode a client payload and hand each message to the handler, in order.
 

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import JAVASCRIPT, TEXT_PLAIN, SockJSError, cors, jsessionid, no_cache, preflight
+from workers.http import JAVASCRIPT, TEXT_PLAIN, preflight
 from workers.sockjs.framing import xhr_chunk
-from workers.transports.context import SessionRequest, client_socket
+from workers.transports.context import SessionRequest, client_socket, session_headers
 from workers.transports.delivery import poll
-from workers.transports.sending import deliver_text, read_body
-
-
-def xhr_headers(req: falcon.Request, resp: falcon.Response, ctx: SessionRequest,
-                content_type: str) -> None:
-    resp.content_type = content_type
-    no_cache(resp)
-    cors(req, resp)
-    if ctx.service.cookie_needed:
-        jsessionid(req, resp)
+from workers.transports.sending import body_text, deliver_text
 
 
 class XhrPolling:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
-        xhr_headers(req, resp, ctx, JAVASCRIPT)
+        session_headers(req, resp, ctx, JAVASCRIPT)
         body = poll(ctx.runtime, ctx.service, ctx.session_id, client_socket(req), xhr_chunk)
         resp.set_header("Content-Length", str(len(body.chunk)))
         resp.stream = body
@@ -33,13 +24,8 @@ class XhrPolling:
 
 class XhrSend:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
-        body = read_body(req, ctx.runtime.settings.max_body_size)
-        try:
-            text = body.decode()
-        except UnicodeDecodeError:
-            raise SockJSError(falcon.HTTP_500, "Broken JSON encoding.") from None
-        deliver_text(ctx, text)
-        xhr_headers(req, resp, ctx, TEXT_PLAIN)
+        deliver_text(ctx, body_text(req, ctx.runtime.settings.max_body_size))
+        session_headers(req, resp, ctx, TEXT_PLAIN)
         resp.status = falcon.HTTP_204
 
     on_options = XhrPolling.on_options

@@ -56,6 +56,13 @@ ABNORMAL_CLOSURE: Final = 1006
 INTERNAL_ERROR: Final = 1011
 
 
+def sendable_close_code(code: int) -> bool:
+    """Codes an endpoint may put in a close frame (RFC 6455 section 7.4 and the
+    IANA registry): not 1004-1006 or 1015, nothing else below 3000 unassigned."""
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) \
+        or 3000 <= code <= 4999
+
+
 class _Timeout:
     def __repr__(self) -> str:
         return "TIMEOUT"
@@ -73,7 +80,8 @@ class WebSocket:
     frame once one arrived (1005 if it carried no code; 1000 for hixie-76);
     if we failed the connection instead (1002 protocol error, 1007 bad
     UTF-8, 1009 too big, 1011 ping timeout) that code and reason; 1006 if the
-    connection dropped without either. None while the connection is open.
+    connection dropped without either. None while the connection is open;
+    final once receive() returned None and close() returned.
     """
 
     def __init__(self, sock: socket.socket, protocol: FramingProtocol, *,
@@ -108,6 +116,8 @@ class WebSocket:
         self._last_received = time.monotonic()
         self._ping_sent_at: float | None = None
         self._pings = 0
+        self._pong_payload: bytes | None = None
+        self._pong_sender: gevent.Greenlet | None = None
         self._reader: gevent.Greenlet | None = None
 
     # -- public interface ---------------------------------------------------
@@ -115,7 +125,7 @@ class WebSocket:
     @property
     def closed(self) -> bool:
         """True once close() was called or the connection ended: send() would raise."""
-        return self._close_started or self._close_sent or self._done.is_set()
+        return self._close_started or self._close_sent or self._broken or self._done.is_set()
 
     @overload
     def receive(self, timeout: None = None) -> str | bytes | None: ...
@@ -153,19 +163,27 @@ class WebSocket:
         """
         if not isinstance(message, str | bytes | bytearray | memoryview):
             raise TypeError(f"websocket messages are str or bytes, not {type(message).__name__}")
-        if self.closed or self._broken:
+        if self.closed:
             raise ConnectionClosed("websocket is closed")
         self._write(lambda: self._protocol.message(message))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake and wait (at most close_timeout) for the peer's
         close frame, then shut the socket. Idempotent; safe from any greenlet, and
-        a receive() blocked in another greenlet returns None."""
+        a receive() blocked in another greenlet returns None.
+
+        A code a websocket may not carry (e.g. SockJS's 2010) is sent as 1000;
+        reasons are cut to 123 bytes of UTF-8. Nothing is sent on hixie-76 but
+        its bare close frame.
+        """
         if not self._close_started:
             self._close_started = True
             self._inbox_ready.set()
             self._inbox_space.set()
             if not self._done.is_set():
+                if not sendable_close_code(code):
+                    log.debug("websocket close code %r is not sendable, using 1000", code)
+                    code = 1000
                 self._send_close(code, reason)
         if gevent.getcurrent() is self._reader or self._reader is None:
             return
@@ -304,8 +322,7 @@ class WebSocket:
             if isinstance(event, MessageReceived):
                 self._deliver(event.data)
             elif isinstance(event, PingReceived):
-                payload = event.payload
-                self._write_quietly(lambda p=payload: self._protocol.pong(p))
+                self._answer_ping(event.payload)
             elif isinstance(event, PongReceived):
                 self._ping_sent_at = None
             elif isinstance(event, PeerClosed):
@@ -326,6 +343,26 @@ class WebSocket:
             elif isinstance(event, Dropped):
                 return False
         return bool(data)
+
+    def _answer_ping(self, payload: bytes) -> None:
+        """Pong without making the reader wait behind a long application write:
+        if it stopped reading, a peer that is itself blocked writing to us
+        would never drain our write, a deadlock only the write timeout ends.
+        Only the latest ping is answered then, as RFC 6455 section 5.5.3 allows."""
+        self._pong_payload = payload
+        if self._pong_sender is None:
+            if not self._write_lock.locked():
+                self._send_pongs()
+            else:
+                self._pong_sender = gevent.spawn(self._send_pongs)
+
+    def _send_pongs(self) -> None:
+        try:
+            while self._pong_payload is not None:
+                payload, self._pong_payload = self._pong_payload, None
+                self._write_quietly(lambda p=payload: self._protocol.pong(p))
+        finally:
+            self._pong_sender = None
 
     def _deliver(self, message: str | bytes) -> None:
         while not self._close_started and (len(self._inbox) >= MAX_INBOX_MESSAGES

@@ -25,6 +25,10 @@ handle_request() and caught by handle() as "Closing connection" (debug log),
 which then closes the socket: nothing written, nothing parsed, and no access
 log line. Falcon converts exceptions from responders into a 500, so the
 StopIteration must come from a wrapper outside falcon: WebSocketAwareMiddleware.
+(Our own teardown shuts the socket before the app returns, so without the
+wrapper nothing reaches the wire either, but gunicorn then fails noisily: a
+plain WSGI app that never called start_response gets "Error handling
+request" (AttributeError on status_code), a falcon 200 gets "Ignoring EPIPE".)
 """
 
 from __future__ import annotations
@@ -109,13 +113,14 @@ def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: flo
 def end_wsgi_request(environ: dict[str, Any]) -> list[bytes]:
     """Mark the request as a finished websocket; return what the WSGI app returns.
 
-    Closes the websocket (1000) if it is still open. WebSocketAwareMiddleware
-    then makes gunicorn drop the connection without writing anything.
+    Closes the websocket (1000) if it is still open, and in any case waits
+    (bounded) until its closing handshake, maybe started by another greenlet,
+    is over: gunicorn closes the socket as soon as the app returns.
+    WebSocketAwareMiddleware then makes gunicorn drop the connection without
+    writing anything.
     """
     environ[ENVIRON_ENDED] = True
-    ws = environ.get(ENVIRON_WEBSOCKET)
-    if isinstance(ws, WebSocket) and not ws.closed:
-        ws.close()
+    _close_left_open(environ, 1000)
     return []
 
 
@@ -143,6 +148,8 @@ class WebSocketAwareMiddleware:
             raise StopIteration from None
         if ENVIRON_WEBSOCKET not in environ:
             return result
+        if not environ.get(ENVIRON_ENDED):
+            log.debug("WSGI app returned from a websocket without end_wsgi_request()")
         close = getattr(result, "close", None)
         if close is not None:
             close()
@@ -151,8 +158,9 @@ class WebSocketAwareMiddleware:
 
 
 def _close_left_open(environ: dict[str, Any], code: int) -> None:
+    """close() is idempotent: on a closing websocket it only waits for the end."""
     ws = environ.get(ENVIRON_WEBSOCKET)
-    if isinstance(ws, WebSocket) and not ws.closed:
+    if isinstance(ws, WebSocket):
         ws.close(code)
 
 

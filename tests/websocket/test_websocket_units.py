@@ -1,0 +1,160 @@
+"""Sans-IO parts, without a server: handshake math, framing parsers, read-ahead."""
+
+from __future__ import annotations
+
+import socket
+import zlib
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
+from gunicorn.http.wsgi import create as gunicorn_environ
+from rawws import OP_CONT, OP_TEXT, RFC_SAMPLE_ACCEPT, RFC_SAMPLE_KEY, Deflater, frame
+from wsproto.frame_protocol import CloseReason, FrameDecoder, Opcode, RsvBits
+
+from workers.websocket import HandshakeError
+from workers.websocket.handshake import (
+    Hixie76Request,
+    Rfc6455Request,
+    accept_value,
+    hixie76_challenge,
+    hixie76_key_number,
+    validate,
+)
+from workers.websocket.hixie76 import Hixie76Protocol
+from workers.websocket.protocol import Dropped, Failed, MessageReceived, PeerClosed
+from workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
+from workers.websocket.wsgi import take_gunicorn_readahead
+
+
+def _environ(**headers: str) -> dict[str, str]:
+    env = {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "h:1",
+           "PATH_INFO": "/p", "QUERY_STRING": ""}
+    env.update(headers)
+    return env
+
+
+def test_rfc_sample_accept_value():
+    assert accept_value(RFC_SAMPLE_KEY) == RFC_SAMPLE_ACCEPT
+
+
+def test_hixie76_draft_example():
+    """The worked example of draft-hixie-thewebsocketprotocol-76, section 1.3."""
+    n1 = hixie76_key_number("18x 6]8vM;54 *(5:  {   U1]8  z [  8")
+    n2 = hixie76_key_number("1_ tx7X d  <  nw  334J702) 7]o}` 0")
+    assert (n1, n2) == (155712099, 173347027)
+    assert hixie76_challenge(n1, n2, b"Tm[K T2u") == b"fQJ,fN/4F4!~K~MH"
+
+
+@pytest.mark.parametrize(("env", "status"), [
+    (_environ(REQUEST_METHOD="POST", HTTP_UPGRADE="websocket"), "405 Method Not Allowed"),
+    (_environ(), "400 Bad Request"),
+    (_environ(HTTP_UPGRADE="WebSocket", HTTP_CONNECTION="close"), "400 Bad Request"),
+    (_environ(HTTP_UPGRADE="websocket", HTTP_CONNECTION="Upgrade"), "426 Upgrade Required"),
+    (_environ(HTTP_UPGRADE="websocket", HTTP_CONNECTION="Upgrade",
+              HTTP_SEC_WEBSOCKET_VERSION="13", HTTP_SEC_WEBSOCKET_KEY="abc"), "400 Bad Request"),
+    (_environ(HTTP_UPGRADE="websocket", HTTP_CONNECTION="Upgrade", SERVER_PROTOCOL="HTTP/1.0",
+              HTTP_SEC_WEBSOCKET_VERSION="13", HTTP_SEC_WEBSOCKET_KEY=RFC_SAMPLE_KEY),
+     "400 Bad Request"),
+])
+def test_refusals(env, status):
+    with pytest.raises(HandshakeError) as info:
+        validate(env)
+    assert info.value.status == status
+
+
+def test_405_has_allow_and_nothing_else():
+    with pytest.raises(HandshakeError) as info:
+        validate(_environ(REQUEST_METHOD="POST"))
+    assert info.value.headers == [("Allow", "GET")]
+    assert info.value.body == b""
+
+
+def test_accepts_token_lists():
+    request = validate(_environ(HTTP_UPGRADE="WebSocket", HTTP_CONNECTION="keep-alive, Upgrade",
+                                HTTP_SEC_WEBSOCKET_VERSION="13",
+                                HTTP_SEC_WEBSOCKET_KEY=RFC_SAMPLE_KEY,
+                                HTTP_SEC_WEBSOCKET_EXTENSIONS="foo, permessage-deflate; x"))
+    assert request == Rfc6455Request(RFC_SAMPLE_KEY, ("foo", "permessage-deflate; x"))
+
+
+def test_hixie_location_uses_raw_uri():
+    request = validate(_environ(HTTP_UPGRADE="WebSocket", HTTP_CONNECTION="Upgrade",
+                                HTTP_ORIGIN="http://o", RAW_URI="/a%20b?x=1",
+                                HTTP_SEC_WEBSOCKET_KEY1="1 2", HTTP_SEC_WEBSOCKET_KEY2="3 4"))
+    assert isinstance(request, Hixie76Request)
+    assert request.location == "ws://h:1/a%20b?x=1"
+    assert request.origin == "http://o"
+
+
+def test_negotiate_deflate_skips_bad_offers():
+    ext, header = negotiate_deflate(
+        ("permessage-deflate; server_max_window_bits=abc",
+         "permessage-deflate; server_max_window_bits=8",
+         "permessage-deflate; client_max_window_bits"), 1024)
+    assert ext is not None
+    assert header == "permessage-deflate; client_max_window_bits=15"
+    assert negotiate_deflate(("x-webkit-deflate-frame",), 1024) == (None, None)
+
+
+def test_rfc6455_declared_length_over_limit_fails_before_payload():
+    proto = Rfc6455Protocol(max_message_size=100)
+    events = proto.receive_data(frame(OP_TEXT, b"x" * 101)[:8])  # header and mask only
+    assert [type(e) for e in events] == [Failed]
+    assert events[0].code == 1009
+
+
+def test_rfc6455_limit_counts_inflated_bytes_across_fragments():
+    ext, _ = negotiate_deflate(("permessage-deflate",), 1000)
+    proto = Rfc6455Protocol(max_message_size=1000, deflate=ext)
+    payload = Deflater().compress(b"a" * 1001)
+    events = proto.receive_data(frame(OP_TEXT, payload[:5], fin=False, rsv1=True)
+                                + frame(OP_CONT, payload[5:], fin=True))
+    assert [type(e) for e in events] == [Failed]
+    assert events[0].code == 1009
+
+
+def test_rfc6455_inflation_never_exceeds_the_limit_in_one_call():
+    ext, _ = negotiate_deflate(("permessage-deflate",), 1000)
+    assert ext is not None
+    decoder = FrameDecoder(client=False, extensions=[ext])
+    ext.frame_inbound_header(decoder, Opcode.BINARY, RsvBits(True, False, False), 0)
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = bomb.compress(b"\0" * 10_000_000) + bomb.flush(zlib.Z_SYNC_FLUSH)
+    assert ext.frame_inbound_payload_data(decoder, data) is CloseReason.MESSAGE_TOO_BIG
+
+
+def test_hixie76_parser_handles_split_input_and_skips_length_frames():
+    proto = Hixie76Protocol(max_message_size=100)
+    assert proto.receive_data(b"\x00hel") == []
+    assert proto.receive_data(b"lo\xff\x80\x02zz\x00\xef\xbf") == [MessageReceived("hello")]
+    assert proto.receive_data(b"\xbf\xff\xff") == [MessageReceived("\uffff")]
+    assert proto.receive_data(b"\x00") == [PeerClosed(1000, "")]
+    assert proto.receive_data(None) == [Dropped()]
+
+
+def test_hixie76_limits_and_utf8():
+    assert Hixie76Protocol(4).receive_data(b"\x00" + b"x" * 10) == [Failed(1009, "Message too big")]
+    assert Hixie76Protocol(4).receive_data(b"\x00\xc3\x28\xff") == [Failed(1007, "Invalid UTF-8")]
+    proto = Hixie76Protocol(4)
+    assert proto.message("x") == b"\x00x\xff"
+    with pytest.raises(TypeError):
+        proto.message(b"binary")
+
+
+def test_readahead_is_found_in_gunicorns_own_parser_objects():
+    """Drive gunicorn 27's real parser over a socket pair: the bytes behind the
+    head stay in its unreader, and take_gunicorn_readahead() gets them all."""
+    server_sock, client_sock = socket.socketpair()
+    try:
+        client_sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                            b"Connection: Upgrade\r\n\r\nKEY3KEY3\x00frame\xff")
+        cfg = Config()
+        request = next(RequestParser(cfg, server_sock, ("127.0.0.1", 1)))
+        _, environ = gunicorn_environ(request, server_sock, ("127.0.0.1", 1),
+                                      ("127.0.0.1", 2), cfg)
+        assert take_gunicorn_readahead(environ) == b"KEY3KEY3\x00frame\xff"
+        assert take_gunicorn_readahead(environ) == b""
+    finally:
+        server_sock.close()
+        client_sock.close()
