@@ -147,3 +147,25 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
     finally:
         redis_again.terminate()
         redis_again.wait(5)
+
+
+def test_sigterm_closes_websockets_with_1001(fresh_cluster: Cluster) -> None:
+    import struct
+
+    import websocket
+
+    c = fresh_cluster
+    host, port = c.addresses[0]
+    sockets = [
+        websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
+                                    timeout=TIMEOUT)
+        for _ in range(5)
+    ]
+    for ws in sockets:
+        assert ws.recv() == "o"
+    c.processes[0].terminate()
+    for ws in sockets:
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert struct.unpack("!H", frame.data[:2])[0] == 1001
+        ws.close()
