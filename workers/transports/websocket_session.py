@@ -72,11 +72,13 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
         first = receiver.open()
         if first is not None:
             send_frame(ws, first)
+        runtime.hub.local_sockets[receiver.key.tag] = receiver
         reader = gevent.spawn(_read, ws, receiver, on_text)
         _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat)
     except (ConnectionClosed, StoreUnavailable) as exc:
         log.debug("websocket ended: %r", exc)
     finally:
+        runtime.hub.local_sockets.pop(receiver.key.tag, None)
         if reader is not None:
             reader.kill(block=False)
         if runtime.draining:
