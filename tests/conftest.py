@@ -94,17 +94,14 @@ def redis_server(process_registry: ProcessRegistry) -> RedisServer:
 def deploy(process_registry: ProcessRegistry) -> Callable[..., Deployment]:
     """Factory: deploy(name, layout, env=None) -> Deployment, for sockhop or the reference.
 
-    layout is single | roundrobin | nginx (sockhop), or sockjs-node |
-    sockjs-node-roundrobin | sockjs-node-nginx (the reference; behind nginx it
-    runs one process, since its sessions live in process memory).
+    layout is single | roundrobin (sockhop), or sockjs-node | sockjs-node-roundrobin
+    (the reference). Real-client tests run their own nginx (tests/clients).
     env overrides SOCKHOP_* settings (short delays for the reference server are
     passed on its command line).
     """
 
     def _deploy(name: str, layout: str, env: Mapping[str, str] | None = None) -> Deployment:
         env = dict(env or {})
-        if layout == "sockjs-node-nginx":
-            return deploy_reference(process_registry, name, processes=1, proxy="nginx")
         if layout.startswith("sockjs-node"):
             return deploy_reference(
                 process_registry,
@@ -118,8 +115,6 @@ def deploy(process_registry: ProcessRegistry) -> Callable[..., Deployment]:
             return deploy_sockhop(process_registry, name, processes=1, env=env)
         if layout == "roundrobin":
             return deploy_sockhop(process_registry, name, processes=3, env=env, proxy="haproxy")
-        if layout == "nginx":
-            return deploy_sockhop(process_registry, name, processes=3, env=env, proxy="nginx")
         raise ValueError(f"unknown layout {layout!r}")
 
     return _deploy
@@ -183,22 +178,6 @@ def origin_target(
         layout,
         {"SOCKHOP_ALLOWED_ORIGINS": GOOD_ORIGIN},
     )
-
-
-@pytest.fixture(scope="session")
-def nginx_target(
-    request: pytest.FixtureRequest,
-    process_registry: ProcessRegistry,
-    deploy: Callable[..., Deployment],
-) -> Deployment:
-    """Three sockhop processes behind nginx (HTTP proxy, round-robin, no affinity).
-
-    For real-client tests. nginx merges back-to-back frames into one chunk, so
-    the conformance suite does not use it. Against the reference: one
-    sockjs-node process behind the same nginx.
-    """
-    layout = "sockjs-node-nginx" if is_reference() else "nginx"
-    return _deployment(request, process_registry, deploy, "nginx", layout)
 
 
 # -- server logs on failure --

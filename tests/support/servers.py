@@ -1,4 +1,4 @@
-"""Starting what the tests talk to: Redis, sockhop, sockjs-node, HAProxy, nginx.
+"""Starting what the tests talk to: Redis, sockhop, sockjs-node, HAProxy.
 
 A `Deployment` is what a test gets: one address (host, port) plus the server
 processes behind it, whose logs are printed when a test fails.
@@ -350,74 +350,6 @@ def start_haproxy(
     return proc, port, stats_socket
 
 
-# -- nginx (HTTP proxy, round-robin, no affinity): for real-client tests --
-
-
-def nginx_config(prefix: Path, port: int, backends: Sequence[tuple[str, int]]) -> str:
-    servers = "\n".join(f"        server {host}:{bport};" for host, bport in backends)
-    return textwrap.dedent(
-        """\
-        user root;
-        worker_processes 1;
-        error_log {prefix}/error.log info;
-        pid {prefix}/nginx.pid;
-
-        events {{
-            worker_connections 1024;
-        }}
-
-        http {{
-            access_log {prefix}/access.log;
-            client_body_temp_path {prefix}/client_body;
-            proxy_temp_path {prefix}/proxy;
-            fastcgi_temp_path {prefix}/fastcgi;
-            uwsgi_temp_path {prefix}/uwsgi;
-            scgi_temp_path {prefix}/scgi;
-
-            map $http_upgrade $connection_upgrade {{
-                default upgrade;
-                ''      close;
-            }}
-
-            upstream sockhop {{
-        {servers}
-            }}
-
-            server {{
-                listen {host}:{port};
-
-                location / {{
-                    proxy_pass http://sockhop;
-                    proxy_http_version 1.1;
-                    proxy_buffering off;
-                    proxy_request_buffering off;
-                    proxy_set_header Host $http_host;
-                    proxy_set_header Upgrade $http_upgrade;
-                    proxy_set_header Connection $connection_upgrade;
-                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                    proxy_read_timeout 3600s;
-                    proxy_send_timeout 3600s;
-                }}
-            }}
-        }}
-        """
-    ).format(prefix=prefix, host=LOCALHOST, port=port, servers=servers)
-
-
-def start_nginx(
-    registry: ProcessRegistry, name: str, backends: Sequence[tuple[str, int]]
-) -> tuple[ManagedProcess, int]:
-    port = free_port()
-    prefix = registry.log_dir / f"{name}-nginx-{port}"
-    prefix.mkdir(parents=True, exist_ok=True)
-    config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, port, backends))
-    argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
-    proc = registry.start(f"{name}-nginx", argv)
-    wait_http_ready([proc], [(LOCALHOST, port)] * len(backends), "/echo/info")
-    return proc, port
-
-
 # -- Deployments --
 
 
@@ -430,7 +362,7 @@ def deploy_sockhop(
     env: Mapping[str, str] | None = None,
     proxy: str | None = None,
 ) -> Deployment:
-    """sockhop with its own Redis: one process, or several behind 'haproxy' or 'nginx'."""
+    """sockhop with its own Redis: one process, or several behind 'haproxy'."""
     redis = start_redis(registry, f"{name}-redis")
     servers, addresses = start_sockhop_processes(
         registry, name, redis.url, count=processes, workers=workers, env=env
@@ -477,7 +409,4 @@ def _front(
         return Deployment(
             name, kind, LOCALHOST, port, servers, proc, env, addresses, haproxy_socket=stats
         )
-    if proxy == "nginx":
-        proc, port = start_nginx(registry, name, addresses)
-        return Deployment(name, kind, LOCALHOST, port, servers, proc, env, addresses)
     raise ValueError(f"unknown proxy {proxy!r}")

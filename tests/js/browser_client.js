@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+/*
+ * sockjs-client 1.6.1 in Debian's Chromium (headless, driven by playwright-core;
+ * no browser is downloaded) against a sockhop deployment.
+ *
+ *   node browser_client.js JOB.json RESULT.json
+ *
+ * JOB: {
+ *   chromium: "/usr/bin/chromium",
+ *   messages: [...],                       default messages of every run
+ *   runs: [{ id, pageUrl, mode: "echo", url, transport, pingPong, timeoutMs, sessionPrefix }
+ *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }]
+ * }
+ * Each run gets a fresh page (tab) that loads pageUrl (web/index.html) and
+ * calls web/runner.js there. RESULT is rewritten after every run, so a driver
+ * killed on timeout still leaves the runs it finished:
+ *   { finished: bool, runs: { id: result + userAgent, console, pageErrors, failedRequests } }
+ */
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const MAX_LOG_LINES = 200;
+
+function chromiumArgs() {
+  return [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-proxy-server',
+  ];
+}
+
+function pushBounded(list, line) {
+  if (list.length < MAX_LOG_LINES) {
+    list.push(line.length > 2000 ? line.slice(0, 2000) + '...' : line);
+  }
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(what + ': no answer from the page after ' + ms + ' ms')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function runOne(context, job, run) {
+  const page = await context.newPage();
+  const diagnostics = { console: [], pageErrors: [], failedRequests: [] };
+  page.on('console', (msg) => pushBounded(diagnostics.console, msg.type() + ': ' + msg.text()));
+  page.on('pageerror', (err) => pushBounded(diagnostics.pageErrors, String(err && err.stack ? err.stack : err)));
+  page.on('requestfailed', (req) => {
+    const failure = req.failure();
+    pushBounded(diagnostics.failedRequests,
+      req.method() + ' ' + req.url().slice(0, 300) + ' ' + (failure ? failure.errorText : ''));
+  });
+  try {
+    await page.goto(run.pageUrl, { waitUntil: 'load', timeout: 15000 });
+    await page.waitForFunction(() => !!(window.SockJS && window.SockhopRunner), null, { timeout: 10000 });
+    const args = {
+      mode: run.mode,
+      url: run.url,
+      transport: run.transport,
+      transports: run.transports,
+      messages: run.messages || job.messages,
+      pingPong: run.pingPong || 0,
+      timeoutMs: run.timeoutMs,
+      sessionPrefix: run.sessionPrefix,
+    };
+    const evaluation = page.evaluate(async (a) => {
+      const opts = Object.assign({ SockJS: window.SockJS }, a);
+      const result = a.mode === 'broadcast'
+        ? await window.SockhopRunner.runBroadcast(opts)
+        : await window.SockhopRunner.runEcho(opts);
+      result.sockjsVersion = window.SockJS.version;
+      result.origin = window.location.origin;
+      result.userAgent = navigator.userAgent;
+      return result;
+    }, args);
+    const result = await withTimeout(evaluation, run.timeoutMs + 10000, run.id);
+    return Object.assign(result, diagnostics);
+  } catch (err) {
+    return Object.assign({ error: 'driver: ' + (err && err.message ? err.message : String(err)) }, diagnostics);
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+async function main() {
+  const [jobPath, resultPath] = process.argv.slice(2);
+  if (!jobPath || !resultPath) {
+    throw new Error('usage: node browser_client.js JOB.json RESULT.json');
+  }
+  const job = JSON.parse(fs.readFileSync(jobPath, 'utf8'));
+  const output = { finished: false, runs: {} };
+  const save = () => fs.writeFileSync(resultPath, JSON.stringify(output));
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockhop-chromium-'));
+  let context = null;
+  try {
+    // A persistent context on a fresh directory is how playwright takes --user-data-dir.
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: job.chromium,
+      headless: true,
+      args: chromiumArgs(),
+      timeout: 30000,
+    });
+    save();
+    for (const run of job.runs) {
+      output.runs[run.id] = await runOne(context, job, run);
+      save();
+    }
+    output.finished = true;
+    save();
+  } finally {
+    if (context) {
+      await context.close().catch(() => {});
+    }
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err && err.stack ? err.stack : err);
+    process.exit(2);
+  },
+);
