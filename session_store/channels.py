@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
+from session_store.autopipeline import AutoPipeline
 from session_store.connection import redis_errors
 from session_store.sessions import load_script
 
@@ -36,7 +35,7 @@ class CatchUp:
 
 
 class ChannelStore:
-    def __init__(self, client: redis.Redis, history_size: int) -> None:
+    def __init__(self, client: AutoPipeline, history_size: int) -> None:
         self.client = client
         self.history_size = history_size
         self._publish = load_script(client, "channel_publish")

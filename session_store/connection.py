@@ -9,6 +9,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from session_store.autopipeline import AutoPipeline
+
 # What a request sees when Redis cannot be reached: the HTTP layer turns it into 503.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
@@ -31,8 +33,15 @@ def redis_errors() -> Iterator[None]:
         raise StoreUnavailable(str(exc)) from exc
 
 
-def connect(url: str, *, max_connections: int = 50) -> redis.Redis:
-    """A client whose pool waits for a free connection instead of raising.
+def connect(url: str) -> AutoPipeline:
+    """The process's command connection: every greenlet's commands share it."""
+    return AutoPipeline(url)
+
+
+def connect_pubsub(url: str, *, max_connections: int = 4) -> redis.Redis:
+    """redis-py, for the process's one pub/sub connection (and its reconnects).
+
+    A pool that waits for a free connection instead of raising.
 
     redis-py 8's default pool raises at its cap (measured: 58k of 60k ops failed
     with 3000 greenlets); the blocking pool had no errors. One quick retry only,

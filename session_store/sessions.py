@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import redis
-
+from session_store.autopipeline import AutoPipeline, Script
 from session_store.connection import redis_errors
 
 EXPIRY_BUCKETS = 8
@@ -111,12 +110,11 @@ class EnqueueResult:
 
 
 
-def load_script(client: redis.Redis, name: str) -> Callable[..., Any]:
+def load_script(client: AutoPipeline, name: str) -> Script:
     lua = resources.files("session_store") / "lua"
     prelude = (lua / "_prelude.lua").read_text()
     body = (lua / f"{name}.lua").read_text()
-    # register_script runs EVALSHA and reloads the script after SCRIPT FLUSH / restart.
-    return client.register_script(prelude + "\n" + body)
+    return client.script(prelude + "\n" + body)
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ class StoreLimits:
 class SessionStore:
     """The one place session state is read and changed."""
 
-    def __init__(self, client: redis.Redis, limits: StoreLimits) -> None:
+    def __init__(self, client: AutoPipeline, limits: StoreLimits) -> None:
         self.client = client
         self.limits = limits
         self._open = load_script(client, "receiver_open")
@@ -158,9 +156,8 @@ class SessionStore:
             status = reply[0]
             if status == b"created":
                 # Registered once, at creation; the reaper reschedules it from then on.
-                self.client.zadd(
-                    key.expiry_bucket, {key.tag: _now_ms_hint() + lim.lease_ms + lim.disconnect_ms}
-                )
+                due = _now_ms_hint() + lim.lease_ms + lim.disconnect_ms
+                self.client.call("ZADD", key.expiry_bucket, due, key.tag)
                 return Created()
         if status == b"open":
             pairs = reply[3:]
@@ -192,14 +189,14 @@ class SessionStore:
         to come back."""
         lim = self.limits
         with redis_errors():
-            pipe = self.client.pipeline(transaction=False)
             args = self._next_args(key, holder, acked, release=True)
             for channel, offset in (positions or {}).items():
                 args += [channel, offset]
-            self._next(keys=key.keys, args=args, client=pipe)
-            # Bring the reaper's visit forward to the deadline (LT never delays it).
-            pipe.zadd(key.expiry_bucket, {key.tag: _now_ms_hint() + lim.disconnect_ms}, lt=True)
-            pipe.execute()
+            self.client.call_many([
+                self._next.command(key.keys, args),
+                # Bring the reaper's visit forward to the deadline (LT never delays it).
+                ("ZADD", key.expiry_bucket, "LT", _now_ms_hint() + lim.disconnect_ms, key.tag),
+            ])
 
     def _next_args(self, key: SessionKey, holder: str, acked: int, *, release: bool) -> list[Any]:
         lim = self.limits
@@ -208,8 +205,8 @@ class SessionStore:
 
     def subscriptions(self, key: SessionKey) -> dict[str, int]:
         with redis_errors():
-            raw = self.client.hgetall(key.keys[2])
-        return {k.decode(): int(v) for k, v in raw.items()}
+            flat = self.client.call("HGETALL", key.keys[2])
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def subscribe(self, key: SessionKey, channel: str, top: int, *, join: bool) -> bool:
         """Join (from offset top on) or leave a channel. False if the session is not open."""
@@ -223,7 +220,7 @@ class SessionStore:
     def state(self, key: SessionKey) -> str | None:
         """'open', 'closed' or None (no such session)."""
         with redis_errors():
-            st = self.client.hget(key.keys[0], "st")
+            st = self.client.call("HGET", key.keys[0], "st")
         return {b"o": "open", b"c": "closed"}.get(st) if st else None
 
     def enqueue(self, key: SessionKey, items: Sequence[bytes | str]) -> str:
@@ -258,10 +255,10 @@ class SessionStore:
 
     def claim_due(self, claim_ms: int, limit: int) -> list[SessionKey]:
         with redis_errors():
-            pipe = self.client.pipeline(transaction=False)
-            for n in range(EXPIRY_BUCKETS):
-                self._claim(keys=[expiry_bucket_key(n)], args=[claim_ms, limit], client=pipe)
-            replies = pipe.execute()
+            replies = self.client.call_many([
+                self._claim.command([expiry_bucket_key(n)], [claim_ms, limit])
+                for n in range(EXPIRY_BUCKETS)
+            ])
         return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
 
     def expire(self, key: SessionKey) -> bool:
@@ -270,9 +267,9 @@ class SessionStore:
             reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
             status = reply[0]
             if status == b"later":
-                self.client.zadd(key.expiry_bucket, {key.tag: int(reply[1])}, xx=True)
+                self.client.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
                 return False
-            self.client.zrem(key.expiry_bucket, key.tag)
+            self.client.call("ZREM", key.expiry_bucket, key.tag)
         return status == b"expired"
 
 

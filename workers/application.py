@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from session_store import EnqueueResult, SessionKey, SessionStore
 from session_store.channels import ChannelStore
@@ -27,6 +28,11 @@ QUEUE_OVERFLOW = (3008, "Session queue overflow")
 CHANNEL_GAP = (3009, "Channel history lost")
 
 _SERVICE_NAME = re.compile(r"[a-z0-9_]+")
+
+
+class LocalSink(Protocol):
+    def push(self, encoded: list[str]) -> bool:
+        """Take messages for the client; False if it is too far behind to take more."""
 
 
 class SessionHandler:
@@ -102,11 +108,21 @@ class Hub:
         self.store = store
         self.channels = channels
         self.services = {s.name: s for s in services}
+        # Sessions held by a websocket in this process, by tag.
+        self.local_sockets: dict[str, LocalSink] = {}
 
     def session(self, service: Service, session_id: str) -> Session:
         return Session(self, service, SessionKey(service.name, session_id))
 
     def deliver(self, service: Service, key: SessionKey, encoded: list[str]) -> bool:
+        sink = self.local_sockets.get(key.tag)
+        if sink is not None:
+            # A websocket of this process holds the session: its messages never
+            # outlive the socket, so they need not go through Redis.
+            if sink.push(encoded):
+                return True
+            self.close(service, key, *QUEUE_OVERFLOW)
+            return False
         result = self.store.enqueue(key, encoded)
         if result == EnqueueResult.OVERFLOW:
             self.closed(service, key)

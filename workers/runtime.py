@@ -15,6 +15,7 @@ import gevent.lock
 
 from session_store import Reaper, SessionStore, Wakeups, connect
 from session_store.channels import ChannelStore
+from session_store.connection import connect_pubsub
 from session_store.fanout import ChannelFanout
 from session_store.sessions import StoreLimits
 from workers.application import QUEUE_OVERFLOW, Hub, Service
@@ -28,6 +29,7 @@ class Runtime:
     def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
         self.settings = settings
         self.client = connect(settings.redis_url)
+        self.pubsub_client = connect_pubsub(settings.redis_url)
         lease_ms = int(settings.heartbeat_delay * 2000) + 5000
         self.store = SessionStore(
             self.client,
@@ -40,7 +42,7 @@ class Runtime:
         )
         self.channels = ChannelStore(self.client, settings.channel_history_size)
         self.hub = Hub(self.store, self.channels, services)
-        self.wakeups = Wakeups(self.client)
+        self.wakeups = Wakeups(self.pubsub_client)
         self.fanout = ChannelFanout(self.wakeups)
         self.reaper = Reaper(self.store, self.hub.expired)
         self.draining = False

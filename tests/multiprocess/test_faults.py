@@ -169,3 +169,26 @@ def test_sigterm_closes_websockets_with_1001(fresh_cluster: Cluster) -> None:
         assert opcode == websocket.ABNF.OPCODE_CLOSE
         assert struct.unpack("!H", frame.data[:2])[0] == 1001
         ws.close()
+
+
+def test_websocket_says_1011_when_redis_goes_away(fresh_cluster: Cluster) -> None:
+    import struct
+
+    import websocket
+
+    c = fresh_cluster
+    host, port = c.addresses[1]
+    ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
+                                     timeout=TIMEOUT)
+    assert ws.recv() == "o"
+    c.redis.proc.stop()
+    # Echo needs no Redis while this process holds the socket...
+    ws.send('["x"]')
+    assert ws.recv() == 'a["x"]'
+    # ...but the next lease renewal (at the 3 s heartbeat) does: the socket then
+    # ends with an explicit 1011, not silently.
+    while True:
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+    assert struct.unpack("!H", frame.data[:2])[0] == 1011

@@ -86,6 +86,8 @@ class Receiver:
         self.positions: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
         self.publications: list[bytes] = []
+        # Messages this process sent to a session it holds by websocket (no Redis).
+        self.direct: list[bytes] = []
         self.catch_up: set[str] = set()
         self._stop_watch = watch_disconnect(sock, self.client_left) if sock else None
 
@@ -143,12 +145,13 @@ class Receiver:
         if self.catch_up:
             self._catch_up()
         publications, self.publications = self.publications, []
-        grouped = frames_from_items(publications + self.items)
+        direct, self.direct = self.direct, []
+        grouped = frames_from_items(publications + direct + self.items)
         self.items = []
         if not grouped:
             return []
         first, consumed = grouped[0]
-        frames = [Frame(first, consumed - len(publications),
+        frames = [Frame(first, consumed - len(publications) - len(direct),
                         dict(self.positions) if publications else None)]
         frames += [Frame(data, n) for data, n in grouped[1:]]
         return frames
@@ -166,7 +169,7 @@ class Receiver:
         gone, lease lost, process draining)."""
         if self.runtime.draining:
             return b""
-        if self.publications or self.catch_up:
+        if self.publications or self.direct or self.catch_up:
             return None
         rung = self.waiter.wait(timeout)
         if self.client_gone:
@@ -179,7 +182,7 @@ class Receiver:
         if not rung:
             return HEARTBEAT_FRAME
         if not self.waiter.queue_rung:
-            self.waiter.reset()  # publications handed over in memory: no Redis call
+            self.waiter.reset()  # handed over in memory: no Redis call
             return None
         return self.fetch()
 
@@ -199,6 +202,14 @@ class Receiver:
         if version != self.version:
             self._follow(version, self.runtime.store.subscriptions(self.key))
         return None
+
+    def push(self, encoded: list[str]) -> bool:
+        """Messages sent from this process to the session this websocket holds."""
+        if len(self.direct) + len(encoded) > self.runtime.settings.max_queue_length:
+            return False
+        self.direct.extend(e.encode() for e in encoded)
+        self.waiter.event.set()
+        return True
 
     # --- channels (the Follower protocol of the process's fan-out) ---
 

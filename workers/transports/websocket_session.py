@@ -22,6 +22,9 @@ from workers.websocket import ConnectionClosed, HandshakeError, WebSocket, accep
 
 log = logging.getLogger("sockhop.websocket")
 
+# 1011: the server hit a condition that prevented it from fulfilling the request.
+STORE_UNAVAILABLE = (1011, "Session store unavailable")
+
 # What the reader does with one websocket message; False: close the connection.
 OnMessage = Callable[[str], bool]
 # How one queued frame goes out; returns False after a close frame.
@@ -72,11 +75,15 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
         first = receiver.open()
         if first is not None:
             send_frame(ws, first)
+        runtime.hub.local_sockets[receiver.key.tag] = receiver
         reader = gevent.spawn(_read, ws, receiver, on_text)
         _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat)
-    except (ConnectionClosed, StoreUnavailable) as exc:
+    except ConnectionClosed as exc:
         log.debug("websocket ended: %r", exc)
+    except StoreUnavailable as exc:
+        store_unavailable(ws, exc)
     finally:
+        runtime.hub.local_sockets.pop(receiver.key.tag, None)
         if reader is not None:
             reader.kill(block=False)
         if runtime.draining:
@@ -91,6 +98,12 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
         end_wsgi_request(req.env)
 
 
+def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:
+    """Say so, loudly: the client must reconnect, since what it sent may be lost."""
+    log.warning("websocket closed: Redis unavailable (%s)", exc)
+    ws.close(*STORE_UNAVAILABLE)
+
+
 def _read(ws: WebSocket, receiver: Receiver, on_text: Callable[[Receiver, str], bool]) -> None:
     try:
         while True:
@@ -100,8 +113,10 @@ def _read(ws: WebSocket, receiver: Receiver, on_text: Callable[[Receiver, str], 
             text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
             if not on_text(receiver, text):
                 break
-    except (ConnectionClosed, StoreUnavailable):
+    except ConnectionClosed:
         pass
+    except StoreUnavailable as exc:
+        store_unavailable(ws, exc)
     finally:
         receiver.client_left()
 
