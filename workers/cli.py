@@ -10,14 +10,17 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from workers.app import create_app
-from workers.config import ConfigError, settings_from_env
+from workers.config import ConfigError, Settings, settings_from_env
 from workers.embedded_redis import EmbeddedRedis
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: Any, options: dict[str, Any]) -> None:
-        self.application = app
+    """Builds the app in each worker, after fork and after gevent's monkey-patching:
+    importing redis (and ssl) in the master first would leave them unpatched."""
+
+    def __init__(self, settings: Settings, examples: bool, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.examples = examples
         self.options = options
         super().__init__()
 
@@ -26,7 +29,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(name, value)
 
     def load(self) -> Any:
-        return self.application
+        from workers.app import create_app
+        from workers.examples import example_services
+
+        return create_app(self.settings, example_services() if self.examples else [])
 
 
 def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: str) -> dict:
@@ -64,17 +70,9 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sockhop: configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.examples:
-        from workers.examples import example_services
-
-        services = example_services()
-    else:
-        services = []
-    app = create_app(settings, services)
+    options = gunicorn_options(args.bind, args.workers, settings.max_connections, log_level)
     try:
-        GunicornServer(
-            app, gunicorn_options(args.bind, args.workers, settings.max_connections, log_level)
-        ).run()
+        GunicornServer(settings, args.examples, options).run()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -16,8 +16,6 @@ import subprocess
 import tempfile
 import time
 
-import redis
-
 PR_SET_PDEATHSIG = 1
 
 
@@ -58,16 +56,21 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                return self.url
-            except redis.exceptions.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("embedded Valkey did not start") from None
-                time.sleep(0.05)
+        while not self._answers_ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("embedded Valkey did not start")
+            time.sleep(0.05)
+        return self.url
+
+    def _answers_ping(self) -> bool:
+        # A raw PING: the launcher must not import redis (see cli.GunicornServer).
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -14,7 +14,7 @@ import gevent
 
 
 def post_worker_init(worker: Any) -> None:
-    app = worker.wsgi
+    app = worker.wsgi  # built in this worker, after fork (see cli.GunicornServer)
     runtime = app.runtime.get()
 
     def watch() -> None:
