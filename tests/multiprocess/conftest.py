@@ -22,10 +22,7 @@ def cluster(process_registry: ProcessRegistry) -> Iterator[Cluster]:
 
 @pytest.fixture
 def fresh_cluster(process_registry: ProcessRegistry) -> Iterator[Cluster]:
-    """A cluster of its own, for tests that kill processes or Redis.
-
-    Clients get the default 5 s to come back, as a real client would in time.
-    """
-    c = start_cluster(process_registry, f"mpf{next(_names)}", {"SOCKHOP_DISCONNECT_DELAY": "5"})
+    """A cluster of its own, for tests that kill processes or Redis."""
+    c = start_cluster(process_registry, f"mpf{next(_names)}")
     yield c
     process_registry.stop([*c.processes, c.redis.proc])

@@ -91,8 +91,7 @@ def test_expiry_under_several_processes_runs_close_hook_exactly_once(cluster: Cl
 def test_closing_one_session_from_several_processes_at_once_runs_hook_once(
     fresh_cluster: Cluster,
 ) -> None:
-    """Racing receivers on a closed session, across processes (a closed session is
-    kept for disconnect_delay: 5 s here, so a loaded machine cannot outlast it)."""
+    """Racing receivers on a closed session, across processes."""
     cluster = fresh_cluster
     sid = new_session()
     assert cluster.poll(0, "close", sid) == "o\n"
