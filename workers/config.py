@@ -91,7 +91,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         elif f.type in ("int", "float"):
             values[name] = _parse_number(var, raw, int if f.type == "int" else float)
         elif name == "redis_url":
-            values[name] = _parse_url(var, raw, ("redis://", "rediss://", "unix://"))
+            # No TLS yet: the auto-pipelined client speaks plain TCP or a unix socket.
+            values[name] = _parse_url(var, raw, ("redis://", "unix://"))
         elif name == "sockjs_url":
             values[name] = _parse_url(var, raw, ("http://", "https://", "/"))
         elif name == "allowed_origins":

@@ -1,0 +1,65 @@
+"""The process's auto-pipelined Redis connection, against a real redis-server."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+from redis.exceptions import ConnectionError, ResponseError
+from support.servers import ProcessRegistry, RedisServer, start_redis
+
+from session_store.autopipeline import AutoPipeline
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> AutoPipeline:
+    c = AutoPipeline(redis_server.url)
+    c.call("FLUSHDB")
+    yield c
+    c.close()
+
+
+def test_each_greenlet_gets_its_own_replies_in_order(client: AutoPipeline) -> None:
+    def worker(n: int) -> list[int]:
+        return [client.call("INCR", f"k{n}") for _ in range(50)]
+
+    greenlets = [gevent.spawn(worker, n) for n in range(200)]
+    gevent.joinall(greenlets, raise_error=True)
+    assert all(g.value == list(range(1, 51)) for g in greenlets)
+
+
+def test_errors_come_back_to_the_caller_only(client: AutoPipeline) -> None:
+    client.call("SET", "s", "x")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        client.call("HGET", "s", "f")
+    assert client.call_many([("GET", "s"), ("INCR", "n")]) == [b"x", 1]
+
+
+def test_a_script_redis_forgot_is_loaded_again(client: AutoPipeline) -> None:
+    script = client.script("return {KEYS[1], ARGV[1]}")
+    assert script(["a"], ["1"]) == [b"a", b"1"]
+    client.call("SCRIPT", "FLUSH")
+    assert script(["b"], ["2"]) == [b"b", b"2"]
+    assert client.call_many([script.command(["c"], ["3"]), ("PING",)]) == [[b"c", b"3"], b"PONG"]
+
+
+def test_redis_restart_fails_fast_then_reconnects(process_registry: ProcessRegistry) -> None:
+    redis = start_redis(process_registry, "autopipeline")
+    client = AutoPipeline(redis.url, timeout=2)
+    assert client.call("PING") == b"PONG"
+    argv = redis.proc.argv
+    redis.proc.stop()
+    with pytest.raises(ConnectionError):
+        client.call("PING")
+    again = process_registry.start("autopipeline-again", argv)
+    try:
+        deadline = gevent.Timeout(10)
+        with deadline:
+            while True:
+                try:
+                    assert client.call("PING") == b"PONG"
+                    break
+                except ConnectionError:
+                    gevent.sleep(0.05)
+    finally:
+        client.close()
+        process_registry.stop([again])
