@@ -58,9 +58,6 @@ class ChannelFanout:
             del self._followers[channel]
             gevent.spawn_later(LINGER, self._drop_if_unfollowed, channel)
 
-    def followers(self, channel: str) -> int:
-        return len(self._followers.get(channel, ()))
-
     def _drop_if_unfollowed(self, channel: str) -> None:
         if channel not in self._followers and channel in self._subscribed:
             self._subscribed.discard(channel)

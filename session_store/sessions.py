@@ -94,11 +94,6 @@ class Missing:
     """No such session."""
 
 
-@dataclass(frozen=True, slots=True)
-class Lost:
-    """The lease is no longer ours (expired and taken over, or the session expired)."""
-
-
 ReceiverResult = Created | Opened | Busy | Closed | Missing
 
 

@@ -63,16 +63,11 @@ class Wakeups:
         self._confirmed: dict[str, gevent.event.Event] = {}
         self._pubsub: redis.client.PubSub | None = None
         self._lock = gevent.lock.Semaphore()
-        self._reader: gevent.Greenlet | None = None
 
     def start(self, ready_timeout: float = SUBSCRIBE_TIMEOUT) -> None:
         """Subscribe before serving: until then, other processes would think us dead."""
-        self._reader = gevent.spawn(self._read_forever)
+        gevent.spawn(self._read_forever)
         self.subscribed.wait(ready_timeout)
-
-    def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.kill(block=False)
 
     # --- receivers of this process ---
 

@@ -111,9 +111,6 @@ class Hub:
         # Sessions held by a websocket in this process, by tag.
         self.local_sockets: dict[str, LocalSink] = {}
 
-    def session(self, service: Service, session_id: str) -> Session:
-        return Session(self, service, SessionKey(service.name, session_id))
-
     def deliver(self, service: Service, key: SessionKey, encoded: list[str]) -> bool:
         sink = self.local_sockets.get(key.tag)
         if sink is not None:
