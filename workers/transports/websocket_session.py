@@ -92,9 +92,9 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
         receiver.client_left()
         try:
             runtime.hub.close(ctx.service, receiver.key, 1000, "Normal closure")
-            receiver.finish()
         except StoreUnavailable:
             log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
+        receiver.finish()  # never skipped: it unregisters the waiter and channel followers
         end_wsgi_request(req.env)
 
 
