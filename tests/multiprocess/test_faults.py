@@ -128,6 +128,8 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
             assert time.monotonic() - started < 3
             r = requests.post(c.url(i, "echo", sid, "xhr_send"), data='["x"]', timeout=TIMEOUT)
             assert r.status_code == 503
+            r = requests.post(c.url(i, "echo", new_session(), "xhr_streaming"), timeout=TIMEOUT)
+            assert r.status_code == 503  # refused before the stream starts, not an empty 200
         # /info needs no Redis.
         assert requests.get(c.base(0) + "/echo/info", timeout=TIMEOUT).status_code == 200
         # The held poll ends well-formed by its heartbeat instead of hanging.

@@ -93,22 +93,27 @@ def stream(runtime: Runtime, service: Service, session_id: str, sock: object,
            prelude: bytes, wrap: Wrap, limit: int) -> StreamBody:
     """Frames as they come, until the response limit: then the client reconnects."""
     receiver = Receiver(runtime, service, session_id, sock)
-    return StreamBody(receiver, _stream_chunks(runtime, receiver, prelude, wrap, limit))
-
-
-def _stream_chunks(runtime: Runtime, receiver: Receiver, prelude: bytes, wrap: Wrap,
-                   limit: int) -> Iterator[bytes]:
     try:
-        yield from _stream_frames(runtime, receiver, prelude, wrap, limit)
+        # Before the response starts, so that a Redis outage is a 503, not an empty stream.
+        first = receiver.open()
+    except BaseException:
+        receiver.finish()
+        raise
+    return StreamBody(receiver, _stream_chunks(runtime, receiver, first, prelude, wrap, limit))
+
+
+def _stream_chunks(runtime: Runtime, receiver: Receiver, first: bytes | None, prelude: bytes,
+                   wrap: Wrap, limit: int) -> Iterator[bytes]:
+    try:
+        yield from _stream_frames(runtime, receiver, first, prelude, wrap, limit)
     except StoreUnavailable as exc:
         # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
         log.warning("stream of %s ended: Redis unavailable (%s)", receiver.key.tag, exc)
 
 
-def _stream_frames(runtime: Runtime, receiver: Receiver, prelude: bytes, wrap: Wrap,
-                   limit: int) -> Iterator[bytes]:
+def _stream_frames(runtime: Runtime, receiver: Receiver, first: bytes | None, prelude: bytes,
+                   wrap: Wrap, limit: int) -> Iterator[bytes]:
     yield prelude
-    first = receiver.open()
     sent = 0
     if first is not None:
         yield wrap(first)
