@@ -1,9 +1,11 @@
-"""sockhop vs sockjs-node 0.3.24, side by side on this machine.
+"""sockhop vs sockjs-node 0.3.24 vs sockjs-tornado 1.0.7, side by side on this machine.
 
     python bench/run.py [--quick] [--only NAME[,NAME]] [--runs 3]
+                        [--servers sockhop,node,tornado]
 
 Installs what it needs (uvloop for the generator from PyPI; sockjs@0.3.24 into
-bench/node/node_modules), starts a private redis-server, and for each benchmark
+bench/node/node_modules; sockjs-tornado 1.0.7 and Tornado from PyPI into a private
+virtualenv, bench/tornado/venv), starts a private redis-server, and for each benchmark
 and run starts each server fresh, pinned to core 0 (sockhop's Redis too: the
 whole server side gets one core), with the load generator pinned to core 1.
 Prints a table of medians and writes every raw figure to
@@ -39,6 +41,13 @@ REPO = BENCH_DIR.parent
 NODE_DIR = BENCH_DIR / "node"
 RESULTS_DIR = BENCH_DIR / "results"
 SOCKJS_NODE_VERSION = "0.3.24"
+TORNADO_DIR = BENCH_DIR / "tornado"
+TORNADO_VENV = TORNADO_DIR / "venv"
+TORNADO_PYTHON = TORNADO_VENV / "bin" / "python"
+SOCKJS_TORNADO_VERSION = "1.0.7"
+TORNADO_VERSION = "6.6.1"  # the newest 6.x; sockjs-tornado 1.0.7 (2020) works with it
+KINDS = ("sockhop", "node", "tornado")
+KIND_LABELS = {"sockhop": "sockhop", "node": "sockjs-node", "tornado": "sockjs-tornado"}
 SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 
@@ -72,6 +81,35 @@ def ensure_sockjs_node() -> None:
     log(f"npm install sockjs@{SOCKJS_NODE_VERSION} into {NODE_DIR.relative_to(REPO)}")
     subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
                    cwd=NODE_DIR, check=True)
+
+
+def tornado_versions() -> dict[str, str]:
+    if not TORNADO_PYTHON.exists():
+        return {}
+    done = subprocess.run(
+        [str(TORNADO_PYTHON), "-c", "import importlib.metadata as m; "
+         "print(m.version('sockjs-tornado'), m.version('tornado'))"],
+        capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {}
+    sockjs_tornado, tornado = done.stdout.split()
+    return {"sockjs_tornado": sockjs_tornado, "tornado": tornado}
+
+
+def ensure_sockjs_tornado() -> dict[str, str]:
+    """sockjs-tornado in its own virtualenv: never in the environment sockhop runs in."""
+    wanted = {"sockjs_tornado": SOCKJS_TORNADO_VERSION, "tornado": TORNADO_VERSION}
+    if tornado_versions() == wanted:
+        return wanted
+    if not TORNADO_PYTHON.exists():
+        log(f"creating the virtualenv {TORNADO_VENV.relative_to(REPO)}")
+        subprocess.run([sys.executable, "-m", "venv", str(TORNADO_VENV)], check=True)
+    log(f"pip install sockjs-tornado=={SOCKJS_TORNADO_VERSION} tornado=={TORNADO_VERSION} "
+        f"into {TORNADO_VENV.relative_to(REPO)}")
+    subprocess.run([str(TORNADO_PYTHON), "-m", "pip", "install", "--quiet",
+                    f"sockjs-tornado=={SOCKJS_TORNADO_VERSION}", f"tornado=={TORNADO_VERSION}"],
+                   check=True)
+    return tornado_versions()
 
 
 def pinned(core: str, argv: list[str]) -> list[str]:
@@ -168,7 +206,7 @@ class Redis:
 class Server:
     """One running server under test."""
 
-    kind: str  # "sockhop" | "node"
+    kind: str  # "sockhop" | "node" | "tornado"
     port: int
     process: Process
     redis: Redis | None
@@ -194,6 +232,12 @@ def start_server(kind: str, redis: Redis, log_dir: Path, heartbeat: float | None
         argv = [*cmd, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--examples"]
         process = Process("sockhop", pinned(SERVER_CORE, argv), env, log_path)
         server = Server(kind, port, process, redis)
+    elif kind == "tornado":
+        argv = [str(TORNADO_PYTHON), str(TORNADO_DIR / "server.py"), str(port)]
+        if heartbeat is not None:
+            argv.append(str(heartbeat))
+        process = Process("sockjs-tornado", pinned(SERVER_CORE, argv), env, log_path)
+        server = Server(kind, port, process, None)
     else:
         env["PORT"] = str(port)
         if heartbeat is not None:
@@ -402,32 +446,60 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.0f}%"
 
 
+def ratios(bench: Bench, summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """sockhop's median over each other server's, metric by metric."""
+    out: dict[str, dict[str, float | None]] = {}
+    sh = summary.get("sockhop")
+    if sh is None:
+        return out
+    for kind in KINDS[1:]:
+        other = summary.get(kind)
+        if other is None:
+            continue
+        pair: dict[str, float | None] = {}
+        for metric in bench.metrics:
+            a, b = sh.get(metric.key), other.get(metric.key)
+            pair[metric.key] = a / b if a is not None and b else None
+        out[f"sockhop/{kind}"] = pair
+    return out
+
+
 def table(results: dict[str, Any]) -> str:
-    rows = ["| benchmark | metric | sockhop | sockjs-node | ratio sockhop/node "
-            "| generator CPU (sockhop / node) | server CPU (sockhop+Redis / node) "
-            "| other load on the machine |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    kinds = [k for k in KINDS if any(k in d["median"] for d in results.values())]
+    pairs = [k for k in kinds[1:] if "sockhop" in kinds]
+    short = "/".join(kinds)
+    server_cpu = " / ".join("sockhop+Redis" if k == "sockhop" else k for k in kinds)
+    rows = ["| benchmark | metric | " + " | ".join(KIND_LABELS[k] for k in kinds) + " | "
+            + "".join(f"ratio sockhop/{k} | " for k in pairs)
+            + f"generator CPU ({short}) | server CPU ({server_cpu}) "
+            f"| other load on the machine ({short}) |",
+            "|---|---|" + "---:|" * (len(kinds) + len(pairs) + 3)]
     for bench in BENCHES:
         if bench.name not in results:
             continue
         summary = results[bench.name]["median"]
-        sh, nd = summary.get("sockhop", {}), summary.get("node", {})
+        ratio = results[bench.name].get("ratios") or ratios(bench, summary)
+        per = [summary.get(k, {}) for k in kinds]
         cost = bench.cost_key + "." if bench.cost_key else ""
-        gen = f"{pct(sh.get(cost + 'gen_cpu_frac'))} / {pct(nd.get(cost + 'gen_cpu_frac'))}"
-        sh_server = sh.get(cost + "server_cpu_frac")
-        sh_redis = sh.get(cost + "redis_cpu_frac")
-        server = (f"{pct(sh_server)}+{pct(sh_redis)} / {pct(nd.get(cost + 'server_cpu_frac'))}"
-                  if sh_server is not None else "—")
-        other = (f"{pct(sh.get(cost + 'other_cpu_frac'))} / {pct(nd.get(cost + 'other_cpu_frac'))}"
-                 if sh_server is not None else "—")
+
+        def cpu(key: str, per: list[dict[str, Any]] = per, cost: str = cost) -> str:
+            return " / ".join(pct(p.get(cost + key)) for p in per)
+
+        gen = cpu("gen_cpu_frac")
+        server = " / ".join(
+            f"{pct(p.get(cost + 'server_cpu_frac'))}+{pct(p.get(cost + 'redis_cpu_frac'))}"
+            if k == "sockhop" else pct(p.get(cost + "server_cpu_frac"))
+            for k, p in zip(kinds, per, strict=True))
+        other = cpu("other_cpu_frac")
         for i, metric in enumerate(bench.metrics):
-            a, b = sh.get(metric.key), nd.get(metric.key)
-            ratio = f"{a / b:.2f}" if a is not None and b else "—"
             first = i == 0
+            values = " | ".join(fmt(metric, p.get(metric.key)) for p in per)
+            rs = "".join(
+                ("—" if (r := ratio.get(f"sockhop/{k}", {}).get(metric.key)) is None
+                 else f"{r:.2f}") + " | " for k in pairs)
             rows.append(f"| {bench.title if first else ''} | {metric.label} ({metric.unit}) "
-                        f"| {fmt(metric, a)} | {fmt(metric, b)} | {ratio} "
-                        f"| {gen if first else ''} | {server if first else ''} "
-                        f"| {other if first else ''} |")
+                        f"| {values} | {rs}{gen if first else ''} "
+                        f"| {server if first else ''} | {other if first else ''} |")
     return "\n".join(rows)
 
 
@@ -459,6 +531,8 @@ def report(meta: dict[str, Any], results: dict[str, Any], out_path: Path,
     lines = [
         f"machine: {meta['nproc']} cores, {meta['cpu_model']}; Redis {meta['redis']}; "
         f"Node {meta['node']}; sockjs-node {meta['sockjs_node']}; "
+        f"sockjs-tornado {meta.get('sockjs_tornado') or '—'} "
+        f"(Tornado {meta.get('tornado') or '—'}); "
         f"generator loop: {'uvloop' if meta['uvloop'] else 'asyncio'}",
         f"medians of {meta['runs']} run(s); server + its Redis pinned to core {SERVER_CORE}, "
         f"generator to core {GENERATOR_CORE}; sockhop source digest "
@@ -528,7 +602,14 @@ def main() -> int:
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each run, wait up to SECONDS for other load on the "
                              "machine to fall under 0.3 cores (default: don't wait)")
+    parser.add_argument("--servers", default=",".join(KINDS),
+                        help="comma list of the servers to run (default: "
+                             + ",".join(KINDS) + ")")
     args = parser.parse_args()
+    kinds_run = [k for k in KINDS if k in {n.strip() for n in args.servers.split(",")}]
+    unknown_kinds = {n.strip() for n in args.servers.split(",") if n.strip()} - set(KINDS)
+    if unknown_kinds or not kinds_run:
+        parser.error(f"--servers: choose from {', '.join(KINDS)}")
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     only = {n.strip() for n in args.only.split(",") if n.strip()}
     unknown = only - {b.name for b in BENCHES}
@@ -537,7 +618,9 @@ def main() -> int:
     benches = [b for b in BENCHES if not only or b.name in only]
 
     has_uvloop = ensure_uvloop()
-    ensure_sockjs_node()
+    if "node" in kinds_run:
+        ensure_sockjs_node()
+    tornado = ensure_sockjs_tornado() if "tornado" in kinds_run else {}
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     RESULTS_DIR.mkdir(exist_ok=True)
     log_dir = RESULTS_DIR / f"{stamp}-logs"
@@ -549,17 +632,18 @@ def main() -> int:
     redis = Redis(log_dir)
     meta.update(redis=redis.version, uvloop=has_uvloop, runs=runs, quick=args.quick,
                 command=" ".join(["python", "bench/run.py", *sys.argv[1:]]), started=stamp,
-                sockjs_node=SOCKJS_NODE_VERSION)
+                sockjs_node=SOCKJS_NODE_VERSION, servers=kinds_run, **tornado)
     results: dict[str, Any] = {}
     out_path = RESULTS_DIR / f"{stamp}.json"
     t_start = time.monotonic()
     try:
         for bench in benches:
-            per_kind: dict[str, list[dict[str, Any]]] = {"sockhop": [], "node": []}
+            per_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds_run}
             for n in range(runs):
-                # Alternate which server goes first, so drift in the machine's load
+                # Rotate which server goes first, so drift in the machine's load
                 # does not always favour the same one.
-                kinds = ("sockhop", "node") if n % 2 == 0 else ("node", "sockhop")
+                shift = n % len(kinds_run)
+                kinds = kinds_run[shift:] + kinds_run[:shift]
                 for kind in kinds:
                     log(f"{bench.name} run {n + 1}/{runs}: {kind}")
                     if args.wait_quiet:
@@ -572,13 +656,15 @@ def main() -> int:
                         log(f"  {result['errors']} errors: "
                             f"{result.get('error_samples') or result.get('close_samples')}")
                     per_kind[kind].append(result)
-            results[bench.name] = {"runs": per_kind, "median": summarize(bench, per_kind)}
+            median = summarize(bench, per_kind)
+            results[bench.name] = {"runs": per_kind, "median": median,
+                                   "ratios": ratios(bench, median)}
             out_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     finally:
         redis.process.stop()
     meta["wall_s"] = round(time.monotonic() - t_start, 1)
     sources = sorted({r["sockhop_source"] for data in results.values()
-                      for r in data["runs"]["sockhop"] if "sockhop_source" in r})
+                      for r in data["runs"].get("sockhop", []) if "sockhop_source" in r})
     meta["sockhop_sources"] = sources
     out_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     text = report(meta, results, out_path, log_dir)
