@@ -8,6 +8,7 @@ trip ~5x against a pool of connections, because hundreds of concurrent
 requests share each syscall and each Redis read.
 
 Commands are never retried: a script that may have run must not run twice.
+Every failure to reach Redis raises StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ import gevent.event
 import gevent.lock
 import gevent.socket
 import hiredis
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ResponseError
+
+from session_store.errors import StoreUnavailable
 
 Arg = str | bytes | int | float
 Command = tuple[Arg, ...]
 
 READ_SIZE = 65536
+# Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug.
+UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN")
 
 
 class AutoPipeline:
@@ -70,6 +75,8 @@ class AutoPipeline:
                 replies[i] = self._reply(self._send([commands[i]])[0])
         for reply in replies:
             if isinstance(reply, ResponseError):
+                if str(reply).startswith(UNAVAILABLE_REPLIES):
+                    raise StoreUnavailable(str(reply))
                 raise reply
         return replies
 
@@ -79,7 +86,7 @@ class AutoPipeline:
         return script
 
     def close(self) -> None:
-        self._disconnect(ConnectionError("client closed"))
+        self._disconnect(StoreUnavailable("client closed"))
 
     # --- internals ---
 
@@ -99,7 +106,7 @@ class AutoPipeline:
         try:
             return result.get(timeout=self.timeout)
         except gevent.Timeout:
-            raise TimeoutError(f"no reply from Redis within {self.timeout}s") from None
+            raise StoreUnavailable(f"no reply from Redis within {self.timeout}s") from None
 
     def _connect(self) -> None:
         with self._connect_lock:
@@ -116,7 +123,7 @@ class AutoPipeline:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 sock.settimeout(None)
             except OSError as exc:
-                raise ConnectionError(f"cannot connect to Redis at {self.url}: {exc}") from None
+                raise StoreUnavailable(f"cannot connect to Redis at {self.url}: {exc}") from None
             reader = hiredis.Reader(replyError=ResponseError)
             self._sock = sock
             setup: list[Command] = []
@@ -133,8 +140,8 @@ class AutoPipeline:
         for result in results:
             reply = self._reply(result)
             if isinstance(reply, ResponseError):
-                self._disconnect(ConnectionError(f"Redis refused set-up: {reply}"), sock)
-                raise ConnectionError(str(reply))
+                self._disconnect(StoreUnavailable(f"Redis refused set-up: {reply}"), sock)
+                raise StoreUnavailable(str(reply))
 
     def _write_loop(self, sock: gevent.socket.socket) -> None:
         while self._sock is sock:
@@ -146,7 +153,7 @@ class AutoPipeline:
             try:
                 sock.sendall(data)
             except OSError as exc:
-                self._disconnect(ConnectionError(f"write to Redis failed: {exc}"), sock)
+                self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
                 return
 
     def _read_loop(self, sock: gevent.socket.socket, reader: hiredis.Reader) -> None:
@@ -159,7 +166,7 @@ class AutoPipeline:
             else:
                 error = None
             if not data:
-                self._disconnect(ConnectionError(f"Redis closed the connection ({error})"), sock)
+                self._disconnect(StoreUnavailable(f"Redis closed the connection ({error})"), sock)
                 return
             reader.feed(data)
             while (reply := reader.gets()) is not False:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from session_store.autopipeline import AutoPipeline
-from session_store.connection import redis_errors
 from session_store.sessions import load_script
 
 CATCH_UP_LIMIT = 1000
@@ -44,17 +43,14 @@ class ChannelStore:
 
     def publish(self, channel: str, encoded: str) -> int:
         """Append one encoded message; returns its offset."""
-        with redis_errors():
-            return int(self._publish(
-                keys=[history_key(channel)],
-                args=[encoded, self.history_size, announce_channel(channel)],
-            ))
+        return int(self._publish(
+            keys=[history_key(channel)],
+            args=[encoded, self.history_size, announce_channel(channel)],
+        ))
 
     def top(self, channel: str) -> int:
-        with redis_errors():
-            return int(self._top(keys=[history_key(channel)]))
+        return int(self._top(keys=[history_key(channel)]))
 
     def since(self, channel: str, offset: int, limit: int = CATCH_UP_LIMIT) -> CatchUp:
-        with redis_errors():
-            reply = self._since(keys=[history_key(channel)], args=[offset, limit])
+        reply = self._since(keys=[history_key(channel)], args=[offset, limit])
         return CatchUp(list(reply[2:]), int(reply[1]), behind=reply[0] == b"behind")

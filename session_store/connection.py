@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from session_store.autopipeline import AutoPipeline
+from session_store.errors import StoreUnavailable
 
-# What a request sees when Redis cannot be reached: the HTTP layer turns it into 503.
+# What redis-py (the pub/sub connection) raises when Redis cannot be reached.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -19,18 +17,7 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ReadOnlyError,
 )
 
-
-class StoreUnavailable(Exception):
-    """Redis did not answer; nothing was changed that the caller relies on."""
-
-
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    """Turn redis-py's connection failures into StoreUnavailable."""
-    try:
-        yield
-    except REDIS_ERRORS as exc:
-        raise StoreUnavailable(str(exc)) from exc
+__all__ = ["REDIS_ERRORS", "StoreUnavailable", "connect", "connect_pubsub"]
 
 
 def connect(url: str) -> AutoPipeline:

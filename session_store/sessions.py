@@ -16,7 +16,6 @@ from importlib import resources
 from typing import Any
 
 from session_store.autopipeline import AutoPipeline, Script
-from session_store.connection import redis_errors
 
 EXPIRY_BUCKETS = 8
 MAX_BATCH = 500
@@ -143,17 +142,16 @@ class SessionStore:
 
     def open_receiver(self, key: SessionKey, holder: str, *, create: bool) -> ReceiverResult:
         lim = self.limits
-        with redis_errors():
-            reply = self._open(
-                keys=key.keys,
-                args=[holder, key.tag, lim.lease_ms, int(create), MAX_BATCH, lim.ttl_ms],
-            )
-            status = reply[0]
-            if status == b"created":
-                # Registered once, at creation; the reaper reschedules it from then on.
-                due = _now_ms_hint() + lim.lease_ms + lim.disconnect_ms
-                self.client.call("ZADD", key.expiry_bucket, due, key.tag)
-                return Created()
+        reply = self._open(
+            keys=key.keys,
+            args=[holder, key.tag, lim.lease_ms, int(create), MAX_BATCH, lim.ttl_ms],
+        )
+        status = reply[0]
+        if status == b"created":
+            # Registered once, at creation; the reaper reschedules it from then on.
+            due = _now_ms_hint() + lim.lease_ms + lim.disconnect_ms
+            self.client.call("ZADD", key.expiry_bucket, due, key.tag)
+            return Created()
         if status == b"open":
             pairs = reply[3:]
             subscriptions = {
@@ -173,9 +171,8 @@ class SessionStore:
 
         Returns (items, subscriptions version), or None when the lease is lost.
         """
-        with redis_errors():
-            args = self._next_args(key, holder, acked, release=False)
-            reply = self._next(keys=key.keys, args=args)
+        args = self._next_args(key, holder, acked, release=False)
+        reply = self._next(keys=key.keys, args=args)
         return None if reply[0] == b"lost" else (list(reply[1]), reply[2])
 
     def release(self, key: SessionKey, holder: str, acked: int,
@@ -183,15 +180,14 @@ class SessionStore:
         """Acknowledge, save channel positions, let go: the client has disconnect_delay
         to come back."""
         lim = self.limits
-        with redis_errors():
-            args = self._next_args(key, holder, acked, release=True)
-            for channel, offset in (positions or {}).items():
-                args += [channel, offset]
-            self.client.call_many([
-                self._next.command(key.keys, args),
-                # Bring the reaper's visit forward to the deadline (LT never delays it).
-                ("ZADD", key.expiry_bucket, "LT", _now_ms_hint() + lim.disconnect_ms, key.tag),
-            ])
+        args = self._next_args(key, holder, acked, release=True)
+        for channel, offset in (positions or {}).items():
+            args += [channel, offset]
+        self.client.call_many([
+            self._next.command(key.keys, args),
+            # Bring the reaper's visit forward to the deadline (LT never delays it).
+            ("ZADD", key.expiry_bucket, "LT", _now_ms_hint() + lim.disconnect_ms, key.tag),
+        ])
 
     def _next_args(self, key: SessionKey, holder: str, acked: int, *, release: bool) -> list[Any]:
         lim = self.limits
@@ -199,23 +195,20 @@ class SessionStore:
                 lim.ttl_ms, key.tag]
 
     def subscriptions(self, key: SessionKey) -> dict[str, int]:
-        with redis_errors():
-            flat = self.client.call("HGETALL", key.keys[2])
+        flat = self.client.call("HGETALL", key.keys[2])
         return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def subscribe(self, key: SessionKey, channel: str, top: int, *, join: bool) -> bool:
         """Join (from offset top on) or leave a channel. False if the session is not open."""
-        with redis_errors():
-            return bool(self._subscribe(
-                keys=key.keys, args=[key.tag, channel, top, int(join), self.limits.ttl_ms]
-            ))
+        return bool(self._subscribe(
+            keys=key.keys, args=[key.tag, channel, top, int(join), self.limits.ttl_ms]
+        ))
 
     # --- sending side ---
 
     def state(self, key: SessionKey) -> str | None:
         """'open', 'closed' or None (no such session)."""
-        with redis_errors():
-            st = self.client.call("HGET", key.keys[0], "st")
+        st = self.client.call("HGET", key.keys[0], "st")
         return {b"o": "open", b"c": "closed"}.get(st) if st else None
 
     def enqueue(self, key: SessionKey, items: Sequence[bytes | str]) -> str:
@@ -223,17 +216,16 @@ class SessionStore:
             return EnqueueResult.OK
         lim = self.limits
         result = EnqueueResult.OK
-        with redis_errors():
-            for start in range(0, len(items), MAX_BATCH):
-                chunk = items[start : start + MAX_BATCH]
-                reply = self._enqueue(
-                    keys=key.keys,
-                    args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_frame,
-                          lim.disconnect_ms, *chunk],
-                )
-                result = reply.decode()
-                if result != EnqueueResult.OK:
-                    break
+        for start in range(0, len(items), MAX_BATCH):
+            chunk = items[start : start + MAX_BATCH]
+            reply = self._enqueue(
+                keys=key.keys,
+                args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_frame,
+                      lim.disconnect_ms, *chunk],
+            )
+            result = reply.decode()
+            if result != EnqueueResult.OK:
+                break
         return result
 
     def close(self, key: SessionKey, frame: bytes, *, holder: str = "") -> bool:
@@ -241,30 +233,27 @@ class SessionStore:
 
         With holder, only the current lease holder may close (a receiver's own abort).
         """
-        with redis_errors():
-            return bool(
-                self._close(keys=key.keys, args=[key.tag, frame, self.limits.disconnect_ms, holder])
-            )
+        return bool(
+            self._close(keys=key.keys, args=[key.tag, frame, self.limits.disconnect_ms, holder])
+        )
 
     # --- expiry (used by the reaper) ---
 
     def claim_due(self, claim_ms: int, limit: int) -> list[SessionKey]:
-        with redis_errors():
-            replies = self.client.call_many([
-                self._claim.command([expiry_bucket_key(n)], [claim_ms, limit])
-                for n in range(EXPIRY_BUCKETS)
-            ])
+        replies = self.client.call_many([
+            self._claim.command([expiry_bucket_key(n)], [claim_ms, limit])
+            for n in range(EXPIRY_BUCKETS)
+        ])
         return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
 
     def expire(self, key: SessionKey) -> bool:
         """True if this call expired the session (the caller runs the close hook)."""
-        with redis_errors():
-            reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
-            status = reply[0]
-            if status == b"later":
-                self.client.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
-                return False
-            self.client.call("ZREM", key.expiry_bucket, key.tag)
+        reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
+        status = reply[0]
+        if status == b"later":
+            self.client.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
+            return False
+        self.client.call("ZREM", key.expiry_bucket, key.tag)
         return status == b"expired"
 
 

@@ -8,6 +8,7 @@ from redis.exceptions import ConnectionError, ResponseError
 from support.servers import ProcessRegistry, RedisServer, start_redis
 
 from session_store.autopipeline import AutoPipeline
+from session_store.errors import StoreUnavailable
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_redis_restart_fails_fast_then_reconnects(process_registry: ProcessRegis
     assert client.call("PING") == b"PONG"
     argv = redis.proc.argv
     redis.proc.stop()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(StoreUnavailable):  # the store's own error (a redis ConnectionError)
         client.call("PING")
     again = process_registry.start("autopipeline-again", argv)
     try:

@@ -1,0 +1,12 @@
+"""The one error the rest of sockhop sees from Redis."""
+
+from __future__ import annotations
+
+from redis.exceptions import ConnectionError
+
+
+class StoreUnavailable(ConnectionError):
+    """Redis did not answer (or cannot serve yet); the HTTP layer answers 503.
+
+    A redis-py ConnectionError too, so pub/sub code catching those catches it.
+    """
