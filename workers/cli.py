@@ -41,7 +41,8 @@ def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: s
     return {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "gevent",
+        # gunicorn's gevent worker with sockhop's own HTTP/1.1 handling (workers/httpserver).
+        "worker_class": "workers.httpserver.worker.SockhopWorker",
         # Held polls and streams are connections too: size for them, not for requests/s.
         "worker_connections": max_connections,
         "graceful_timeout": 10,

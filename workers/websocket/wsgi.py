@@ -165,7 +165,10 @@ def _close_left_open(environ: dict[str, Any], code: int) -> None:
 
 
 def take_gunicorn_readahead(environ: dict[str, Any]) -> bytes:
-    """Bytes gunicorn's parser read past the request head (see module doc)."""
+    """Bytes the server's parser read past the request head (see module doc)."""
+    readahead = environ.get("sockhop.readahead")
+    if readahead is not None:
+        return readahead()
     body = environ.get("wsgi.input")
     taken = b""
     body_buf = getattr(body, "buf", None)
