@@ -1,4 +1,4 @@
-"""Real gunicorn gevent servers running tests/websocket/echo_app.py."""
+"""Real gunicorn servers (sockhop's gevent worker class) running tests/websocket/echo_app.py."""
 
 from __future__ import annotations
 
@@ -31,13 +31,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The worker sockhop runs: gunicorn's gevent worker with sockhop's HTTP layer.
+WORKER_CLASS = "workers.httpserver.worker.SockhopWorker"
+
+
 class Server:
-    """One gunicorn master with one gevent worker, started and stopped by PID."""
+    """One gunicorn master with one sockhop (gevent) worker, started and stopped by PID."""
 
     def __init__(self, env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="ws-gunicorn-", suffix=".log")[1])
-        cmd = [sys.executable, "-m", "gunicorn", "-k", "gevent", "--no-control-socket",
+        cmd = [sys.executable, "-m", "gunicorn", "-k", WORKER_CLASS, "--no-control-socket",
                "-w", "1", "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "10",
                *extra_args, "tests.websocket.echo_app:app"]
         with self.log_path.open("wb") as log:

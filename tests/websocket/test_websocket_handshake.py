@@ -87,7 +87,7 @@ def test_refused_handshake_leaves_http_keepalive_working(server):
 
 
 def test_frame_sent_with_the_handshake_is_not_lost(server):
-    """Bytes behind the request head sit in gunicorn's unreader; they must reach us."""
+    """Bytes behind the request head are read with it by the server's parser; they must reach us."""
     client = RawClient(server.port)
     try:
         pipelined = frame(OP_TEXT, b"pipelined") + frame(OP_TEXT, b"second")

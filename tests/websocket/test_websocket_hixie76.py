@@ -61,7 +61,7 @@ def test_haproxy_style_handshake_then_echo_then_close(server):
 
 
 def test_key3_and_first_frame_sent_with_the_head(server):
-    """A browser sends key3 with the head: gunicorn's parser has already read it."""
+    """A browser sends key3 with the head: the server's parser has already read it."""
     client = RawClient(server.port)
     try:
         client.send_request("/ws", _headers(server.port), extra=b"12345678\x00early\xff")

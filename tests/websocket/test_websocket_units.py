@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import zlib
 
 import pytest
-from gunicorn.config import Config
-from gunicorn.http.parser import RequestParser
-from gunicorn.http.wsgi import create as gunicorn_environ
 from rawws import OP_CONT, OP_TEXT, RFC_SAMPLE_ACCEPT, RFC_SAMPLE_KEY, Deflater, frame
 from wsproto.frame_protocol import CloseReason, FrameDecoder, Opcode, RsvBits
 
@@ -24,7 +20,6 @@ from workers.websocket.handshake import (
 from workers.websocket.hixie76 import Hixie76Protocol
 from workers.websocket.protocol import Dropped, Failed, MessageReceived, PeerClosed
 from workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
-from workers.websocket.wsgi import take_gunicorn_readahead
 
 
 def _environ(**headers: str) -> dict[str, str]:
@@ -140,21 +135,3 @@ def test_hixie76_limits_and_utf8():
     assert proto.message("x") == b"\x00x\xff"
     with pytest.raises(TypeError):
         proto.message(b"binary")
-
-
-def test_readahead_is_found_in_gunicorns_own_parser_objects():
-    """Drive gunicorn 27's real parser over a socket pair: the bytes behind the
-    head stay in its unreader, and take_gunicorn_readahead() gets them all."""
-    server_sock, client_sock = socket.socketpair()
-    try:
-        client_sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                            b"Connection: Upgrade\r\n\r\nKEY3KEY3\x00frame\xff")
-        cfg = Config()
-        request = next(RequestParser(cfg, server_sock, ("127.0.0.1", 1)))
-        _, environ = gunicorn_environ(request, server_sock, ("127.0.0.1", 1),
-                                      ("127.0.0.1", 2), cfg)
-        assert take_gunicorn_readahead(environ) == b"KEY3KEY3\x00frame\xff"
-        assert take_gunicorn_readahead(environ) == b""
-    finally:
-        server_sock.close()
-        client_sock.close()

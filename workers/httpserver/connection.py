@@ -9,6 +9,7 @@ write would block: no timer per chunk.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import socket
@@ -28,14 +29,16 @@ from workers.httpserver.response import (
     has_no_body,
     response_head,
 )
+from workers.httpserver.sending import send_bounded
 
 log = logging.getLogger("sockhop.http")
 
 READ_SIZE = 65536
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-#: environ key: a function returning (and taking) the bytes read past the
-#: request, for a protocol that takes the connection over (websockets).
+#: environ keys: the client socket, and a function returning (and taking) the
+#: bytes read past the request, for a protocol that takes the connection over.
+ENVIRON_SOCKET = "sockhop.socket"
 ENVIRON_READAHEAD = "sockhop.readahead"
 
 
@@ -71,6 +74,7 @@ class Connection:
             self.remote = ("", "")
 
     def serve(self) -> None:
+        self.sock.settimeout(self.limits.idle_timeout)  # bounds reads; writes bound themselves
         try:
             while True:
                 request = self._next_request()
@@ -100,7 +104,6 @@ class Connection:
             self.parser.feed(data)
 
     def _recv(self) -> bytes:
-        self.sock.settimeout(self.limits.idle_timeout)
         try:
             return self.sock.recv(READ_SIZE)
         except (TimeoutError, ConnectionError):
@@ -211,7 +214,7 @@ class Connection:
             "REMOTE_ADDR": self.remote[0],
             "REMOTE_PORT": self.remote[1],
             "wsgi.input": io.BytesIO(b"".join(request.body)),
-            "gunicorn.socket": self.sock,
+            ENVIRON_SOCKET: self.sock,
             ENVIRON_READAHEAD: self._take_readahead,
         })
         for raw_name, value in request.headers:
@@ -228,23 +231,23 @@ class Connection:
         return environ
 
     def _take_readahead(self) -> bytes:
+        """For the protocol taking the connection over: the socket goes to it
+        blocking, without our idle timeout."""
+        self.sock.settimeout(None)
         data, self.parser.upgrade_data = self.parser.upgrade_data, b""
         return data
 
     # --- writing ---
 
     def _send(self, data: bytes) -> None:
-        self.sock.settimeout(self.limits.write_timeout)
         try:
-            self.sock.sendall(data)
-        except (TimeoutError, OSError) as exc:
+            send_bounded(self.sock, data, self.limits.write_timeout)
+        except OSError as exc:  # TimeoutError included
             raise ClientGone(str(exc)) from None
 
     def _send_quietly(self, data: bytes) -> None:
-        try:
+        with contextlib.suppress(ClientGone):
             self._send(data)
-        except ClientGone:
-            pass
 
 
 def base_environ(multiprocess: bool) -> dict[str, Any]:

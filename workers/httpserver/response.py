@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import formatdate
 from enum import Enum
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -39,8 +41,20 @@ def choose_framing(headers: list[tuple[str, str]], *, version: str, no_body: boo
     return Framing.CLOSE, kept
 
 
+_date: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header's value, formatted once a second."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True))
+    return _date[1]
+
+
 def response_head(status: str, headers: list[tuple[str, str]], *, keep_alive: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status}\r\n"]
+    lines = [f"HTTP/1.1 {status}\r\nDate: {http_date()}\r\n"]
     lines += [f"{name}: {value}\r\n" for name, value in headers]
     if not keep_alive:
         lines.append("Connection: close\r\n")

@@ -8,6 +8,7 @@ import falcon
 
 from workers.application import Service
 from workers.http import cors, jsessionid, no_cache
+from workers.httpserver.connection import ENVIRON_SOCKET
 from workers.runtime import Runtime
 
 
@@ -23,7 +24,7 @@ class SessionRequest:
 
 
 def client_socket(req: falcon.Request) -> object:
-    return req.env.get("gunicorn.socket")
+    return req.env.get(ENVIRON_SOCKET)
 
 
 def session_headers(req: falcon.Request, resp: falcon.Response, ctx: SessionRequest,

@@ -1,17 +1,16 @@
 """Drivers of a receiving request: one frame per poll, or a stream of frames.
 
-Both hand gunicorn a body object whose close() releases the lease, because a
+Both hand the server a body object whose close() releases the lease, because a
 WSGI server calls close() whatever happens (a generator's finally would not
-run if the generator were never started).
+run if the generator were never started). The server resumes the body only
+after a chunk is written, and bounds each write (workers/httpserver), so what
+follows a yield may count the chunk as delivered.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 from collections.abc import Callable, Iterator
-
-import gevent
 
 from session_store import StoreUnavailable
 from workers.application import Service
@@ -24,22 +23,6 @@ Wrap = Callable[[bytes], bytes]
 log = logging.getLogger("sockhop.delivery")
 
 
-def timed_writes(chunks: Iterator[bytes], timeout: float) -> Iterator[bytes]:
-    """Bound each write gunicorn makes of our chunks: it has no write timeout.
-
-    The timer runs only while the chunk is out with gunicorn. It raises a
-    broken-pipe error, which gunicorn treats as a vanished client: it closes
-    the socket without trying to write an error page to it.
-    """
-    for chunk in chunks:
-        timer = gevent.Timeout(timeout, BrokenPipeError(errno.EPIPE, "client stopped reading"))
-        timer.start()
-        try:
-            yield chunk
-        finally:
-            timer.close()
-
-
 class PollBody:
     """The one chunk of a poll; what it delivers is acknowledged once it was written."""
 
@@ -49,7 +32,7 @@ class PollBody:
         self.frame = frame
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from timed_writes(iter((self.chunk,)), self.receiver.runtime.settings.write_timeout)
+        yield self.chunk
         if self.frame is not None:
             self.receiver.sent(self.frame)  # resumed only after the write completed
 
@@ -83,7 +66,7 @@ class StreamBody:
         self.chunks = chunks
 
     def __iter__(self) -> Iterator[bytes]:
-        return timed_writes(self.chunks, self.receiver.runtime.settings.write_timeout)
+        return self.chunks
 
     def close(self) -> None:
         self.receiver.finish()

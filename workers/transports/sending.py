@@ -16,7 +16,7 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     if length is not None and length > limit:
         raise SockJSError(falcon.HTTP_413, "Payload too large.")
     # Without Content-Length (chunked), falcon's bounded_stream reads nothing:
-    # read gunicorn's de-chunking input directly, one byte past the limit.
+    # read the server's de-chunked input directly, one byte past the limit.
     stream = req.bounded_stream if length is not None else req.stream
     body = stream.read(limit + 1)
     if len(body) > limit:

@@ -1,4 +1,4 @@
-"""Server-side WebSocket (RFC 6455 and hixie-76) on gunicorn's own socket.
+"""Server-side WebSocket (RFC 6455 and hixie-76) on the HTTP connection's own socket.
 
 Usage from a WSGI (or falcon) handler, with the whole WSGI app wrapped in
 WebSocketAwareMiddleware::

@@ -7,8 +7,8 @@ close() must work from any greenlet (SIGTERM handling) while another one is
 blocked in receive(). Only the reader ever reads the socket; every write
 (application messages, pongs, pings, close frames) goes through _write(),
 which holds a lock (the deflate compressor's context must follow the order
-on the wire) and a gevent.Timeout, since gunicorn sockets have no write
-timeout of their own.
+on the wire) and bounds a blocked write (send_bounded), since the socket has
+no write timeout of its own.
 
 Messages wait in a small inbox until receive() takes them. When it holds
 MAX_INBOX_MESSAGES messages or max_message_size bytes, the reader stops
@@ -30,6 +30,7 @@ import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
+from workers.httpserver.sending import send_bounded
 from workers.websocket.errors import ConnectionClosed
 from workers.websocket.protocol import (
     Dropped,
@@ -210,22 +211,12 @@ class WebSocket:
             data = build()
             if not data:
                 return
-            timer = gevent.Timeout(self._write_timeout)
-            timer.start()
             try:
-                self._sock.sendall(data)
-            except gevent.Timeout as exc:
-                if exc is not timer:
-                    raise
-                self._broken = True
-                self._shutdown()
-                raise ConnectionClosed("websocket write timed out") from None
-            except OSError as exc:
+                send_bounded(self._sock, data, self._write_timeout)
+            except OSError as exc:  # a write timeout included
                 self._broken = True
                 self._shutdown()
                 raise ConnectionClosed(f"websocket write failed: {exc}") from None
-            finally:
-                timer.cancel()
 
     def _send_close(self, code: int, reason: str) -> None:
         if self._close_sent:

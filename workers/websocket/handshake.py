@@ -155,7 +155,7 @@ def _validate_hixie76(environ: Mapping[str, Any], key1: str, key2: str) -> Hixie
 
 
 def request_target(environ: Mapping[str, Any]) -> str:
-    """Path and query as the client sent them (gunicorn's RAW_URI), for the Location echo."""
+    """Path and query as the client sent them (RAW_URI), for the Location echo."""
     raw = environ.get("RAW_URI")
     if raw:
         if raw.startswith(("http://", "https://")):  # absolute-form request target

@@ -1,39 +1,23 @@
-"""Taking a websocket over from gunicorn inside a WSGI request, and giving it back.
+"""Taking a websocket over inside a WSGI request, and giving it back.
 
-What gunicorn 27 (gevent worker) does around an upgrade, read from its source
-(gunicorn/http/message.py, unreader.py, body.py, workers/base_async.py):
+Runs under sockhop's own HTTP layer (workers/httpserver), which provides
+``environ[ENVIRON_SOCKET]`` (the client socket) and
+``environ[ENVIRON_READAHEAD]``: the bytes its parser read past the request
+head. A hixie-76 client sends key3 in the same write as its headers, and a
+client may pipeline its first frames, so those bytes must be taken before
+reading the socket, or they are lost. Taking them also hands the socket over
+blocking, without the HTTP layer's idle timeout.
 
-Read-ahead. The request parser reads the socket through a SocketUnreader,
-8 KiB per recv(). Whatever follows the blank line that ends the headers is
-pushed back with ``unreader.unread()`` (Message.__init__). A GET with neither
-Content-Length nor Transfer-Encoding gets ``Body(LengthReader(unreader, 0))``
-(Request.set_body_reader), so nobody ever reads those bytes: they sit in
-``environ['wsgi.input'].reader.unreader`` (the parser's own unreader), not in
-the socket. A hixie-76 client sends key3 in the same write as its headers, and
-a client may pipeline its first frames, so those bytes must be taken from
-there before reading the socket, or they are lost. gunicorn 27 has
-``Unreader.take_buffered()`` for this (written for its h2c upgrade); older
-versions only have the ``buf`` BytesIO, used as a fallback.
-
-Ending the request. AsyncWorker.handle_request() runs the app, then writes
-its response (``resp.write``/``resp.close`` always send a status line and
-headers, so even an empty body becomes ``HTTP/1.1 200 OK`` after the close
-frame), then the keep-alive loop parses the next request from the socket.
-Returning ALREADY_HANDLED skips the write but not the loop. A StopIteration
-raised by the app itself (not by its iterator) is re-raised by
-handle_request() and caught by handle() as "Closing connection" (debug log),
-which then closes the socket: nothing written, nothing parsed, and no access
-log line. Falcon converts exceptions from responders into a 500, so the
-StopIteration must come from a wrapper outside falcon: WebSocketAwareMiddleware.
-(Our own teardown shuts the socket before the app returns, so without the
-wrapper nothing reaches the wire either, but gunicorn then fails noisily: a
-plain WSGI app that never called start_response gets "Error handling
-request" (AttributeError on status_code), a falcon 200 gets "Ignoring EPIPE".)
+Ending the request. Once the connection has been upgraded the HTTP layer
+must write nothing more (not even an empty 200 after the close frame) and
+parse nothing more: the app signals that by raising StopIteration from the
+app call, on which the server closes the connection silently. Falcon turns
+exceptions from responders into a 500, so the StopIteration must come from
+a wrapper outside falcon: WebSocketAwareMiddleware.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import socket
 import time
@@ -42,6 +26,7 @@ from typing import Any, Final
 
 import gevent
 
+from workers.httpserver.connection import ENVIRON_READAHEAD, ENVIRON_SOCKET
 from workers.websocket import handshake
 from workers.websocket.connection import WebSocket
 from workers.websocket.hixie76 import Hixie76Protocol
@@ -65,19 +50,19 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: float,
            ping_interval: float, ping_timeout: float | None = None) -> WebSocket:
     """Validate the upgrade request, write the 101 response on
-    environ['gunicorn.socket'] and return the WebSocket.
+    environ[ENVIRON_SOCKET] and return the WebSocket.
 
     Raises HandshakeError (nothing written; answer with its status, headers
-    and body). RuntimeError if not running under gunicorn's gevent worker or
-    without WebSocketAwareMiddleware, where gunicorn would write an HTTP
+    and body). RuntimeError if not running under sockhop's HTTP layer or
+    without WebSocketAwareMiddleware, where the server would write an HTTP
     response after the websocket ends. ``ping_interval`` <= 0 disables pings;
     ``ping_timeout`` defaults to ``ping_interval``. If the connection breaks
     during the handshake, the returned WebSocket is already closed (1006).
     """
     request = handshake.validate(environ)
-    sock = environ.get("gunicorn.socket")
+    sock = environ.get(ENVIRON_SOCKET)
     if sock is None:
-        raise RuntimeError("websocket upgrade needs gunicorn's worker (environ['gunicorn.socket'])")
+        raise RuntimeError("websocket upgrade needs sockhop's HTTP layer (environ[ENVIRON_SOCKET])")
     if not environ.get(ENVIRON_MIDDLEWARE):
         raise RuntimeError("wrap the WSGI app in WebSocketAwareMiddleware to serve websockets")
 
@@ -94,7 +79,7 @@ def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: flo
                    ping_timeout=ping_timeout)
     # From the first byte of the 101 on, this is no longer an HTTP exchange.
     environ[ENVIRON_WEBSOCKET] = ws
-    pending = take_gunicorn_readahead(environ)
+    pending = take_readahead(environ)
     try:
         _sendall(sock, head, write_timeout)
         if isinstance(request, handshake.Hixie76Request):
@@ -115,8 +100,8 @@ def end_wsgi_request(environ: dict[str, Any]) -> list[bytes]:
 
     Closes the websocket (1000) if it is still open, and in any case waits
     (bounded) until its closing handshake, maybe started by another greenlet,
-    is over: gunicorn closes the socket as soon as the app returns.
-    WebSocketAwareMiddleware then makes gunicorn drop the connection without
+    is over: the server closes the socket as soon as the app returns.
+    WebSocketAwareMiddleware then makes the server drop the connection without
     writing anything.
     """
     environ[ENVIRON_ENDED] = True
@@ -125,7 +110,7 @@ def end_wsgi_request(environ: dict[str, Any]) -> list[bytes]:
 
 
 class WebSocketAwareMiddleware:
-    """Outermost WSGI wrapper (outside falcon): after a websocket, make gunicorn
+    """Outermost WSGI wrapper (outside falcon): after a websocket, make the server
     close the connection silently by raising StopIteration from the app call.
 
     Any request whose connection was upgraded by accept() ends this way,
@@ -164,29 +149,9 @@ def _close_left_open(environ: dict[str, Any], code: int) -> None:
         ws.close(code)
 
 
-def take_gunicorn_readahead(environ: dict[str, Any]) -> bytes:
+def take_readahead(environ: dict[str, Any]) -> bytes:
     """Bytes the server's parser read past the request head (see module doc)."""
-    readahead = environ.get("sockhop.readahead")
-    if readahead is not None:
-        return readahead()
-    body = environ.get("wsgi.input")
-    taken = b""
-    body_buf = getattr(body, "buf", None)
-    if isinstance(body_buf, io.BytesIO) and body_buf.tell():
-        # Read from the body but not returned yet (only if the app read wsgi.input).
-        taken = body_buf.getvalue()
-        body.buf = io.BytesIO()  # type: ignore[union-attr]
-    unreader = getattr(getattr(body, "reader", None), "unreader", None)
-    if unreader is None:
-        return taken
-    take_buffered = getattr(unreader, "take_buffered", None)
-    if callable(take_buffered):
-        return taken + take_buffered()
-    buf = getattr(unreader, "buf", None)
-    if isinstance(buf, io.BytesIO):
-        unreader.buf = io.BytesIO()
-        return taken + buf.getvalue()
-    return taken
+    return environ[ENVIRON_READAHEAD]()  # present wherever ENVIRON_SOCKET is
 
 
 class _HandshakeTimeout(Exception):

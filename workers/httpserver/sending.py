@@ -1,0 +1,28 @@
+"""Writes that cost one syscall when the socket has room.
+
+gevent's sendall() does several Python-level steps per call (a getsockopt,
+a memoryview, a clock read, and with a socket timeout a timer); most of our
+writes are small and fit the socket buffer at once. Only a write that would
+block waits, and only that wait is bounded.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import gevent
+
+
+def send_bounded(sock: Any, data: bytes, timeout: float | None) -> None:
+    """Write all of data. Raises TimeoutError if the peer stops reading for
+    timeout seconds, OSError if it is gone."""
+    raw = getattr(sock, "_sock", sock)  # the plain socket under gevent's wrapper
+    try:
+        sent = raw.send(data, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    with gevent.Timeout(timeout, TimeoutError("write timed out")):
+        sock.sendall(memoryview(data)[sent:])
