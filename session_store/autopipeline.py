@@ -65,22 +65,10 @@ class AutoPipeline:
         return self.call_many([args])[0]
 
     def call_many(self, commands: Sequence[Command]) -> list[Any]:
-        """Send commands back to back (in one write with everything else queued).
-
-        A script Redis lost (restart, SCRIPT FLUSH) did not run: it is loaded
-        and that one command sent again. Any other error is raised.
-        """
-        replies = [self._reply(result) for result in self._send(commands)]
-        for i, reply in enumerate(replies):
-            if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
-                self.call("SCRIPT", "LOAD", self._scripts[commands[i][1]])
-                replies[i] = self._reply(self._send([commands[i]])[0])
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                if str(reply).startswith(UNAVAILABLE_REPLIES):
-                    raise StoreUnavailable(str(reply))
-                raise reply
-        return replies
+        """Send commands back to back (in one write with everything else queued)."""
+        replies = Replies(self)
+        replies.send(commands)
+        return replies.get()
 
     def script(self, source: str) -> Script:
         script = Script(self, source)
@@ -91,6 +79,30 @@ class AutoPipeline:
         self._disconnect(StoreUnavailable("client closed"))
 
     # --- internals ---
+
+    def _collect(self, commands: Sequence[Command],
+                 results: list[gevent.event.AsyncResult]) -> list[Any]:
+        """Wait for the replies to commands.
+
+        Scripts Redis lost (restart, SCRIPT FLUSH) did not run: they are loaded
+        and the commands that met NOSCRIPT sent again, in their order, in one
+        round trip. Any other error is raised.
+        """
+        replies = [self._reply(result) for result in results]
+        lost = [i for i, reply in enumerate(replies)
+                if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")]
+        if lost:
+            shas = dict.fromkeys(commands[i][1] for i in lost)
+            loads: list[Command] = [("SCRIPT", "LOAD", self._scripts[sha]) for sha in shas]
+            again = self._send([*loads, *(commands[i] for i in lost)])
+            for i, result in zip(lost, again[len(loads):], strict=True):
+                replies[i] = self._reply(result)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                if str(reply).startswith(UNAVAILABLE_REPLIES):
+                    raise StoreUnavailable(str(reply))
+                raise reply
+        return replies
 
     def _send(self, commands: Sequence[Command]) -> list[gevent.event.AsyncResult]:
         if self._sock is None:
@@ -201,6 +213,29 @@ class AutoPipeline:
         for greenlet in self._greenlets:
             if greenlet is not current:
                 greenlet.kill(block=False)
+
+
+class Replies:
+    """Commands sent without waiting for their replies, collected once needed.
+
+    Each send() queues its commands at once: they run in order, before anything
+    the same greenlet sends afterwards.
+    """
+
+    __slots__ = ("_client", "_commands", "_results")
+
+    def __init__(self, client: AutoPipeline) -> None:
+        self._client = client
+        self._commands: list[Command] = []
+        self._results: list[gevent.event.AsyncResult] = []
+
+    def send(self, commands: Sequence[Command]) -> None:
+        self._results += self._client._send(commands)
+        self._commands += commands
+
+    def get(self) -> list[Any]:
+        """Wait for every reply, in the order sent; raises what call_many would."""
+        return self._client._collect(self._commands, self._results)
 
 
 class Script:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from session_store.autopipeline import AutoPipeline
+from session_store.autopipeline import AutoPipeline, Command, Replies
 from session_store.sessions import load_script
 
 CATCH_UP_LIMIT = 1000
@@ -41,12 +41,12 @@ class ChannelStore:
         self._since = load_script(client, "channel_since")
         self._top = load_script(client, "channel_top")
 
-    def publish(self, channel: str, encoded: str) -> int:
-        """Append one encoded message; returns its offset."""
-        return int(self._publish(
+    def publish_command(self, channel: str, encoded: str) -> Command:
+        """The script call appending one encoded message; it answers the offset."""
+        return self._publish.command(
             keys=[history_key(channel)],
             args=[encoded, self.history_size, announce_channel(channel)],
-        ))
+        )
 
     def top(self, channel: str) -> int:
         return int(self._top(keys=[history_key(channel)]))
@@ -54,3 +54,25 @@ class ChannelStore:
     def since(self, channel: str, offset: int, limit: int = CATCH_UP_LIMIT) -> CatchUp:
         reply = self._since(keys=[history_key(channel)], args=[offset, limit])
         return CatchUp(list(reply[2:]), int(reply[1]), behind=reply[0] == b"behind")
+
+
+class Publications:
+    """Publications sent in order without waiting for each reply, so that a
+    burst of them costs one round trip; wait() collects their offsets.
+
+    Each is queued on the process's one connection as it is added, so it runs
+    before anything the same greenlet sends afterwards.
+    """
+
+    def __init__(self, store: ChannelStore) -> None:
+        self.store = store
+        self._replies = Replies(store.client)
+
+    def add(self, channel: str, encoded: str) -> None:
+        self._replies.send([self.store.publish_command(channel, encoded)])
+
+    def wait(self) -> list[int]:
+        """The offsets of what was added since the last wait, in order; raises
+        StoreUnavailable if any of them may not have been published."""
+        replies, self._replies = self._replies, Replies(self.store.client)
+        return [int(offset) for offset in replies.get()]

@@ -4,6 +4,10 @@ every local follower in memory.
 Followers keep their offset; an announcement at offset n is taken as is only
 by a follower at n-1, so nothing is delivered twice or out of order, and a
 follower that sees a gap catches up from the channel's history.
+
+The announcements that arrived together are handed over as runs of
+consecutive offsets, each joined once for all its followers: a follower is
+woken once per batch and never re-joins what others share.
 """
 
 from __future__ import annotations
@@ -20,9 +24,47 @@ from session_store.wakeups import Wakeups
 LINGER = 10.0
 
 
+class Run:
+    """Publications of one channel at consecutive offsets, first to last."""
+
+    __slots__ = ("first", "joined", "last", "payloads")
+
+    def __init__(self, first: int, payloads: list[bytes]) -> None:
+        self.first = first
+        self.last = first + len(payloads) - 1
+        self.payloads = payloads
+        self.joined = b",".join(payloads)  # shared by every follower at first - 1
+
+    def after(self, offset: int) -> bytes:
+        """The payloads past offset, comma-separated (offset >= first - 1)."""
+        if offset < self.first:
+            return self.joined
+        return b",".join(self.payloads[offset + 1 - self.first:])
+
+
+def runs_of(announcements: list[bytes]) -> list[Run]:
+    """Split `<offset> <payload>` announcements, in arrival order, into runs."""
+    runs: list[Run] = []
+    payloads: list[bytes] = []
+    first = expected = 0
+    for data in announcements:
+        offset, _, payload = data.partition(b" ")
+        n = int(offset)
+        if n != expected and payloads:
+            runs.append(Run(first, payloads))
+            payloads = []
+        if not payloads:
+            first = n
+        payloads.append(payload)
+        expected = n + 1
+    if payloads:
+        runs.append(Run(first, payloads))
+    return runs
+
+
 class Follower(Protocol):
-    def offer(self, channel: str, offset: int, data: bytes) -> None:
-        """A publication at offset was announced."""
+    def offer(self, channel: str, run: Run) -> None:
+        """Publications first..last of channel were announced."""
 
     def lost_track(self, channel: str) -> None:
         """Announcements may have been missed: catch up from the history."""
@@ -46,7 +88,7 @@ class ChannelFanout:
             return self.wakeups.wait_subscribed(announce_channel(channel))
         self._subscribed.add(channel)
         return self.wakeups.subscribe(
-            announce_channel(channel), lambda data: self._announce(channel, data)
+            announce_channel(channel), lambda announced: self._announce(channel, announced)
         )
 
     def unfollow(self, channel: str, follower: Follower) -> None:
@@ -63,11 +105,13 @@ class ChannelFanout:
             self._subscribed.discard(channel)
             self.wakeups.unsubscribe(announce_channel(channel))
 
-    def _announce(self, channel: str, data: bytes) -> None:
-        offset, _, payload = data.partition(b" ")
-        n = int(offset)
-        for follower in list(self._followers.get(channel, ())):
-            follower.offer(channel, n, payload)
+    def _announce(self, channel: str, announced: list[bytes]) -> None:
+        followers = self._followers.get(channel)
+        if not followers:
+            return
+        for run in runs_of(announced):
+            for follower in list(followers):
+                follower.offer(channel, run)
 
     def _reconnected(self) -> None:
         for channel, followers in self._followers.items():

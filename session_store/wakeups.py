@@ -25,6 +25,12 @@ from session_store.connection import REDIS_ERRORS
 log = logging.getLogger("sockhop.wakeups")
 
 SUBSCRIBE_TIMEOUT = 5.0
+# At most this many pub/sub messages are read before their announcements are
+# handed over, so that a steady stream of them cannot hold back deliveries.
+MAX_DRAIN = 1000
+
+# A channel's handler gets the announcements that arrived together, in order.
+Handler = Callable[[list[bytes]], None]
 
 
 class Waiter:
@@ -59,7 +65,7 @@ class Wakeups:
         self.subscribed = gevent.event.Event()
         self.on_reconnect: Callable[[], None] = lambda: None
         self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
-        self._handlers: dict[str, Callable[[bytes], None]] = {}
+        self._handlers: dict[str, Handler] = {}
         self._confirmed: dict[str, gevent.event.Event] = {}
         self._pubsub: redis.client.PubSub | None = None
         self._lock = gevent.lock.Semaphore()
@@ -100,8 +106,11 @@ class Wakeups:
 
     # --- channel announcements ---
 
-    def subscribe(self, channel: str, handler: Callable[[bytes], None]) -> bool:
+    def subscribe(self, channel: str, handler: Handler) -> bool:
         """Deliver channel's messages to handler; True once Redis confirmed it.
+
+        Everything already received when the reader wakes reaches a handler
+        in one call: its followers are woken once per batch, not per message.
 
         Callers read a channel's history only after this, so that nothing
         published in between is missed.
@@ -138,9 +147,7 @@ class Wakeups:
                     self._pubsub = pubsub
                 backoff = 0.1
                 while True:
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._dispatch(message)
+                    self._read_batch(pubsub)
             except REDIS_ERRORS as exc:
                 self.subscribed.clear()
                 for event in self._confirmed.values():
@@ -154,16 +161,28 @@ class Wakeups:
                 with contextlib.suppress(*REDIS_ERRORS):
                     pubsub.close()
 
-    def _dispatch(self, message: dict) -> None:
+    def _read_batch(self, pubsub: redis.client.PubSub) -> None:
+        """Act on the next message and on those already received after it."""
+        announced: dict[str, list[bytes]] = {}
+        message = pubsub.get_message(timeout=1.0)
+        received = 0
+        while message is not None:
+            self._dispatch(message, announced)
+            received += 1
+            if received == MAX_DRAIN:
+                break
+            message = pubsub.get_message(timeout=0.0)
+        self._announce(announced)
+
+    def _dispatch(self, message: dict, announced: dict[str, list[bytes]]) -> None:
+        """Act on one message; a channel's announcements are collected in announced."""
         kind = message["type"]
         channel = message["channel"].decode()
         if kind == "message":
             if channel == self.channel:
                 self.ring(message["data"].decode())
             else:
-                handler = self._handlers.get(channel)
-                if handler is not None:
-                    handler(message["data"])
+                announced.setdefault(channel, []).append(message["data"])
         elif kind == "subscribe":
             if channel == self.channel:
                 self.subscribed.set()
@@ -172,3 +191,9 @@ class Wakeups:
                 self.on_reconnect()
             elif channel in self._confirmed:
                 self._confirmed[channel].set()
+
+    def _announce(self, announced: dict[str, list[bytes]]) -> None:
+        for channel, messages in announced.items():
+            handler = self._handlers.get(channel)
+            if handler is not None:
+                handler(messages)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from session_store import EnqueueResult, SessionKey, SessionStore
-from session_store.channels import ChannelStore
+from session_store.channels import ChannelStore, Publications
 from workers.sockjs.framing import close_frame, encode_message
 
 log = logging.getLogger("sockhop.lifecycle")
@@ -68,14 +68,19 @@ class Service:
 
 
 class Session:
-    """A handle on one session, valid in any process for as long as the session lives."""
+    """A handle on one session, valid in any process for as long as the session lives.
 
-    __slots__ = ("_hub", "key", "service")
+    Its publications are sent without waiting; the hub waits for them when the
+    hook call (or the run of on_message calls) that got this handle returns.
+    """
+
+    __slots__ = ("_hub", "key", "publications", "service")
 
     def __init__(self, hub: Hub, service: Service, key: SessionKey) -> None:
         self._hub = hub
         self.service = service
         self.key = key
+        self.publications = Publications(hub.channels)
 
     @property
     def id(self) -> str:
@@ -97,7 +102,7 @@ class Session:
 
     def publish(self, channel: str, message: str) -> None:
         """Send message to every session in channel, whichever process serves it."""
-        self._hub.publish(channel, message)
+        self.publications.add(channel, encode_message(message))
 
 
 class Hub:
@@ -127,7 +132,9 @@ class Hub:
 
     def publish(self, channel: str, message: str) -> int:
         """Append once to the channel's history; returns the publication's offset."""
-        return self.channels.publish(channel, encode_message(message))
+        publications = Publications(self.channels)
+        publications.add(channel, encode_message(message))
+        return publications.wait()[0]
 
     def join(self, key: SessionKey, channel: str) -> None:
         self.store.subscribe(key, channel, self.channels.top(channel), join=True)
@@ -141,16 +148,25 @@ class Hub:
 
     def opened(self, service: Service, key: SessionKey) -> None:
         log.debug("on_open service=%s session=%s", service.name, key.session_id)
-        service.handler.on_open(Session(self, service, key))
+        session = Session(self, service, key)
+        service.handler.on_open(session)
+        session.publications.wait()
 
-    def message(self, service: Service, key: SessionKey, message: str) -> None:
-        service.handler.on_message(Session(self, service, key), message)
+    def messages(self, service: Service, key: SessionKey, messages: Sequence[str]) -> None:
+        """Run on_message for each message, in order; their publications then
+        cost one round trip in all (the messages of one read of a socket)."""
+        session = Session(self, service, key)
+        for message in messages:
+            service.handler.on_message(session, message)
+        session.publications.wait()
 
     def closed(self, service: Service, key: SessionKey) -> None:
         """The close hook: the caller won the one atomic close or expiry of this session."""
         log.debug("on_close service=%s session=%s", service.name, key.session_id)
         try:
-            service.handler.on_close(Session(self, service, key))
+            session = Session(self, service, key)
+            service.handler.on_close(session)
+            session.publications.wait()
         except Exception:
             log.exception("on_close of %s failed", key.tag)
 

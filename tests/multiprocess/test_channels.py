@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 import requests
+import websocket
 from cluster import TIMEOUT, Cluster, new_session, start_cluster
 from support.servers import ProcessRegistry
 from support.waiting import wait_for
+from support.ws import OP_TEXT, encode_frame
 
 
 def drain_messages(c: Cluster, i: int, service: str, sid: str, count: int) -> list[str]:
@@ -37,28 +39,35 @@ def test_publication_reaches_every_session_on_every_process_once(cluster: Cluste
         assert drain_messages(cluster, n, "broadcast", sid, 5) == [f"p{k}" for k in range(5)]
 
 
+def follow_stream(url: str, seen: list[str], frames: list[bytes], stop: threading.Event) -> None:
+    """Collect a stream's messages and `a` frames, posting again when the response
+    limit ends a response (as sockjs-client does), until stop is set."""
+    while not stop.is_set():
+        with requests.post(url, stream=True, timeout=(TIMEOUT, 30)) as r:
+            for line in r.iter_lines():
+                if line.startswith(b"a["):
+                    frames.append(line)
+                    seen.extend(json.loads(line[1:]))
+                if stop.is_set():
+                    return
+
+
+def wait_joined(c: Cluster, sessions: list[str]) -> None:
+    r = redis.Redis.from_url(c.redis.url)
+    wait_for(lambda: all(r.hget(f"sh:{{broadcast:{s}}}:m", "sv") for s in sessions), TIMEOUT,
+             message="every session joined the channel")
+
+
 def test_streaming_followers_in_all_processes_get_each_publication_once(cluster: Cluster) -> None:
     sessions = [new_session() for _ in range(9)]
     seen: dict[str, list[str]] = {sid: [] for sid in sessions}
     stop = threading.Event()
 
-    def stream(n: int, sid: str) -> None:
-        # Reconnect when the response limit ends the stream, as sockjs-client does.
-        while not stop.is_set():
-            with requests.post(cluster.url(n, "broadcast", sid, "xhr_streaming"),
-                               stream=True, timeout=(TIMEOUT, 30)) as r:
-                for line in r.iter_lines():
-                    if line.startswith(b"a["):
-                        seen[sid].extend(json.loads(line[1:]))
-                    if stop.is_set():
-                        return
-
     with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
         for n, sid in enumerate(sessions):
-            pool.submit(stream, n, sid)
-        r = redis.Redis.from_url(cluster.redis.url)
-        wait_for(lambda: all(r.hget(f"sh:{{broadcast:{s}}}:m", "sv") for s in sessions), TIMEOUT,
-                 message="every session joined the channel")
+            pool.submit(follow_stream, cluster.url(n, "broadcast", sid, "xhr_streaming"),
+                        seen[sid], [], stop)
+        wait_joined(cluster, sessions)
         total = 60
         for k in range(total):
             assert cluster.send(k, "broadcast", sessions[k % 9], f"m{k}").status_code == 204
@@ -72,6 +81,44 @@ def test_streaming_followers_in_all_processes_get_each_publication_once(cluster:
                 cluster.send(k, "broadcast", sessions[k], "bye")
     for sid in sessions:
         assert seen[sid][:total] == expected, sid
+
+
+# 1000 bytes: the 300 KB burst passes the 128 KB response limit, so every stream
+# ends mid-burst and the rest reaches it, from the history, on its next response.
+@pytest.mark.parametrize("size", [10, 1000])
+def test_a_burst_in_one_websocket_write_reaches_every_stream_once_in_order_coalesced(
+        cluster: Cluster, size: int) -> None:
+    sessions = [new_session() for _ in range(6)]
+    seen: dict[str, list[str]] = {sid: [] for sid in sessions}
+    frames: dict[str, list[bytes]] = {sid: [] for sid in sessions}
+    stop = threading.Event()
+    total = 300
+    expected = [f"b{k} " + "x" * size for k in range(total)]
+    host, port = cluster.addresses[0]
+    publisher = websocket.create_connection(
+        f"ws://{host}:{port}/broadcast/000/{new_session()}/websocket", timeout=TIMEOUT)
+    with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+        for n, sid in enumerate(sessions):
+            pool.submit(follow_stream, cluster.url(n, "broadcast", sid, "xhr_streaming"),
+                        seen[sid], frames[sid], stop)
+        wait_joined(cluster, sessions)
+        assert publisher.recv() == "o"
+        # Every message its own websocket frame, all in one write.
+        publisher.sock.sendall(b"".join(encode_frame(OP_TEXT, json.dumps([m]).encode())
+                                        for m in expected))
+        try:
+            wait_for(lambda: all(len(v) >= total for v in seen.values()), 20,
+                     message="every follower got the whole burst")
+        finally:
+            stop.set()
+            publisher.close()
+            for k in range(len(sessions)):  # wake the streams so their threads end
+                cluster.send(k, "broadcast", sessions[k], "bye")
+    for sid in sessions:
+        assert [m for m in seen[sid] if m != "bye"] == expected, sid
+        # Coalesced: a wake-up carries what arrived together, not one message each.
+        burst_frames = [f for f in frames[sid] if b'"bye"' not in f]
+        assert len(burst_frames) <= total // 10, (sid, len(burst_frames))
 
 
 def test_a_session_without_receiver_catches_up_from_history(cluster: Cluster) -> None:

@@ -7,7 +7,7 @@ import pytest
 from redis.exceptions import ConnectionError, ResponseError
 from support.servers import ProcessRegistry, RedisServer, start_redis
 
-from session_store.autopipeline import AutoPipeline
+from session_store.autopipeline import AutoPipeline, Replies
 from session_store.errors import StoreUnavailable
 
 
@@ -41,6 +41,18 @@ def test_a_script_redis_forgot_is_loaded_again(client: AutoPipeline) -> None:
     client.call("SCRIPT", "FLUSH")
     assert script(["b"], ["2"]) == [b"b", b"2"]
     assert client.call_many([script.command(["c"], ["3"]), ("PING",)]) == [[b"c", b"3"], b"PONG"]
+
+
+def test_commands_sent_without_waiting_run_in_order_even_if_their_script_was_lost(
+        client: AutoPipeline) -> None:
+    script = client.script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
+    client.call("SCRIPT", "FLUSH")
+    replies = Replies(client)
+    for k in range(50):
+        replies.send([script.command(["l"], [k])])
+    assert client.call("LLEN", "l") == 0  # all 50 met NOSCRIPT before anything waited
+    assert replies.get() == list(range(1, 51))
+    assert client.call("LRANGE", "l", 0, -1) == [str(k).encode() for k in range(50)]
 
 
 def test_redis_restart_fails_fast_then_reconnects(process_registry: ProcessRegistry) -> None:

@@ -94,7 +94,9 @@ def htmlfile_prelude(callback: str) -> bytes:
 def frames_from_items(items: list[bytes]) -> list[tuple[bytes, int]]:
     """Group queued items into frames: a run of messages is one `a[...]` frame.
 
-    Returns (frame, items consumed) pairs and stops after a close frame: nothing
+    An item is one encoded message, a close frame, or several encoded messages
+    already joined with commas (a channel's publications, joined once for all
+    their receivers). Returns (frame, items consumed) pairs and stops after a close frame: nothing
     follows a close.
     """
     frames: list[tuple[bytes, int]] = []

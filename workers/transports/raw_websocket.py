@@ -29,8 +29,8 @@ class RawWebSocket:
         if ws is None:
             return
 
-        def on_text(receiver: Receiver, text: str) -> bool:
-            ctx.runtime.hub.message(ctx.service, receiver.key, text)
+        def on_texts(receiver: Receiver, texts: list[str]) -> bool:
+            ctx.runtime.hub.messages(ctx.service, receiver.key, texts)
             return True
 
-        serve_session(ctx, req, ws, on_text, send_frame, None)
+        serve_session(ctx, req, ws, on_texts, send_frame, None)

@@ -21,6 +21,7 @@ from typing import Any
 import gevent
 
 from session_store import Busy, Closed, Created, Opened, SessionKey, StoreUnavailable
+from session_store.fanout import Run
 from session_store.sessions import ReceiverResult
 from workers.application import ANOTHER_CONNECTION, CHANNEL_GAP, INTERRUPTED, Service
 from workers.runtime import Runtime
@@ -81,7 +82,8 @@ class Receiver:
         self.written = 0
         self.holding = False
         self.client_gone = False
-        # Channels: offsets buffered up to, offsets written up to, what is buffered.
+        # Channels: offsets buffered up to, offsets written up to, what is buffered
+        # (encoded messages, or runs of them already joined with commas).
         self.version = b""
         self.positions: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
@@ -213,13 +215,13 @@ class Receiver:
 
     # --- channels (the Follower protocol of the process's fan-out) ---
 
-    def offer(self, channel: str, offset: int, data: bytes) -> None:
+    def offer(self, channel: str, run: Run) -> None:
         position = self.positions.get(channel)
-        if position is None or offset <= position:
+        if position is None or run.last <= position:
             return
-        if offset == position + 1:
-            self.publications.append(data)
-            self.positions[channel] = offset
+        if run.first <= position + 1:
+            self.publications.append(run.after(position))  # frames join runs as they are
+            self.positions[channel] = run.last
         else:
             self.catch_up.add(channel)
         self.waiter.event.set()

@@ -46,6 +46,4 @@ def deliver_text(ctx: SessionRequest, text: str) -> None:
     if state is None:
         raise SockJSError(falcon.HTTP_404, "Session not found.")
     if state == "open":
-        hub = ctx.runtime.hub
-        for message in messages:
-            hub.message(ctx.service, key, message)
+        ctx.runtime.hub.messages(ctx.service, key, messages)

@@ -29,15 +29,18 @@ class SessionWebSocket:
         if ws is None:
             return
 
-        def on_text(receiver: Receiver, text: str) -> bool:
-            if not text:
-                return True  # empty frames are ignored
-            try:
-                messages = decode_messages(text)
-            except PayloadError:
-                return False  # broken JSON closes the connection
-            for message in messages:
-                ctx.runtime.hub.message(ctx.service, receiver.key, message)
+        def on_texts(receiver: Receiver, texts: list[str]) -> bool:
+            messages: list[str] = []
+            for text in texts:
+                if not text:
+                    continue  # empty frames are ignored
+                try:
+                    messages += decode_messages(text)
+                except PayloadError:
+                    # Broken JSON closes the connection, after what came before it.
+                    ctx.runtime.hub.messages(ctx.service, receiver.key, messages)
+                    return False
+            ctx.runtime.hub.messages(ctx.service, receiver.key, messages)
             return True
 
-        serve_session(ctx, req, ws, on_text, send_frame, HEARTBEAT_FRAME)
+        serve_session(ctx, req, ws, on_texts, send_frame, HEARTBEAT_FRAME)

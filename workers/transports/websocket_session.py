@@ -18,15 +18,22 @@ from session_store import StoreUnavailable
 from workers.http import SockJSError
 from workers.transports.context import SessionRequest
 from workers.transports.receiver import Receiver
-from workers.websocket import ConnectionClosed, HandshakeError, WebSocket, accept, end_wsgi_request
+from workers.websocket import (
+    TIMEOUT,
+    ConnectionClosed,
+    HandshakeError,
+    WebSocket,
+    accept,
+    end_wsgi_request,
+)
 
 log = logging.getLogger("sockhop.websocket")
 
 # 1011: the server hit a condition that prevented it from fulfilling the request.
 STORE_UNAVAILABLE = (1011, "Session store unavailable")
 
-# What the reader does with one websocket message; False: close the connection.
-OnMessage = Callable[[str], bool]
+# What the reader does with the websocket messages of one read; False: close the connection.
+OnTexts = Callable[[Receiver, list[str]], bool]
 # How one queued frame goes out; returns False after a close frame.
 SendFrame = Callable[[WebSocket, bytes], bool]
 
@@ -61,7 +68,7 @@ def open_websocket(
 
 
 def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
-                  on_text: Callable[[Receiver, str], bool], send_frame: SendFrame,
+                  on_texts: OnTexts, send_frame: SendFrame,
                   heartbeat: bytes | None) -> None:
     """Run a fresh session over ws until either side closes it.
 
@@ -76,7 +83,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
         if first is not None:
             send_frame(ws, first)
         runtime.hub.local_sockets[receiver.key.tag] = receiver
-        reader = gevent.spawn(_read, ws, receiver, on_text)
+        reader = gevent.spawn(_read, ws, receiver, on_texts)
         _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat)
     except ConnectionClosed as exc:
         log.debug("websocket ended: %r", exc)
@@ -104,21 +111,28 @@ def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:
     ws.close(*STORE_UNAVAILABLE)
 
 
-def _read(ws: WebSocket, receiver: Receiver, on_text: Callable[[Receiver, str], bool]) -> None:
+def _read(ws: WebSocket, receiver: Receiver, on_texts: OnTexts) -> None:
     try:
-        while True:
-            message = ws.receive()
-            if message is None:
-                break
-            text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-            if not on_text(receiver, text):
-                break
+        while (texts := _arrived(ws)) and on_texts(receiver, texts):
+            pass
     except ConnectionClosed:
         pass
     except StoreUnavailable as exc:
         store_unavailable(ws, exc)
     finally:
         receiver.client_left()
+
+
+def _arrived(ws: WebSocket) -> list[str]:
+    """The next message and every one that arrived with it (what one read of the
+    socket brought, at most the websocket's inbox), so that the handler calls
+    they make share one round trip to Redis. [] once the connection ended."""
+    texts: list[str] = []
+    message = ws.receive()
+    while message is not None and message is not TIMEOUT:
+        texts.append(message.decode("utf-8", "replace") if isinstance(message, bytes) else message)
+        message = ws.receive(0)
+    return texts
 
 
 def _write(heartbeat_delay: float, ws: WebSocket, receiver: Receiver, send_frame: SendFrame,
