@@ -15,6 +15,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Iterable
+from enum import Enum
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -40,6 +41,14 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: bytes read past the request, for a protocol that takes the connection over.
 ENVIRON_SOCKET = "sockhop.socket"
 ENVIRON_READAHEAD = "sockhop.readahead"
+#: environ key: Connection.send_now, for writing to a streamed body from elsewhere.
+ENVIRON_SEND_NOW = "sockhop.send_now"
+
+
+class SendNow(Enum):
+    SENT = "sent"
+    QUEUED = "queued"
+    REFUSED = "refused"
 
 
 class ClientGone(Exception):
@@ -62,6 +71,7 @@ class Connection:
                  app: WSGIApp, limits: Limits, base_environ: dict[str, Any],
                  alive: Callable[[], bool]) -> None:
         self.sock = sock
+        self._raw = getattr(sock, "_sock", sock)  # the plain socket under gevent's wrapper
         self.app = app
         self.limits = limits
         self.alive = alive
@@ -72,6 +82,11 @@ class Connection:
             self.remote = (str(addr[0]), str(addr[1]))
         else:
             self.remote = ("", "")
+        # The body being streamed: how a piece of it is framed, and what of
+        # a piece written by send_now() is still to go out.
+        self._streaming: Callable[[bytes], bytes] | None = None
+        self._unsent = b""
+        self._writing = False
 
     def serve(self) -> None:
         self.sock.settimeout(self.limits.idle_timeout)  # bounds reads; writes bound themselves
@@ -171,30 +186,55 @@ class Connection:
         if framing is Framing.NONE:
             self._send(head)
             return keep_alive
-        if framing is Framing.CHUNKED:
-            self._send(head + chunk(first) if first else head)
-            try:
-                for item in iterator:
-                    if item:
-                        self._send(chunk(item))
-            except ClientGone:
-                raise
-            except Exception:
-                log.exception("error streaming %s %r", request.method, request.target)
-                return False  # no last chunk: the client sees the stream broken
-            self._send(LAST_CHUNK)
-            return keep_alive
-        self._send(head + first)
+        piece = chunk if framing is Framing.CHUNKED else bytes  # bytes(b) is b itself
+        self._send(head + piece(first) if first else head)
+        self._streaming = piece
         try:
             for item in iterator:
+                if self._unsent:
+                    self._send(self._take_unsent())
                 if item:
-                    self._send(item)
+                    self._send(piece(item))
+            if self._unsent:
+                self._send(self._take_unsent())
         except ClientGone:
             raise
         except Exception:
             log.exception("error streaming %s %r", request.method, request.target)
-            return False
+            return False  # no last chunk: the client sees the stream broken
+        finally:
+            self._streaming = None
+            self._unsent = b""
+        if framing is Framing.CHUNKED:
+            self._send(LAST_CHUNK)
         return keep_alive
+
+    def send_now(self, data: bytes) -> SendNow:
+        """Write data as the next piece of the body being streamed, from any
+        greenlet, without blocking: fan-out writes to an idle stream this way
+        instead of waking the stream's own greenlet for each delivery.
+
+        Only while the body's iterator is waiting for something to yield.
+        QUEUED: part of it went out, the rest goes first at the body's next
+        item (the caller makes the iterator yield, b'' will do); REFUSED:
+        nothing was written, send it the usual way.
+        """
+        piece = self._streaming
+        if piece is None or self._unsent or self._writing:
+            return SendNow.REFUSED
+        data = piece(data)
+        try:
+            sent = self._raw.send(data, socket.MSG_DONTWAIT)
+        except OSError:  # would block, or the client is gone: the stream's own write tells
+            return SendNow.REFUSED
+        if sent < len(data):
+            self._unsent = data[sent:]
+            return SendNow.QUEUED
+        return SendNow.SENT
+
+    def _take_unsent(self) -> bytes:
+        data, self._unsent = self._unsent, b""
+        return data
 
     def _legacy_write(self, data: bytes) -> None:
         raise RuntimeError("the write() callable of start_response is not supported")
@@ -216,6 +256,7 @@ class Connection:
             "wsgi.input": io.BytesIO(b"".join(request.body)),
             ENVIRON_SOCKET: self.sock,
             ENVIRON_READAHEAD: self._take_readahead,
+            ENVIRON_SEND_NOW: self.send_now,
         })
         for raw_name, value in request.headers:
             name = raw_name.decode("latin-1")
@@ -240,10 +281,13 @@ class Connection:
     # --- writing ---
 
     def _send(self, data: bytes) -> None:
+        self._writing = True
         try:
             send_bounded(self.sock, data, self.limits.write_timeout)
         except OSError as exc:  # TimeoutError included
             raise ClientGone(str(exc)) from None
+        finally:
+            self._writing = False
 
     def _send_quietly(self, data: bytes) -> None:
         with contextlib.suppress(ClientGone):

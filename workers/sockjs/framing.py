@@ -91,23 +91,28 @@ def htmlfile_prelude(callback: str) -> bytes:
     return (head + " " * (1024 - len(head) + 14) + "\r\n\r\n").encode()
 
 
+def array_frame(joined: bytes) -> bytes:
+    """The `a[...]` frame of encoded messages already joined with commas."""
+    return b"a[" + joined + b"]"
+
+
 def frames_from_items(items: list[bytes]) -> list[tuple[bytes, int]]:
     """Group queued items into frames: a run of messages is one `a[...]` frame.
 
     An item is one encoded message, a close frame, or several encoded messages
     already joined with commas (a channel's publications, joined once for all
-    their receivers). Returns (frame, items consumed) pairs and stops after a close frame: nothing
-    follows a close.
+    their receivers). Returns (frame, items consumed) pairs and stops after a
+    close frame: nothing follows a close.
     """
     frames: list[tuple[bytes, int]] = []
     run: list[bytes] = []
     for item in items:
         if item[:1] == b"c":
             if run:
-                frames.append((b"a[" + b",".join(run) + b"]", len(run)))
+                frames.append((array_frame(b",".join(run)), len(run)))
             frames.append((item, 1))
             return frames
         run.append(item)
     if run:
-        frames.append((b"a[" + b",".join(run) + b"]", len(run)))
+        frames.append((array_frame(b",".join(run)), len(run)))
     return frames

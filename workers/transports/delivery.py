@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+import falcon
+
 from session_store import StoreUnavailable
 from workers.application import Service
+from workers.httpserver.connection import SendNow
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
+from workers.transports.context import SendNowFn, SessionRequest, client_socket, send_now
 from workers.transports.receiver import Frame, Receiver
 
 Wrap = Callable[[bytes], bytes]
@@ -72,54 +76,93 @@ class StreamBody:
         self.receiver.finish()
 
 
-def stream(runtime: Runtime, service: Service, session_id: str, sock: object,
-           prelude: bytes, wrap: Wrap, limit: int) -> StreamBody:
-    """Frames as they come, until the response limit: then the client reconnects."""
-    receiver = Receiver(runtime, service, session_id, sock)
+def stream(ctx: SessionRequest, req: falcon.Request, prelude: bytes, wrap: Wrap) -> StreamBody:
+    """Frames as they come, until the response limit: then the client reconnects.
+
+    The server's send_now, when it offers one, lets fan-out write frames to
+    this stream while it waits, without waking it (see Receiver.express).
+    """
+    runtime = ctx.runtime
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req))
     try:
         # Before the response starts, so that a Redis outage is a 503, not an empty stream.
         first = receiver.open()
     except BaseException:
         receiver.finish()
         raise
-    return StreamBody(receiver, _stream_chunks(runtime, receiver, first, prelude, wrap, limit))
+    state = StreamState(receiver, wrap, ctx.response_limit, send_now(req))
+    return StreamBody(receiver, _stream_chunks(runtime, state, first, prelude))
 
 
-def _stream_chunks(runtime: Runtime, receiver: Receiver, first: bytes | None, prelude: bytes,
-                   wrap: Wrap, limit: int) -> Iterator[bytes]:
+class StreamState:
+    """What a stream has written, shared with the direct writes of fan-out."""
+
+    def __init__(self, receiver: Receiver, wrap: Wrap, limit: int,
+                 send_now: SendNowFn | None) -> None:
+        self.receiver = receiver
+        self.wrap = wrap
+        self.limit = limit
+        self.send_now = send_now
+        self.sent = 0
+        self.flush = False  # part of a direct write is still to go out
+
+    def express(self, frame: bytes) -> bool:
+        """Write frame now if the socket takes it; False: deliver it the usual way."""
+        assert self.send_now is not None
+        chunk = self.wrap(frame)
+        outcome = self.send_now(chunk)
+        if outcome is SendNow.REFUSED:
+            return False
+        self.sent += len(chunk)
+        if outcome is SendNow.QUEUED or self.sent >= self.limit:
+            self.flush = outcome is SendNow.QUEUED
+            self.receiver.waiter.event.set()  # to write the rest, or to end at the limit
+        return True
+
+
+def _stream_chunks(runtime: Runtime, state: StreamState, first: bytes | None,
+                   prelude: bytes) -> Iterator[bytes]:
     try:
-        yield from _stream_frames(runtime, receiver, first, prelude, wrap, limit)
+        yield from _stream_frames(runtime, state, first, prelude)
     except StoreUnavailable as exc:
         # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
-        log.warning("stream of %s ended: Redis unavailable (%s)", receiver.key.tag, exc)
+        log.warning("stream of %s ended: Redis unavailable (%s)", state.receiver.key.tag, exc)
 
 
-def _stream_frames(runtime: Runtime, receiver: Receiver, first: bytes | None, prelude: bytes,
-                   wrap: Wrap, limit: int) -> Iterator[bytes]:
+def _stream_frames(runtime: Runtime, state: StreamState, first: bytes | None,
+                   prelude: bytes) -> Iterator[bytes]:
+    receiver, wrap = state.receiver, state.wrap
     yield prelude
-    sent = 0
     if first is not None:
         yield wrap(first)
         if first != OPEN_FRAME:
             return  # 2010 or a close frame: nothing follows
-        sent = 2
+        state.sent = 2
     heartbeat = runtime.settings.heartbeat_delay
+    express = state.express if state.send_now is not None else None
     while True:
         for frame in receiver.frames():
             chunk = wrap(frame.data)
             yield chunk
             receiver.sent(frame)
-            sent += len(chunk)
+            state.sent += len(chunk)
             if frame.data[:1] == b"c":
                 return
-        if sent >= limit:
+        if state.sent >= state.limit:
             return
-        outcome = receiver.wait(heartbeat)
+        receiver.express = express
+        try:
+            outcome = receiver.wait(heartbeat)
+        finally:
+            receiver.express = None
+        if state.flush:
+            state.flush = False
+            yield b""  # the server writes what a direct write left before anything else
         if outcome == b"":
             return
         if outcome == HEARTBEAT_FRAME:
             chunk = wrap(HEARTBEAT_FRAME)
             yield chunk
-            sent += len(chunk)
+            state.sent += len(chunk)
             if not receiver.heartbeat_sent():
                 return

@@ -5,12 +5,11 @@ from __future__ import annotations
 import falcon
 
 from workers.sockjs.framing import EVENTSOURCE_PRELUDE, eventsource_chunk
-from workers.transports.context import SessionRequest, client_socket, session_headers
+from workers.transports.context import SessionRequest, session_headers
 from workers.transports.delivery import stream
 
 
 class EventSource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         session_headers(req, resp, ctx, "text/event-stream")
-        resp.stream = stream(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
-                             EVENTSOURCE_PRELUDE, eventsource_chunk, ctx.response_limit)
+        resp.stream = stream(ctx, req, EVENTSOURCE_PRELUDE, eventsource_chunk)

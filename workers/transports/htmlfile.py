@@ -7,7 +7,7 @@ import falcon
 from workers.http import HTML
 from workers.sockjs.framing import htmlfile_chunk, htmlfile_prelude
 from workers.transports.callback import callback_param
-from workers.transports.context import SessionRequest, client_socket, session_headers
+from workers.transports.context import SessionRequest, session_headers
 from workers.transports.delivery import stream
 
 
@@ -15,5 +15,4 @@ class HtmlFile:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         callback = callback_param(req)
         session_headers(req, resp, ctx, HTML, cross_origin=False)
-        resp.stream = stream(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
-                             htmlfile_prelude(callback), htmlfile_chunk, ctx.response_limit)
+        resp.stream = stream(ctx, req, htmlfile_prelude(callback), htmlfile_chunk)

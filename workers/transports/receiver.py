@@ -25,7 +25,13 @@ from session_store.fanout import Run
 from session_store.sessions import ReceiverResult
 from workers.application import ANOTHER_CONNECTION, CHANNEL_GAP, INTERRUPTED, Service
 from workers.runtime import Runtime
-from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME, close_frame, frames_from_items
+from workers.sockjs.framing import (
+    HEARTBEAT_FRAME,
+    OPEN_FRAME,
+    array_frame,
+    close_frame,
+    frames_from_items,
+)
 
 log = logging.getLogger("sockhop.receiver")
 
@@ -91,6 +97,9 @@ class Receiver:
         # Messages this process sent to a session it holds by websocket (no Redis).
         self.direct: list[bytes] = []
         self.catch_up: set[str] = set()
+        # Set by a stream while it waits: writes a frame now if the socket takes
+        # it (True), so fan-out needs no wake-up and no switch per delivery.
+        self.express: Callable[[bytes], bool] | None = None
         self._stop_watch = watch_disconnect(sock, self.client_left) if sock else None
 
     def client_left(self) -> None:
@@ -219,12 +228,20 @@ class Receiver:
         position = self.positions.get(channel)
         if position is None or run.last <= position:
             return
-        if run.first <= position + 1:
-            self.publications.append(run.after(position))  # frames join runs as they are
-            self.positions[channel] = run.last
-        else:
+        if run.first > position + 1:
             self.catch_up.add(channel)
+        else:
+            joined = run.after(position)  # frames join runs as they are
+            self.positions[channel] = run.last
+            if self.express is not None and not self._pending() \
+                    and self.express(array_frame(joined)):
+                self.delivered[channel] = run.last
+                return  # written without waking this receiver
+            self.publications.append(joined)
         self.waiter.event.set()
+
+    def _pending(self) -> bool:
+        return bool(self.publications or self.direct or self.items or self.catch_up)
 
     def lost_track(self, channel: str) -> None:
         if channel in self.positions:

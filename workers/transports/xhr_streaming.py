@@ -6,7 +6,7 @@ import falcon
 
 from workers.http import JAVASCRIPT
 from workers.sockjs.framing import XHR_STREAMING_PRELUDE, xhr_chunk
-from workers.transports.context import SessionRequest, client_socket, session_headers
+from workers.transports.context import SessionRequest, session_headers
 from workers.transports.delivery import stream
 from workers.transports.xhr import XhrPolling
 
@@ -14,7 +14,6 @@ from workers.transports.xhr import XhrPolling
 class XhrStreaming:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         session_headers(req, resp, ctx, JAVASCRIPT)
-        resp.stream = stream(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
-                             XHR_STREAMING_PRELUDE, xhr_chunk, ctx.response_limit)
+        resp.stream = stream(ctx, req, XHR_STREAMING_PRELUDE, xhr_chunk)
 
     on_options = XhrPolling.on_options
