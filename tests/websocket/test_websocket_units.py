@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import zlib
 
 import pytest
-from rawws import OP_CONT, OP_TEXT, RFC_SAMPLE_ACCEPT, RFC_SAMPLE_KEY, Deflater, frame
+from rawws import (
+    OP_BINARY,
+    OP_CONT,
+    OP_PING,
+    OP_TEXT,
+    RFC_SAMPLE_ACCEPT,
+    RFC_SAMPLE_KEY,
+    Deflater,
+    close_frame,
+    frame,
+)
 from wsproto.frame_protocol import CloseReason, FrameDecoder, Opcode, RsvBits
 
 from workers.websocket import HandshakeError
@@ -135,3 +146,69 @@ def test_hixie76_limits_and_utf8():
     assert proto.message("x") == b"\x00x\xff"
     with pytest.raises(TypeError):
         proto.message(b"binary")
+
+
+def _unmasked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    return bytes([(0x80 if fin else 0) | opcode, len(payload)]) + payload
+
+
+def _random_frames(rng: random.Random) -> list[bytes]:
+    """A client's frame sequence, valid and invalid, as the fast path must judge it."""
+    frames: list[bytes] = []
+    for _ in range(rng.randrange(1, 12)):
+        kind = rng.choice(["text", "text", "text", "binary", "big", "fragmented", "ping",
+                           "bad-utf8", "unmasked", "rsv", "close", "oversize", "interleaved"])
+        text = "".join(rng.choice("ab\u00e9\u2028\U0001f600") for _ in range(rng.randrange(40)))
+        if kind == "text":
+            frames.append(frame(OP_TEXT, text.encode()))
+        elif kind == "binary":
+            frames.append(frame(OP_BINARY, rng.randbytes(rng.randrange(200))))
+        elif kind == "big":
+            frames.append(frame(OP_TEXT, b"x" * rng.choice([125, 126, 65535, 65536, 70000])))
+        elif kind == "fragmented":
+            frames += [frame(OP_TEXT, b"one", fin=False), frame(OP_PING, b"p"),
+                       frame(OP_CONT, text.encode(), fin=False), frame(OP_CONT, b"end")]
+        elif kind == "interleaved":  # a new message inside a fragmented one: 1002
+            frames += [frame(OP_TEXT, b"one", fin=False), frame(OP_TEXT, b"two")]
+        elif kind == "ping":
+            frames.append(frame(OP_PING, rng.randbytes(rng.randrange(10))))
+        elif kind == "bad-utf8":
+            frames.append(frame(OP_TEXT, b"ok\xc3\x28"))
+        elif kind == "unmasked":
+            frames.append(_unmasked(OP_TEXT, b"no mask"))
+        elif kind == "rsv":
+            frames.append(frame(OP_TEXT, b"rsv", rsv1=True))
+        elif kind == "close":
+            frames.append(close_frame(1000, "bye"))
+        else:
+            frames.append(frame(OP_BINARY, b"y" * 300))  # over the limit below
+    return frames
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_fast_path_decodes_exactly_as_wsproto_alone(seed: int) -> None:
+    """Differential: the same bytes, cut at random places, give the same events
+    with the fast path as with wsproto parsing every frame."""
+    rng = random.Random(seed)
+    data = b"".join(_random_frames(rng))
+    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randrange(0, 6))))
+    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    fast = Rfc6455Protocol(max_message_size=70_000)
+    plain = Rfc6455Protocol(max_message_size=70_000)
+    plain._fast = False  # wsproto alone
+    got = [_code_only(e) for piece in [*pieces, None] for e in fast.receive_data(piece)]
+    want = [_code_only(e) for piece in [*pieces, None] for e in plain.receive_data(piece)]
+    assert got == want
+
+
+def _code_only(event: object) -> object:
+    """wsproto's 1007 reason names a byte position within the piece it was fed."""
+    return Failed(event.code, "") if isinstance(event, Failed) else event
+
+
+def test_fast_path_frames_are_what_wsproto_builds() -> None:
+    fast = Rfc6455Protocol(max_message_size=1 << 20)
+    plain = Rfc6455Protocol(max_message_size=1 << 20)
+    plain._fast = False
+    for message in ["", "a", "é" * 100, "x" * 65535, "y" * 65536, b"", b"\x00" * 300]:
+        assert fast.message(message) == plain.message(message)

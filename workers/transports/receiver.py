@@ -97,8 +97,8 @@ class Receiver:
         # Messages this process sent to a session it holds by websocket (no Redis).
         self.direct: list[bytes] = []
         self.catch_up: set[str] = set()
-        # Set by a stream while it waits: writes a frame now if the socket takes
-        # it (True), so fan-out needs no wake-up and no switch per delivery.
+        # Set by a stream or websocket while it waits: writes a frame now when it
+        # can (True), so a delivery needs no wake-up of this receiver.
         self.express: Callable[[bytes], bool] | None = None
         self._stop_watch = watch_disconnect(sock, self.client_left) if sock else None
 
@@ -218,7 +218,11 @@ class Receiver:
         """Messages sent from this process to the session this websocket holds."""
         if len(self.direct) + len(encoded) > self.runtime.settings.max_queue_length:
             return False
-        self.direct.extend(e.encode() for e in encoded)
+        items = [e.encode() for e in encoded]
+        if self.express is not None and not self._pending() \
+                and self.express(array_frame(b",".join(items))):
+            return True
+        self.direct.extend(items)
         self.waiter.event.set()
         return True
 

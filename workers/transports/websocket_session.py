@@ -7,6 +7,7 @@ receiver lease for its whole life, so sends from any process reach it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -84,7 +85,8 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
             send_frame(ws, first)
         runtime.hub.local_sockets[receiver.key.tag] = receiver
         reader = gevent.spawn(_read, ws, receiver, on_texts)
-        _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat)
+        _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat,
+               _express(ws, send_frame, reader))
     except ConnectionClosed as exc:
         log.debug("websocket ended: %r", exc)
     except StoreUnavailable as exc:
@@ -135,15 +137,35 @@ def _arrived(ws: WebSocket) -> list[str]:
     return texts
 
 
+def _express(ws: WebSocket, send_frame: SendFrame, reader: gevent.Greenlet
+             ) -> Callable[[bytes], bool]:
+    """What the session's handler sends to its own socket (an echo, a reply)
+    goes out from the reader greenlet at once, without waking the writer.
+    Other greenlets never write here: a stalled client must not hold them."""
+
+    def express(frame: bytes) -> bool:
+        if gevent.getcurrent() is not reader:
+            return False
+        with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
+            send_frame(ws, frame)
+        return True
+
+    return express
+
+
 def _write(heartbeat_delay: float, ws: WebSocket, receiver: Receiver, send_frame: SendFrame,
-           heartbeat: bytes | None) -> None:
+           heartbeat: bytes | None, express: Callable[[bytes], bool]) -> None:
     while True:
         for frame in receiver.frames():
             more = send_frame(ws, frame.data)
             receiver.sent(frame)
             if not more:
                 return
-        outcome = receiver.wait(heartbeat_delay)
+        receiver.express = express  # only while waiting: frames keep their order
+        try:
+            outcome = receiver.wait(heartbeat_delay)
+        finally:
+            receiver.express = None
         if outcome == b"":
             return
         if outcome is not None:  # heartbeat due
