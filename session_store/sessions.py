@@ -30,7 +30,7 @@ class SessionKey:
         self.service = service
         self.session_id = session_id
         self.tag = f"{service}:{session_id}"
-        self.keys = [f"sh:{{{self.tag}}}:m", f"sh:{{{self.tag}}}:q", f"sh:{{{self.tag}}}:c"]
+        self.keys = (f"sh:{{{self.tag}}}:m", f"sh:{{{self.tag}}}:q", f"sh:{{{self.tag}}}:c")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SessionKey) and other.tag == self.tag

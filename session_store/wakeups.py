@@ -64,7 +64,9 @@ class Wakeups:
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
         self.on_reconnect: Callable[[], None] = lambda: None
-        self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
+        # Lists, not sets: almost always one waiter per tag, and an idle stream
+        # holds its entry for minutes (a one-item set costs 216 bytes, a list 64).
+        self._waiters: defaultdict[str, list[Waiter]] = defaultdict(list)
         self._handlers: dict[str, Handler] = {}
         self._confirmed: dict[str, gevent.event.Event] = {}
         self._pubsub: redis.client.PubSub | None = None
@@ -79,13 +81,13 @@ class Wakeups:
 
     def register(self, tag: str) -> Waiter:
         waiter = Waiter(tag)
-        self._waiters[tag].add(waiter)
+        self._waiters[tag].append(waiter)
         return waiter
 
     def unregister(self, waiter: Waiter) -> None:
         waiters = self._waiters.get(waiter.tag)
-        if waiters is not None:
-            waiters.discard(waiter)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
             if not waiters:
                 del self._waiters[waiter.tag]
 

@@ -14,7 +14,7 @@ import io
 import logging
 import socket
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -84,6 +84,7 @@ class Connection:
             self.remote = ("", "")
         # The body being streamed: how a piece of it is framed, and what of
         # a piece written by send_now() is still to go out.
+        self._started: list[Any] = []  # the current response's status and headers
         self._streaming: Callable[[bytes], bytes] | None = None
         self._unsent = b""
         self._writing = False
@@ -131,17 +132,10 @@ class Connection:
         environ = self._environ(request)
         keep_alive = (request.keep_alive and request.version == "1.1" and not request.truncated
                       and not request.upgrade)
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
-            if exc_info is not None and started and started[0] is None:
-                raise exc_info[1].with_traceback(exc_info[2])
-            started[:] = [status, headers]
-            return self._legacy_write
-
+        started = self._started = []
         try:
-            body = self.app(environ, start_response)
+            body = self.app(environ, self._start_response)
+            del environ  # a held stream keeps this frame: keep it small
         except StopIteration:
             return False  # the app took the connection over (a websocket) and is done with it
         except Exception:
@@ -183,11 +177,17 @@ class Connection:
                                           known_length=known)
         keep_alive = keep_alive and framing is not Framing.CLOSE
         head = response_head(status, headers, keep_alive=keep_alive)
+        started.clear()
         if framing is Framing.NONE:
             self._send(head)
             return keep_alive
         piece = chunk if framing is Framing.CHUNKED else bytes  # bytes(b) is b itself
         self._send(head + piece(first) if first else head)
+        del head, headers, first  # a held stream keeps this frame: keep it small
+        return self._stream(request, iterator, piece, framing, keep_alive)
+
+    def _stream(self, request: Request, iterator: Iterator[bytes],
+                piece: Callable[[bytes], bytes], framing: Framing, keep_alive: bool) -> bool:
         self._streaming = piece
         try:
             for item in iterator:
@@ -236,6 +236,14 @@ class Connection:
         data, self._unsent = self._unsent, b""
         return data
 
+    def _start_response(self, status: str, headers: list[tuple[str, str]],
+                        exc_info: Any = None) -> Callable[[bytes], None]:
+        """Headers go out only with the first body item, after the app returned,
+        so a later call (with exc_info, per PEP 3333) may still replace them.
+        A bound method, not a closure: a held stream would keep a closure alive."""
+        self._started[:] = [status, headers]
+        return self._legacy_write
+
     def _legacy_write(self, data: bytes) -> None:
         raise RuntimeError("the write() callable of start_response is not supported")
 
@@ -269,6 +277,7 @@ class Connection:
                 continue
             key = "HTTP_" + key
             environ[key] = f"{environ[key]},{text}" if key in environ else text
+        request.headers, request.body = [], []  # in environ now; held streams keep request
         return environ
 
     def _take_readahead(self) -> bytes:

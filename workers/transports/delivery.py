@@ -65,6 +65,8 @@ def poll(runtime: Runtime, service: Service, session_id: str, sock: object,
 
 
 class StreamBody:
+    __slots__ = ("chunks", "receiver")
+
     def __init__(self, receiver: Receiver, chunks: Iterator[bytes]) -> None:
         self.receiver = receiver
         self.chunks = chunks
@@ -91,11 +93,13 @@ def stream(ctx: SessionRequest, req: falcon.Request, prelude: bytes, wrap: Wrap)
         receiver.finish()
         raise
     state = StreamState(receiver, wrap, ctx.response_limit, send_now(req))
-    return StreamBody(receiver, _stream_chunks(runtime, state, first, prelude))
+    return StreamBody(receiver, _stream_frames(runtime, state, first, prelude))
 
 
 class StreamState:
     """What a stream has written, shared with the direct writes of fan-out."""
+
+    __slots__ = ("flush", "limit", "receiver", "send_now", "sent", "wrap")
 
     def __init__(self, receiver: Receiver, wrap: Wrap, limit: int,
                  send_now: SendNowFn | None) -> None:
@@ -120,49 +124,44 @@ class StreamState:
         return True
 
 
-def _stream_chunks(runtime: Runtime, state: StreamState, first: bytes | None,
+def _stream_frames(runtime: Runtime, state: StreamState, first: bytes | None,
                    prelude: bytes) -> Iterator[bytes]:
     try:
-        yield from _stream_frames(runtime, state, first, prelude)
+        receiver, wrap = state.receiver, state.wrap
+        yield prelude
+        if first is not None:
+            yield wrap(first)
+            if first != OPEN_FRAME:
+                return  # 2010 or a close frame: nothing follows
+            state.sent = 2
+        heartbeat = runtime.settings.heartbeat_delay
+        express = state.express if state.send_now is not None else None
+        while True:
+            for frame in receiver.frames():
+                chunk = wrap(frame.data)
+                yield chunk
+                receiver.sent(frame)
+                state.sent += len(chunk)
+                if frame.data[:1] == b"c":
+                    return
+            if state.sent >= state.limit:
+                return
+            receiver.express = express
+            try:
+                outcome = receiver.wait(heartbeat)
+            finally:
+                receiver.express = None
+            if state.flush:
+                state.flush = False
+                yield b""  # the server writes what a direct write left before anything else
+            if outcome == b"":
+                return
+            if outcome == HEARTBEAT_FRAME:
+                chunk = wrap(HEARTBEAT_FRAME)
+                yield chunk
+                state.sent += len(chunk)
+                if not receiver.heartbeat_sent():
+                    return
     except StoreUnavailable as exc:
         # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
         log.warning("stream of %s ended: Redis unavailable (%s)", state.receiver.key.tag, exc)
-
-
-def _stream_frames(runtime: Runtime, state: StreamState, first: bytes | None,
-                   prelude: bytes) -> Iterator[bytes]:
-    receiver, wrap = state.receiver, state.wrap
-    yield prelude
-    if first is not None:
-        yield wrap(first)
-        if first != OPEN_FRAME:
-            return  # 2010 or a close frame: nothing follows
-        state.sent = 2
-    heartbeat = runtime.settings.heartbeat_delay
-    express = state.express if state.send_now is not None else None
-    while True:
-        for frame in receiver.frames():
-            chunk = wrap(frame.data)
-            yield chunk
-            receiver.sent(frame)
-            state.sent += len(chunk)
-            if frame.data[:1] == b"c":
-                return
-        if state.sent >= state.limit:
-            return
-        receiver.express = express
-        try:
-            outcome = receiver.wait(heartbeat)
-        finally:
-            receiver.express = None
-        if state.flush:
-            state.flush = False
-            yield b""  # the server writes what a direct write left before anything else
-        if outcome == b"":
-            return
-        if outcome == HEARTBEAT_FRAME:
-            chunk = wrap(HEARTBEAT_FRAME)
-            yield chunk
-            state.sent += len(chunk)
-            if not receiver.heartbeat_sent():
-                return

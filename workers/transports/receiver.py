@@ -76,6 +76,11 @@ class Frame:
 
 
 class Receiver:
+    # Slots: an idle stream holds one of these for minutes (memory per session).
+    __slots__ = ("_stop_watch", "catch_up", "client_gone", "delivered", "direct", "express",
+                 "holder", "holding", "items", "key", "positions", "publications", "runtime",
+                 "service", "version", "waiter", "written")
+
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
                  sock: Any = None) -> None:
         self.runtime = runtime
