@@ -475,6 +475,9 @@ class Window:
                 if delta / ops >= 0.005:
                     calls[name] = round(delta / ops, 3)
             out["redis_calls_per_op"] = dict(sorted(calls.items(), key=lambda kv: -kv[1]))
+            # Per second, whatever the load: the reaper, and lease renewals of held sessions.
+            out["redis_background_calls_per_s"] = round(sum(self.background_calls_per_s.values()),
+                                                        1)
         return out
 
     def result(self) -> dict[str, Any]:
@@ -975,12 +978,22 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--heartbeat", type=float, default=2.0,
                         help="the server's heartbeat delay (idle benchmark)")
+    parser.add_argument("--held", type=int, default=0,
+                        help="idle xhr-streaming sessions to hold open on --prefix during the "
+                             "benchmark (do per-operation costs grow with sessions held?)")
     args = parser.parse_args()
 
     async def go() -> dict[str, Any]:
         window = Window(args.server_pids, args.redis_pids,
                         args.redis_port if args.count_redis else 0)
-        extra = await BENCHMARKS[args.bench](args, window)
+        held = await open_receivers(args.held, args.port, args.prefix,
+                                    lambda receiver, messages: None) if args.held else []
+        try:
+            extra = await BENCHMARKS[args.bench](args, window)
+        finally:
+            for receiver in held:
+                receiver.stop()
+        extra["held_sessions"] = len(held)
         result = window.result() if args.bench in ("xhr_echo", "ws_echo", "info") else {}
         result.update(extra)
         result["loop"] = "uvloop" if uvloop is not None else "asyncio"

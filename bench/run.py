@@ -291,6 +291,12 @@ BENCHES = [
            Metric("p50_ms", "p50 latency", **LATENCY),
            Metric("p99_ms", "p99 latency", **LATENCY)],
           redis_counts=True),
+    Bench("xhr_echo_held", "xhr-polling echo, 50 sessions, 2000 idle streams held",
+          lambda q: ["xhr_echo", "--prefix", "/echo", "--held", "2000", *echo_args(q)],
+          [Metric("ops_per_s", "round trips/s", "rt/s"),
+           Metric("p50_ms", "p50 latency", **LATENCY),
+           Metric("p99_ms", "p99 latency", **LATENCY)],
+          redis_counts=True),
     Bench("ws_echo", "SockJS websocket echo, 50 connections",
           lambda q: ["ws_echo", "--prefix", "/echo", *echo_args(q)],
           [Metric("ops_per_s", "messages/s", "msg/s"),
@@ -507,6 +513,7 @@ def redis_table(results: dict[str, Any]) -> str:
     rows = []
     for name, per, key in (
             ("xhr_echo", "round trip", "redis_calls_per_op"),
+            ("xhr_echo_held", "round trip, 2000 idle streams held", "redis_calls_per_op"),
             ("ws_echo", "message", "redis_calls_per_op"),
             ("fanout", "published message (burst, 1000 receivers)",
              "burst_costs.redis_calls_per_message")):
@@ -519,11 +526,17 @@ def redis_table(results: dict[str, Any]) -> str:
         names = sorted({n for r in runs for n in r}, key=lambda n: -runs[0].get(n, 0))
         med = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in names}
         top = ", ".join(f"{n} {med[n]:.2f}" for n in names if med[n] >= 0.01)
-        rows.append(f"| {name} | per {per} | {sum(med.values()):.2f} | {top} |")
+        background = [r.get("redis_background_calls_per_s") for r in
+                      (dig(run, key.rpartition(".")[0]) if "." in key else run
+                       for run in results[name]["runs"].get("sockhop", []))]
+        background = [b for b in background if b is not None]
+        idle = f"{statistics.median(background):,.1f}" if background else "—"
+        rows.append(f"| {name} | per {per} | {sum(med.values()):.2f} | {top} | {idle} |")
     if not rows:
         return ""
-    return "\n".join(["| benchmark | unit | Redis commands (all, incl. inside Lua) | by command |",
-                      "|---|---|---:|---|", *rows])
+    return "\n".join(["| benchmark | unit | Redis commands (all, incl. inside Lua) | by command "
+                      "| idle server's commands/s (subtracted) |",
+                      "|---|---|---:|---|---:|", *rows])
 
 
 def report(meta: dict[str, Any], results: dict[str, Any], out_path: Path,
