@@ -27,13 +27,16 @@ LINGER = 10.0
 class Run:
     """Publications of one channel at consecutive offsets, first to last."""
 
-    __slots__ = ("first", "joined", "last", "payloads")
+    __slots__ = ("first", "joined", "last", "payloads", "shared")
 
     def __init__(self, first: int, payloads: list[bytes]) -> None:
         self.first = first
         self.last = first + len(payloads) - 1
         self.payloads = payloads
         self.joined = b",".join(payloads)  # shared by every follower at first - 1
+        # What those followers would each build alike from `joined` (a frame, a
+        # transport's chunk of it): built by the first, reused by the others.
+        self.shared: dict[object, bytes] = {}
 
     def after(self, offset: int) -> bytes:
         """The payloads past offset, comma-separated (offset >= first - 1)."""

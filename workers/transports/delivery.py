@@ -110,10 +110,18 @@ class StreamState:
         self.sent = 0
         self.flush = False  # part of a direct write is still to go out
 
-    def express(self, frame: bytes) -> bool:
-        """Write frame now if the socket takes it; False: deliver it the usual way."""
+    def express(self, frame: bytes, shared: dict[object, bytes] | None) -> bool:
+        """Write frame now if the socket takes it; False: deliver it the usual way.
+
+        Streams of one transport wrap a shared frame alike: the first builds
+        the chunk, the others reuse it (a fan-out writes one frame to all).
+        """
         assert self.send_now is not None
-        chunk = self.wrap(frame)
+        chunk = shared.get(self.wrap) if shared is not None else None
+        if chunk is None:
+            chunk = self.wrap(frame)
+            if shared is not None:
+                shared[self.wrap] = chunk
         outcome = self.send_now(chunk)
         if outcome is SendNow.REFUSED:
             return False

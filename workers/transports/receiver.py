@@ -36,6 +36,8 @@ from workers.sockjs.framing import (
 log = logging.getLogger("sockhop.receiver")
 
 BUSY_FRAME = close_frame(*ANOTHER_CONNECTION).encode()
+# Receiver.express: write (frame, shared) now if possible; True when done.
+Express = Callable[[bytes, dict[object, bytes] | None], bool]
 # How long a receiver waits for a busy session's lease before answering 2010.
 BUSY_GRACE = 1.0
 
@@ -104,7 +106,9 @@ class Receiver:
         self.catch_up: set[str] = set()
         # Set by a stream or websocket while it waits: writes a frame now when it
         # can (True), so a delivery needs no wake-up of this receiver.
-        self.express: Callable[[bytes], bool] | None = None
+        # Its arguments: the frame, and a dict for what other receivers of the same
+        # frame may reuse (None if the frame is this receiver's alone).
+        self.express: Express | None = None
         self._stop_watch = watch_disconnect(sock, self.client_left) if sock else None
 
     def client_left(self) -> None:
@@ -225,7 +229,7 @@ class Receiver:
             return False
         items = [e.encode() for e in encoded]
         if self.express is not None and not self._pending() \
-                and self.express(array_frame(b",".join(items))):
+                and self.express(array_frame(b",".join(items)), None):
             return True
         self.direct.extend(items)
         self.waiter.event.set()
@@ -243,11 +247,20 @@ class Receiver:
             joined = run.after(position)  # frames join runs as they are
             self.positions[channel] = run.last
             if self.express is not None and not self._pending() \
-                    and self.express(array_frame(joined)):
+                    and self._express_run(run, position, joined):
                 self.delivered[channel] = run.last
                 return  # written without waking this receiver
             self.publications.append(joined)
         self.waiter.event.set()
+
+    def _express_run(self, run: Run, position: int, joined: bytes) -> bool:
+        assert self.express is not None
+        if position >= run.first:  # part of the run: a frame of its own
+            return self.express(array_frame(joined), None)
+        frame = run.shared.get("frame")
+        if frame is None:
+            frame = run.shared["frame"] = array_frame(joined)
+        return self.express(frame, run.shared)
 
     def _pending(self) -> bool:
         return bool(self.publications or self.direct or self.items or self.catch_up)

@@ -18,7 +18,7 @@ import gevent
 from session_store import StoreUnavailable
 from workers.http import SockJSError
 from workers.transports.context import SessionRequest
-from workers.transports.receiver import Receiver
+from workers.transports.receiver import Express, Receiver
 from workers.websocket import (
     TIMEOUT,
     ConnectionClosed,
@@ -137,13 +137,12 @@ def _arrived(ws: WebSocket) -> list[str]:
     return texts
 
 
-def _express(ws: WebSocket, send_frame: SendFrame, reader: gevent.Greenlet
-             ) -> Callable[[bytes], bool]:
+def _express(ws: WebSocket, send_frame: SendFrame, reader: gevent.Greenlet) -> Express:
     """What the session's handler sends to its own socket (an echo, a reply)
     goes out from the reader greenlet at once, without waking the writer.
     Other greenlets never write here: a stalled client must not hold them."""
 
-    def express(frame: bytes) -> bool:
+    def express(frame: bytes, shared: dict[object, bytes] | None) -> bool:
         if gevent.getcurrent() is not reader:
             return False
         with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
@@ -154,7 +153,7 @@ def _express(ws: WebSocket, send_frame: SendFrame, reader: gevent.Greenlet
 
 
 def _write(heartbeat_delay: float, ws: WebSocket, receiver: Receiver, send_frame: SendFrame,
-           heartbeat: bytes | None, express: Callable[[bytes], bool]) -> None:
+           heartbeat: bytes | None, express: Express) -> None:
     while True:
         for frame in receiver.frames():
             more = send_frame(ws, frame.data)
