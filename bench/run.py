@@ -520,12 +520,12 @@ def redis_table(results: dict[str, Any]) -> str:
         if name not in results:
             continue
         runs = [dig(r, key) for r in results[name]["runs"].get("sockhop", [])]
-        runs = [r for r in runs if r]
+        runs = [r for r in runs if r is not None]  # {}: no Redis command at all
         if not runs:
             continue
         names = sorted({n for r in runs for n in r}, key=lambda n: -runs[0].get(n, 0))
         med = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in names}
-        top = ", ".join(f"{n} {med[n]:.2f}" for n in names if med[n] >= 0.01)
+        top = ", ".join(f"{n} {med[n]:.2f}" for n in names if med[n] >= 0.01) or "none"
         background = [r.get("redis_background_calls_per_s") for r in
                       (dig(run, key.rpartition(".")[0]) if "." in key else run
                        for run in results[name]["runs"].get("sockhop", []))]
