@@ -101,3 +101,25 @@ def test_an_idle_websocket_outlives_the_http_idle_timeout(fast_target: Deploymen
         assert ws.recv() == "still here"
     finally:
         ws.close()
+
+
+def test_a_request_head_trickled_in_is_cut_off(fast_target: Deployment) -> None:
+    """Each byte arrives well within the idle timeout, but the whole head must too."""
+    with http.connect(fast_target) as sock:
+        sock.sendall(b"GET /echo/info HTTP/1.1\r\nX-Slow: ")
+        started = time.monotonic()
+        closed_at = None
+        sock.settimeout(0.5)
+        while time.monotonic() - started < IDLE_TIMEOUT + 5:
+            try:
+                sock.sendall(b"x")  # one byte every half second
+                if sock.recv(1024) == b"":
+                    closed_at = time.monotonic()
+                    break
+            except TimeoutError:
+                continue  # nothing from the server yet: keep trickling
+            except OSError:  # reset: closed too
+                closed_at = time.monotonic()
+                break
+        assert closed_at is not None, "the server waited for the head forever"
+        assert IDLE_TIMEOUT - 0.5 <= closed_at - started <= IDLE_TIMEOUT + 2

@@ -14,6 +14,7 @@ import io
 import logging
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Any
@@ -90,7 +91,6 @@ class Connection:
         self._writing = False
 
     def serve(self) -> None:
-        self.sock.settimeout(self.limits.idle_timeout)  # bounds reads; writes bound themselves
         try:
             while True:
                 request = self._next_request()
@@ -105,7 +105,14 @@ class Connection:
     # --- reading ---
 
     def _next_request(self) -> Request | None:
+        """The next request; None when the client closed or was too slow.
+
+        The whole head must arrive within idle_timeout (a client trickling
+        bytes cannot hold the connection); a body may take longer, as long as
+        no read waits more than idle_timeout.
+        """
         continued = False
+        head_deadline = 0.0
         while True:
             request = self.parser.next_request()
             if request is not None:
@@ -114,12 +121,20 @@ class Connection:
             if partial is not None and partial.expects_continue and not continued:
                 self._send(CONTINUE)
                 continued = True
-            data = self._recv()
+            timeout = self.limits.idle_timeout
+            if partial is None:
+                now = time.monotonic()
+                head_deadline = head_deadline or now + timeout
+                timeout = head_deadline - now
+            data = self._recv(timeout)
             if not data:
                 return None  # closed between requests or mid-request: nothing to answer
             self.parser.feed(data)
 
-    def _recv(self) -> bytes:
+    def _recv(self, timeout: float) -> bytes:
+        if timeout <= 0:
+            return b""
+        self.sock.settimeout(timeout)
         try:
             return self.sock.recv(READ_SIZE)
         except (TimeoutError, ConnectionError):
