@@ -83,9 +83,9 @@ class Connection:
             self.remote = (str(addr[0]), str(addr[1]))
         else:
             self.remote = ("", "")
+        self._started: list[Any] = []  # the current response's status and headers
         # The body being streamed: how a piece of it is framed, and what of
         # a piece written by send_now() is still to go out.
-        self._started: list[Any] = []  # the current response's status and headers
         self._streaming: Callable[[bytes], bytes] | None = None
         self._unsent = b""
         self._writing = False
@@ -181,8 +181,8 @@ class Connection:
                     break
         except Exception:
             log.exception("error producing the body of %s %r", request.method, request.target)
-            if not started:
-                self._send(error_response("500 Internal Server Error", "Internal Server Error\n"))
+            # Nothing was sent yet: the head goes out with the first item.
+            self._send(error_response("500 Internal Server Error", "Internal Server Error\n"))
             return False
         if not started:
             raise RuntimeError("the WSGI app did not call start_response")
