@@ -70,12 +70,13 @@ class Limits:
 class Connection:
     def __init__(self, sock: socket.socket, addr: Any, server: tuple[str, str],
                  app: WSGIApp, limits: Limits, base_environ: dict[str, Any],
-                 alive: Callable[[], bool]) -> None:
+                 request_served: Callable[[], bool]) -> None:
         self.sock = sock
         self._raw = getattr(sock, "_sock", sock)  # the plain socket under gevent's wrapper
         self.app = app
         self.limits = limits
-        self.alive = alive
+        # Called once per request: False when the worker is stopping (close after it).
+        self.request_served = request_served
         self.parser = RequestParser(limits.max_body_size)
         self.base_environ = base_environ
         self.server_name, self.server_port = server
@@ -145,8 +146,8 @@ class Connection:
     def _answer(self, request: Request) -> bool:
         """Run the app for request and write its answer; True to read the next."""
         environ = self._environ(request)
-        keep_alive = (request.keep_alive and request.version == "1.1" and not request.truncated
-                      and not request.upgrade)
+        keep_alive = (self.request_served() and request.keep_alive and request.version == "1.1"
+                      and not request.truncated and not request.upgrade)
         started = self._started = []
         try:
             body = self.app(environ, self._start_response)
@@ -158,7 +159,7 @@ class Connection:
             self._send(error_response("500 Internal Server Error", "Internal Server Error\n"))
             return False
         try:
-            return self._write_body(request, started, body, keep_alive and self.alive())
+            return self._write_body(request, started, body, keep_alive)
         finally:
             close = getattr(body, "close", None)
             if close is not None:

@@ -33,6 +33,15 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         server = (str(name[0]), str(name[1])) if isinstance(name, tuple) else (str(name), "")
         try:
             Connection(client, addr, server, self.wsgi, self._limits, self._environ,
-                       lambda: self.alive).serve()
+                       self._request_served).serve()
         finally:
             client.close()
+
+    def _request_served(self) -> bool:
+        """Count a request (gunicorn's max_requests restarts the worker, as its own
+        workers do); False once this worker is stopping: close after the answer."""
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        return bool(self.alive)
