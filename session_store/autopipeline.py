@@ -87,6 +87,11 @@ class AutoPipeline:
         Scripts Redis lost (restart, SCRIPT FLUSH) did not run: they are loaded
         and the commands that met NOSCRIPT sent again, in their order, in one
         round trip. Any other error is raised.
+
+        Known edge: if another connection loads the script while a batch is in
+        flight, the batch's commands after that load ran, those before it run
+        now, after them (a batch of publications may then be reordered, only
+        right after Redis lost its scripts).
         """
         replies = [self._reply(result) for result in results]
         lost = [i for i, reply in enumerate(replies)
