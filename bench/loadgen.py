@@ -527,6 +527,13 @@ async def run_window(window: Window, workers: list[Callable[[], Awaitable[None]]
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def run_clients(args: argparse.Namespace, window: Window,
+                      client: Callable[[], Awaitable[None]]) -> None:
+    """args.sessions copies of one client loop, measured over the window."""
+    workers = [lambda: retrying(window, client) for _ in range(args.sessions)]
+    await run_window(window, workers, args.warmup, args.duration)
+
+
 async def retrying(window: Window, session: Callable[[], Awaitable[None]]) -> None:
     """Run one client's loop; on a failure count it and start a fresh session."""
     while True:
@@ -573,8 +580,7 @@ async def bench_xhr_echo(args: argparse.Namespace, window: Window) -> dict[str, 
         finally:
             conn.close()
 
-    workers = [lambda: retrying(window, session) for _ in range(args.sessions)]
-    await run_window(window, workers, args.warmup, args.duration)
+    await run_clients(args, window, session)
     return {"sessions": args.sessions}
 
 
@@ -617,8 +623,7 @@ async def bench_ws_echo(args: argparse.Namespace, window: Window) -> dict[str, A
         finally:
             client.close()
 
-    workers = [lambda: retrying(window, session) for _ in range(args.sessions)]
-    await run_window(window, workers, args.warmup, args.duration)
+    await run_clients(args, window, session)
     return {"connections": args.sessions}
 
 
@@ -637,8 +642,7 @@ async def bench_info(args: argparse.Namespace, window: Window) -> dict[str, Any]
         finally:
             conn.close()
 
-    workers = [lambda: retrying(window, client) for _ in range(args.sessions)]
-    await run_window(window, workers, args.warmup, args.duration)
+    await run_clients(args, window, client)
     return {"connections": args.sessions}
 
 

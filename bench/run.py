@@ -284,24 +284,25 @@ def echo_args(quick: bool) -> list[str]:
 
 LATENCY = dict(unit="ms", fmt="{:,.1f}", higher_is_better=False)
 
+
+def echo_metrics(label: str, unit: str) -> list[Metric]:
+    """Throughput and latency of an echo loop."""
+    return [Metric("ops_per_s", label, unit),
+            Metric("p50_ms", "p50 latency", **LATENCY),
+            Metric("p99_ms", "p99 latency", **LATENCY)]
+
 BENCHES = [
     Bench("xhr_echo", "xhr-polling echo, 50 sessions",
           lambda q: ["xhr_echo", "--prefix", "/echo", *echo_args(q)],
-          [Metric("ops_per_s", "round trips/s", "rt/s"),
-           Metric("p50_ms", "p50 latency", **LATENCY),
-           Metric("p99_ms", "p99 latency", **LATENCY)],
+          echo_metrics("round trips/s", "rt/s"),
           redis_counts=True),
     Bench("xhr_echo_held", "xhr-polling echo, 50 sessions, 2000 idle streams held",
           lambda q: ["xhr_echo", "--prefix", "/echo", "--held", "2000", *echo_args(q)],
-          [Metric("ops_per_s", "round trips/s", "rt/s"),
-           Metric("p50_ms", "p50 latency", **LATENCY),
-           Metric("p99_ms", "p99 latency", **LATENCY)],
+          echo_metrics("round trips/s", "rt/s"),
           redis_counts=True),
     Bench("ws_echo", "SockJS websocket echo, 50 connections",
           lambda q: ["ws_echo", "--prefix", "/echo", *echo_args(q)],
-          [Metric("ops_per_s", "messages/s", "msg/s"),
-           Metric("p50_ms", "p50 latency", **LATENCY),
-           Metric("p99_ms", "p99 latency", **LATENCY)],
+          echo_metrics("messages/s", "msg/s"),
           redis_counts=True),
     Bench("fanout", "broadcast fan-out to 1000 xhr-streaming receivers",
           lambda q: ["fanout", "--prefix", "/broadcast", "--receivers", "1000",

@@ -31,7 +31,7 @@ from workers.httpserver.response import (
     has_no_body,
     response_head,
 )
-from workers.httpserver.sending import send_bounded
+from workers.httpserver.sending import plain_socket, send_bounded
 
 log = logging.getLogger("sockhop.http")
 
@@ -72,7 +72,7 @@ class Connection:
                  app: WSGIApp, limits: Limits, base_environ: dict[str, Any],
                  request_served: Callable[[], bool]) -> None:
         self.sock = sock
-        self._raw = getattr(sock, "_sock", sock)  # the plain socket under gevent's wrapper
+        self._raw = plain_socket(sock)
         self.app = app
         self.limits = limits
         # Called once per request: False when the worker is stopping (close after it).

@@ -14,10 +14,16 @@ from typing import Any
 import gevent
 
 
+def plain_socket(sock: Any) -> Any:
+    """The OS socket under gevent's wrapper: for calls that must never wait
+    (MSG_DONTWAIT sends, MSG_PEEK checks) without gevent's Python layers."""
+    return getattr(sock, "_sock", sock)
+
+
 def send_bounded(sock: Any, data: bytes, timeout: float | None) -> None:
     """Write all of data. Raises TimeoutError if the peer stops reading for
     timeout seconds, OSError if it is gone."""
-    raw = getattr(sock, "_sock", sock)  # the plain socket under gevent's wrapper
+    raw = plain_socket(sock)
     try:
         sent = raw.send(data, socket.MSG_DONTWAIT)
     except BlockingIOError:

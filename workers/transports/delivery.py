@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 import falcon
 
 from session_store import StoreUnavailable
-from workers.application import Service
 from workers.httpserver.connection import SendNow
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
@@ -44,10 +43,10 @@ class PollBody:
         self.receiver.finish()
 
 
-def poll(runtime: Runtime, service: Service, session_id: str, sock: object,
-         wrap: Wrap) -> PollBody:
+def poll(ctx: SessionRequest, req: falcon.Request, wrap: Wrap) -> PollBody:
     """Wait for one frame (or the heartbeat) and answer it."""
-    receiver = Receiver(runtime, service, session_id, sock)
+    runtime = ctx.runtime
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req))
     try:
         data, first = receiver.open(), None
         while data is None:

@@ -8,7 +8,7 @@ from workers.http import JAVASCRIPT, TEXT_PLAIN
 from workers.sockjs.framing import jsonp_body
 from workers.sockjs.payload import jsonp_send_text
 from workers.transports.callback import callback_param
-from workers.transports.context import SessionRequest, client_socket, session_headers
+from workers.transports.context import SessionRequest, session_headers
 from workers.transports.delivery import poll
 from workers.transports.sending import body_text, deliver_text
 
@@ -17,8 +17,7 @@ class JsonpPolling:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         callback = callback_param(req)
         session_headers(req, resp, ctx, JAVASCRIPT, cross_origin=False)
-        body = poll(ctx.runtime, ctx.service, ctx.session_id, client_socket(req),
-                    lambda frame: jsonp_body(callback, frame))
+        body = poll(ctx, req, lambda frame: jsonp_body(callback, frame))
         resp.set_header("Content-Length", str(len(body.chunk)))
         resp.stream = body
 

@@ -24,6 +24,7 @@ from session_store import Busy, Closed, Created, Opened, SessionKey, StoreUnavai
 from session_store.fanout import Run
 from session_store.sessions import ReceiverResult
 from workers.application import ANOTHER_CONNECTION, CHANNEL_GAP, INTERRUPTED, Service
+from workers.httpserver.sending import plain_socket
 from workers.runtime import Runtime
 from workers.sockjs.framing import (
     HEARTBEAT_FRAME,
@@ -50,7 +51,7 @@ def watch_disconnect(sock: Any, on_gone: Callable[[], None]) -> Callable[[], Non
     readable tells a FIN (b'') from a pipelined next request (data). Returns
     a function that stops watching.
     """
-    raw = getattr(sock, "_sock", sock)  # the plain socket under gevent's wrapper
+    raw = plain_socket(sock)
     watcher = gevent.get_hub().loop.io(raw.fileno(), 1)
 
     def readable() -> None:

@@ -6,7 +6,7 @@ import falcon
 
 from workers.http import JAVASCRIPT, TEXT_PLAIN, preflight
 from workers.sockjs.framing import xhr_chunk
-from workers.transports.context import SessionRequest, client_socket, session_headers
+from workers.transports.context import SessionRequest, session_headers
 from workers.transports.delivery import poll
 from workers.transports.sending import body_text, deliver_text
 
@@ -14,7 +14,7 @@ from workers.transports.sending import body_text, deliver_text
 class XhrPolling:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         session_headers(req, resp, ctx, JAVASCRIPT)
-        body = poll(ctx.runtime, ctx.service, ctx.session_id, client_socket(req), xhr_chunk)
+        body = poll(ctx, req, xhr_chunk)
         resp.set_header("Content-Length", str(len(body.chunk)))
         resp.stream = body
 
