@@ -112,6 +112,13 @@ class ClientDeployment(Deployment):
         return found
 
 
+# Both origins serve sockjs-client and the test page.
+STATIC_LOCATIONS = """
+    location /static/sockjs/ {{ alias {dist}/; add_header Cache-Control "no-store"; }}
+    location /static/web/ {{ alias {web}/; add_header Cache-Control "no-store"; }}
+"""
+
+
 def nginx_config(
     prefix: Path,
     api_port: int,
@@ -162,14 +169,7 @@ def nginx_config(
             server {{
                 listen {host}:{api_port};
 
-                location /static/sockjs/ {{
-                    alias {dist}/;
-                    add_header Cache-Control "no-store";
-                }}
-                location /static/web/ {{
-                    alias {web}/;
-                    add_header Cache-Control "no-store";
-                }}
+                {static}
                 location / {{
                     proxy_pass http://sockhop;
                     proxy_http_version 1.1;
@@ -188,14 +188,7 @@ def nginx_config(
             server {{
                 listen {host}:{page_port};
 
-                location /static/sockjs/ {{
-                    alias {dist}/;
-                    add_header Cache-Control "no-store";
-                }}
-                location /static/web/ {{
-                    alias {web}/;
-                    add_header Cache-Control "no-store";
-                }}
+                {static}
                 location / {{
                     return 404;
                 }}
@@ -208,8 +201,7 @@ def nginx_config(
         api_port=api_port,
         page_port=page_port,
         servers=servers,
-        dist=SOCKJS_DIST,
-        web=WEB_DIR,
+        static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, web=WEB_DIR),
     )
 
 
