@@ -11,10 +11,11 @@ from session_store.sessions import (
     Closed,
     Created,
     EnqueueResult,
-    Missing,
+    Held,
     Opened,
     SessionKey,
     SessionStore,
+    Taken,
 )
 from session_store.wakeups import Waiter, Wakeups
 
@@ -23,12 +24,13 @@ __all__ = [
     "Closed",
     "Created",
     "EnqueueResult",
-    "Missing",
+    "Held",
     "Opened",
     "Reaper",
     "SessionKey",
     "SessionStore",
     "StoreUnavailable",
+    "Taken",
     "Waiter",
     "Wakeups",
     "connect",

@@ -70,6 +70,10 @@ class AutoPipeline:
         replies.send(commands)
         return replies.get()
 
+    def send(self, *commands: Command) -> None:
+        """Queue commands without waiting for their replies (nor their errors)."""
+        self._send(commands)
+
     def script(self, source: str) -> Script:
         script = Script(self, source)
         self._scripts[script.sha] = source

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from session_store.autopipeline import AutoPipeline, Script
+from session_store.autopipeline import AutoPipeline, Command, Replies, Script
 
 EXPIRY_BUCKETS = 8
 MAX_BATCH = 500
@@ -60,7 +60,18 @@ def expiry_bucket_key(n: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """The session did not exist; this request created it and holds the lease."""
+    """The session did not exist; this request created it (a poll has let go already)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A poll's answer: the items of one frame, handed over as the lease was let go.
+
+    They stay in the queue, pending, until the session's next receiver arrives
+    (the client polls again only once it has this answer).
+    """
+
+    items: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +96,29 @@ class Busy:
 class Closed:
     """The session is closed and everything before its close was delivered."""
 
-    frame: bytes
+    item: bytes
+
+
+ReceiverResult = Created | Taken | Opened | Busy | Closed
 
 
 @dataclass(frozen=True, slots=True)
-class Missing:
-    """No such session."""
+class Held:
+    """The lease was renewed: the head of the queue and the subscriptions version."""
+
+    items: list[bytes]
+    version: bytes
 
 
-ReceiverResult = Created | Opened | Busy | Closed | Missing
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """What one receiver wrote since the last batch: the first `acked` queue items,
+    and the channel offsets it delivered up to."""
+
+    key: SessionKey
+    holder: str
+    acked: int
+    positions: Mapping[str, int]
 
 
 class EnqueueResult:
@@ -137,62 +162,98 @@ class SessionStore:
         self._expire = load_script(client, "expire")
         self._claim = load_script(client, "claim_due")
         self._subscribe = load_script(client, "subscribe")
+        self._ack = load_script(client, "ack")
+        self._holder_gone = load_script(client, "holder_gone")
 
     # --- receiving side ---
 
-    def open_receiver(self, key: SessionKey, holder: str, *, create: bool) -> ReceiverResult:
+    def open_receiver(self, key: SessionKey, holder: str, *, poll: bool,
+                      probe: bool) -> ReceiverResult:
+        """Take the lease (creating the session if new). A poll that finds items
+        takes them and lets go in the same step. With probe, a busy answer asks
+        the holder's process whether its client is still there: it answers by
+        waking this process (see Wakeups)."""
         lim = self.limits
-        reply = self._open(
-            keys=key.keys,
-            args=[holder, key.tag, lim.lease_ms, int(create), MAX_BATCH, lim.ttl_ms],
-        )
+        replies = self.client.call_many([
+            # First, so that a new session is in the expiry index even if this
+            # process dies right after creating it; LT: never delays a visit.
+            self._bring_forward(key),
+            self._open.command(key.keys, [holder, key.tag, lim.lease_ms, MAX_BATCH, lim.ttl_ms,
+                                          lim.disconnect_ms, int(poll), int(probe)]),
+        ])
+        reply = replies[1]
         status = reply[0]
-        if status == b"created":
-            # Registered once, at creation; the reaper reschedules it from then on.
-            due = _now_ms_hint() + lim.lease_ms + lim.disconnect_ms
-            self.client.call("ZADD", key.expiry_bucket, due, key.tag)
-            return Created()
         if status == b"open":
             pairs = reply[3:]
             subscriptions = {
                 pairs[i].decode(): int(pairs[i + 1]) for i in range(0, len(pairs), 2)
             }
             return Opened(list(reply[1]), reply[2], subscriptions)
+        if status == b"taken":
+            return Taken(list(reply[1]))
+        if status == b"created":
+            return Created()
         if status == b"busy":
             return Busy()
-        if status == b"closed":
-            return Closed(reply[1])
-        return Missing()
+        return Closed(reply[1])
 
-    def next_items(
-        self, key: SessionKey, holder: str, acked: int
-    ) -> tuple[list[bytes], bytes] | None:
-        """Acknowledge `acked` written items, renew the lease, read more.
+    def next_items(self, key: SessionKey, holder: str, acked: int, *,
+                   poll: bool = False) -> Held | Taken | None:
+        """Acknowledge `acked` written items, renew the lease, read more; a poll
+        that finds items takes them and lets go. None when the lease is lost."""
+        lim = self.limits
+        reply = self._next(keys=key.keys, args=[
+            holder, key.tag, acked, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
+            lim.disconnect_ms, lim.ttl_ms, 0,
+        ])
+        status = reply[0]
+        if status == b"open":
+            return Held(list(reply[1]), reply[2])
+        if status == b"taken":
+            self.client.send(self._bring_forward(key))  # no need to wait
+            return Taken(list(reply[1]))
+        return None
 
-        Returns (items, subscriptions version), or None when the lease is lost.
-        """
-        args = self._next_args(key, holder, acked, release=False)
-        reply = self._next(keys=key.keys, args=args)
-        return None if reply[0] == b"lost" else (list(reply[1]), reply[2])
-
-    def release(self, key: SessionKey, holder: str, acked: int,
+    def release(self, key: SessionKey, holder: str, acked: int, pending: int = 0,
                 positions: Mapping[str, int] | None = None) -> None:
         """Acknowledge, save channel positions, let go: the client has disconnect_delay
-        to come back."""
+        to come back. The `pending` items after the acknowledged ones are being
+        written as the lease is let go: the session's next receiver acknowledges them."""
         lim = self.limits
-        args = self._next_args(key, holder, acked, release=True)
+        args: list[Any] = [holder, key.tag, acked, "release", lim.lease_ms, MAX_BATCH,
+                           lim.disconnect_ms, lim.ttl_ms, pending]
         for channel, offset in (positions or {}).items():
             args += [channel, offset]
-        self.client.call_many([
-            self._next.command(key.keys, args),
-            # Bring the reaper's visit forward to the deadline (LT never delays it).
-            ("ZADD", key.expiry_bucket, "LT", _now_ms_hint() + lim.disconnect_ms, key.tag),
-        ])
+        self.client.call_many([self._next.command(key.keys, args), self._bring_forward(key)])
 
-    def _next_args(self, key: SessionKey, holder: str, acked: int, *, release: bool) -> list[Any]:
-        lim = self.limits
-        return [holder, acked, int(release), lim.lease_ms, MAX_BATCH, lim.disconnect_ms,
-                lim.ttl_ms, key.tag]
+    def acknowledge(self, batch: Sequence[Acknowledgement]) -> Replies:
+        """One script call for what many receivers wrote (sent now; the replies
+        tell whether it ran)."""
+        keys: list[Any] = []
+        args: list[Any] = []
+        for ack in batch:
+            keys += ack.key.keys
+            args += [ack.holder, ack.acked, len(ack.positions)]
+            for channel, offset in ack.positions.items():
+                args += [channel, offset]
+        replies = Replies(self.client)
+        replies.send([self._ack.command(keys, args)])
+        return replies
+
+    def holders_gone(self, keys: Sequence[SessionKey], process: str, died_by_ms: int) -> None:
+        """Let go of a dead process's leases; the reaper visits each at its client's deadline."""
+        args = [process, died_by_ms, self.limits.disconnect_ms]
+        deadlines = self.client.call_many([self._holder_gone.command(k.keys, args) for k in keys])
+        visits = [("ZADD", k.expiry_bucket, "LT", d, k.tag)
+                  for k, d in zip(keys, deadlines, strict=True) if d]
+        if visits:
+            self.client.call_many(visits)
+
+    def _bring_forward(self, key: SessionKey) -> Command:
+        """The reaper's visit no later than disconnect_delay from now (adds the
+        session to the index if it is not there)."""
+        due = _now_ms_hint() + self.limits.disconnect_ms
+        return ("ZADD", key.expiry_bucket, "LT", due, key.tag)
 
     def subscriptions(self, key: SessionKey) -> dict[str, int]:
         flat = self.client.call("HGETALL", key.keys[2])
@@ -228,13 +289,13 @@ class SessionStore:
                 break
         return result
 
-    def close(self, key: SessionKey, frame: bytes, *, holder: str = "") -> bool:
+    def close(self, key: SessionKey, item: bytes, *, holder: str = "") -> bool:
         """Close once. True for exactly one caller, which must run the close hook.
 
         With holder, only the current lease holder may close (a receiver's own abort).
         """
         return bool(
-            self._close(keys=key.keys, args=[key.tag, frame, self.limits.disconnect_ms, holder])
+            self._close(keys=key.keys, args=[key.tag, item, self.limits.disconnect_ms, holder])
         )
 
     # --- expiry (used by the reaper) ---

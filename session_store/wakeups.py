@@ -20,7 +20,8 @@ import gevent.event
 import gevent.lock
 import redis
 
-from session_store.connection import REDIS_ERRORS
+from session_store.autopipeline import AutoPipeline
+from session_store.connection import REDIS_ERRORS, StoreUnavailable
 
 log = logging.getLogger("sockhop.wakeups")
 
@@ -38,15 +39,18 @@ class Waiter:
 
     queue_rung says the session's Redis state changed (new items, a close, a
     subscription change, a reconnect); a ring without it is local news only
-    (channel publications already handed to the receiver).
+    (channel publications already handed to the receiver). client_present,
+    when set, tells whether the receiver's client is still connected (checked
+    when another process finds the session busy).
     """
 
-    __slots__ = ("event", "queue_rung", "tag")
+    __slots__ = ("client_present", "event", "queue_rung", "tag")
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.event = gevent.event.Event()
         self.queue_rung = False
+        self.client_present: Callable[[], bool] | None = None
 
     def wait(self, timeout: float) -> bool:
         return self.event.wait(timeout)
@@ -58,8 +62,9 @@ class Waiter:
 
 
 class Wakeups:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, commands: AutoPipeline) -> None:
         self.client = client
+        self.commands = commands  # to answer other processes' questions
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
@@ -182,7 +187,11 @@ class Wakeups:
         channel = message["channel"].decode()
         if kind == "message":
             if channel == self.channel:
-                self.ring(message["data"].decode())
+                data = message["data"]
+                if data[:1] == b"?":
+                    self._asked(data[1:].decode())
+                else:
+                    self.ring(data.decode())
             else:
                 announced.setdefault(channel, []).append(message["data"])
         elif kind == "subscribe":
@@ -193,6 +202,18 @@ class Wakeups:
                 self.on_reconnect()
             elif channel in self._confirmed:
                 self._confirmed[channel].set()
+
+    def _asked(self, question: str) -> None:
+        """`<process> <tag>`: that process found tag's session busy with a receiver
+        of ours. If a client of ours left, its receiver lets go, which wakes the
+        asker; otherwise say at once that the session really is busy."""
+        asker, _, tag = question.partition(" ")
+        waiters = self._waiters.get(tag, ())
+        # Every check runs: each one that finds its client gone ends its receiver.
+        present = [w.client_present is None or w.client_present() for w in waiters]
+        if not waiters or any(present):
+            with contextlib.suppress(StoreUnavailable):
+                self.commands.send(("PUBLISH", f"sh:p:{asker}", tag))
 
     def _announce(self, announced: dict[str, list[bytes]]) -> None:
         for channel, messages in announced.items():

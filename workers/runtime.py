@@ -1,4 +1,5 @@
-"""Per-process resources: the Redis client, store, wake-ups, reaper, drain state.
+"""Per-process resources: the Redis client, store, wake-ups, liveness,
+acknowledgements, reaper, drain state.
 
 Created once per worker process, after fork (never with --preload: a Redis
 connection or a greenlet made before fork is shared by every worker).
@@ -14,9 +15,11 @@ import gevent
 import gevent.lock
 
 from session_store import Reaper, SessionStore, Wakeups, connect
+from session_store.acknowledgements import Acknowledgements
 from session_store.channels import ChannelStore
 from session_store.connection import connect_pubsub
 from session_store.fanout import ChannelFanout
+from session_store.liveness import Liveness
 from session_store.sessions import StoreLimits
 from workers.application import QUEUE_OVERFLOW, Hub, Service
 from workers.config import Settings
@@ -42,9 +45,11 @@ class Runtime:
         )
         self.channels = ChannelStore(self.client, settings.channel_history_size)
         self.hub = Hub(self.store, self.channels, services)
-        self.wakeups = Wakeups(self.pubsub_client)
+        self.wakeups = Wakeups(self.pubsub_client, self.client)
         self.fanout = ChannelFanout(self.wakeups)
         self.reaper = Reaper(self.store, self.hub.expired)
+        self.liveness = Liveness(self.store, self.wakeups.process_id)
+        self.acknowledgements = Acknowledgements(self.store)
         self.draining = False
         self._tokens = itertools.count(1)
 
@@ -57,7 +62,9 @@ class Runtime:
         return f"{self.process_id}:{next(self._tokens)}"
 
     def start(self) -> None:
-        self.wakeups.start()
+        self.wakeups.start()  # subscribed first: other processes probe it for liveness
+        self.liveness.start()
+        self.acknowledgements.start()
         self.reaper.start()
 
     def drain(self) -> None:

@@ -1,10 +1,14 @@
 -- Shared helpers, prepended to every session script.
--- Session keys: KEYS[1] meta hash, KEYS[2] outbound queue (list of encoded items),
+-- Session keys: KEYS[1] meta hash, KEYS[2] outbound queue (list of items),
 -- KEYS[3] channel subscriptions (hash: channel -> offset delivered up to).
--- Meta fields: st (o = open, c = closed), cf (close frame), rcv (lease holder
+-- Meta fields: st (o = open, c = closed), cf (close item), rcv (lease holder
 -- "<process>:<token>"), rx (lease expiry, ms), dl (deadline for a receiver to
--- come back, ms; set when the receiver lets go), want (a process waiting for
--- the lease), sv (subscriptions version, bumped on every join and leave).
+-- come back, ms; set when the receiver lets go), pn (items at the head of the
+-- queue handed to a receiver that let go before writing them: the session's
+-- next receiver acknowledges them), sv (subscriptions version, bumped on every
+-- join and leave), want (a process whose receiver found the session busy and
+-- asked the holder whether its client is still there: woken when it lets go).
+-- Queue items start with their kind: 'c' is a close (nothing follows it).
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -35,11 +39,55 @@ local function keep_alive(ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
 
--- Closing appends the close frame to the queue: messages sent before the
+-- Closing appends the close item to the queue: messages sent before the
 -- close are still delivered, in order, before it.
-local function close_session(frame, tag, ttl)
-  redis.call('HSET', KEYS[1], 'st', 'c', 'cf', frame)
-  redis.call('RPUSH', KEYS[2], frame)
+local function close_session(item, tag, ttl)
+  redis.call('HSET', KEYS[1], 'st', 'c', 'cf', item)
+  redis.call('RPUSH', KEYS[2], item)
   wake_holder(KEYS[1], tag)
   keep_alive(ttl)
+end
+
+-- Drop what the previous receiver wrote before it let go: a new receiver
+-- arrives only once the client has the previous answer.
+local function ack_pending()
+  local pending = tonumber(redis.call('HGET', KEYS[1], 'pn') or '0')
+  if pending > 0 then
+    redis.call('LTRIM', KEYS[2], pending, -1)
+    redis.call('HDEL', KEYS[1], 'pn')
+  end
+end
+
+-- Let go of the lease; the first `pending` items are the ones the receiver is
+-- about to write. The client has disconnect_ms to come back.
+local function release(now, disconnect, pending, tag)
+  local want = redis.call('HGET', KEYS[1], 'want')
+  if want then redis.call('PUBLISH', 'sh:p:' .. want, tag) end
+  redis.call('HDEL', KEYS[1], 'rcv', 'rx', 'want')
+  if pending > 0 then redis.call('HSET', KEYS[1], 'pn', pending) end
+  redis.call('HSET', KEYS[1], 'dl', now + disconnect)
+end
+
+-- How many items one poll answers: the messages up to the first close, or
+-- that close alone (a poll carries one frame).
+local function first_frame(items)
+  for i, item in ipairs(items) do
+    if string.sub(item, 1, 1) == 'c' then
+      if i == 1 then return 1 end
+      return i - 1
+    end
+  end
+  return #items
+end
+
+-- A poll takes what is queued and lets go in the same step, so the client's
+-- next poll, on whichever process, finds the lease free. Only sessions with no
+-- channels (their publications are in the receiving process's memory).
+-- Returns the items of the answer, or nil when the poll must wait (holding).
+local function poll_items(now, batch, disconnect, tag)
+  local items = redis.call('LRANGE', KEYS[2], 0, batch - 1)
+  if #items == 0 or redis.call('HLEN', KEYS[3]) > 0 then return nil end
+  local n = first_frame(items)
+  release(now, disconnect, n, tag)
+  return {unpack(items, 1, n)}
 end

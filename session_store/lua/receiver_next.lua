@@ -1,29 +1,32 @@
 -- The lease holder acknowledges what it wrote, then renews and reads more,
--- or releases the lease. Nothing leaves the queue before it was written.
--- On release, the channel offsets delivered so far are saved for the next receiver.
--- ARGV: holder, acked, release (1/0), lease_ms, batch, disconnect_ms, ttl_ms, tag,
+-- or lets go. Nothing leaves the queue before it was written: what a receiver
+-- is about to write as it lets go stays pending for the next receiver to
+-- acknowledge.
+-- ARGV: holder, tag, acked, action, lease_ms, batch, disconnect_ms, ttl_ms, pending,
 --       channel, offset, channel, offset...
--- Returns {'lost'} | {'released'} | {'open', items, sv}
+-- action: 'renew' (read more), 'poll' (read; let go if there is an answer),
+--         'release' (let go; `pending` items are being written now; save offsets)
+-- Returns {'lost'} | {'released'} | {'taken', items} | {'open', items, sv}
 if redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[1] then return {'lost'} end
-local acked = tonumber(ARGV[2])
+local tag, acked, action = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local lease, batch = tonumber(ARGV[5]), tonumber(ARGV[6])
+local disconnect, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 if acked > 0 then redis.call('LTRIM', KEYS[2], acked, -1) end
 local now = now_ms()
-local open = redis.call('HGET', KEYS[1], 'st') == 'o'
-if open then keep_alive(tonumber(ARGV[7])) end
-if ARGV[3] == '1' then
-  local want = redis.call('HGET', KEYS[1], 'want')
-  if want then
-    redis.call('PUBLISH', 'sh:p:' .. want, ARGV[8])
-  end
-  redis.call('HDEL', KEYS[1], 'rcv', 'rx', 'want')
-  for i = 9, #ARGV, 2 do
+if redis.call('HGET', KEYS[1], 'st') == 'o' then keep_alive(ttl) end
+if action == 'release' then
+  for i = 10, #ARGV, 2 do
     if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then  -- not if it was left meanwhile
       redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
     end
   end
-  redis.call('HSET', KEYS[1], 'dl', now + tonumber(ARGV[6]))
+  release(now, disconnect, tonumber(ARGV[9]), tag)
   return {'released'}
 end
-redis.call('HSET', KEYS[1], 'rx', now + tonumber(ARGV[4]))
-return {'open', redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[5]) - 1),
+if action == 'poll' then
+  local items = poll_items(now, batch, disconnect, tag)
+  if items then return {'taken', items} end
+end
+redis.call('HSET', KEYS[1], 'rx', now + lease)
+return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1),
         redis.call('HGET', KEYS[1], 'sv') or '0'}

@@ -137,5 +137,9 @@ def test_a_client_that_stops_reading_is_closed_at_the_queue_limit(limited: Clust
     assert limited.poll(1, "echo", sid) == f"a[{kept}]\n"
     assert limited.poll(2, "echo", sid) == 'c[3008,"Session queue overflow"]\n'
     assert limited.send(0, "echo", sid, "more").status_code == 204  # closed: dropped
+    # Only the close frame the last poll answered is left, pending until the next
+    # receiver arrives; "more" was never queued.
+    assert r.lrange(f"sh:{{echo:{sid}}}:q", 0, -1) == [b'c[3008,"Session queue overflow"]']
+    assert limited.poll(0, "echo", sid) == 'c[3008,"Session queue overflow"]\n'
     assert r.llen(f"sh:{{echo:{sid}}}:q") == 0
     assert limited.close_hook_runs("echo").get(sid) == 1

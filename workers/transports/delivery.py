@@ -1,10 +1,12 @@
 """Drivers of a receiving request: one frame per poll, or a stream of frames.
 
-Both hand the server a body object whose close() releases the lease, because a
-WSGI server calls close() whatever happens (a generator's finally would not
-run if the generator were never started). The server resumes the body only
-after a chunk is written, and bounds each write (workers/httpserver), so what
-follows a yield may count the chunk as delivered.
+Both let go of the lease before the client can see its response end, so that
+its next request finds the lease free on any process. Both hand the server a
+body object whose close() lets go too, because a WSGI server calls close()
+whatever happens (a generator's finally would not run if the generator were
+never started). The server resumes the body only after a chunk is written,
+and bounds each write (workers/httpserver), so what follows a yield may count
+the chunk as delivered.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from workers.httpserver.connection import SendNow
 from workers.runtime import Runtime
 from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
 from workers.transports.context import SendNowFn, SessionRequest, client_socket, send_now
-from workers.transports.receiver import Frame, Receiver
+from workers.transports.receiver import Receiver
 
 Wrap = Callable[[bytes], bytes]
 
@@ -27,37 +29,41 @@ log = logging.getLogger("sockhop.delivery")
 
 
 class PollBody:
-    """The one chunk of a poll; what it delivers is acknowledged once it was written."""
+    """The one chunk of a poll, answered after the lease was let go."""
 
-    def __init__(self, receiver: Receiver, chunk: bytes, frame: Frame | None) -> None:
+    __slots__ = ("chunk", "receiver")
+
+    def __init__(self, receiver: Receiver, chunk: bytes) -> None:
         self.receiver = receiver
         self.chunk = chunk
-        self.frame = frame
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.chunk
-        if self.frame is not None:
-            self.receiver.sent(self.frame)  # resumed only after the write completed
 
     def close(self) -> None:
         self.receiver.finish()
 
 
 def poll(ctx: SessionRequest, req: falcon.Request, wrap: Wrap) -> PollBody:
-    """Wait for one frame (or the heartbeat) and answer it."""
+    """Wait for one frame (or the heartbeat) and answer it.
+
+    What the frame carries stays queued, pending, until the session's next
+    receiver arrives: the client polls again only once it has this answer.
+    """
     runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req))
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req), poll=True)
     try:
-        data, first = receiver.open(), None
+        data = receiver.open()
         while data is None:
             frames = receiver.frames()
             if frames:
-                first = frames[0]  # one frame per poll; the rest stays queued
-                data = first.data
+                data = frames[0].data  # one frame per poll; the rest stays queued
+                receiver.let_go(frames[0])
             else:
                 data = receiver.wait(runtime.settings.heartbeat_delay)
+        receiver.let_go()
         # b'': the poll must end (draining, lease lost); a heartbeat is a well-formed answer.
-        return PollBody(receiver, wrap(data or HEARTBEAT_FRAME), first)
+        return PollBody(receiver, wrap(data or HEARTBEAT_FRAME))
     except BaseException:
         receiver.finish()
         raise
@@ -133,42 +139,50 @@ class StreamState:
 
 def _stream_frames(runtime: Runtime, state: StreamState, first: bytes | None,
                    prelude: bytes) -> Iterator[bytes]:
+    receiver = state.receiver
     try:
-        receiver, wrap = state.receiver, state.wrap
-        yield prelude
-        if first is not None:
-            yield wrap(first)
-            if first != OPEN_FRAME:
-                return  # 2010 or a close frame: nothing follows
-            state.sent = 2
-        heartbeat = runtime.settings.heartbeat_delay
-        express = state.express if state.send_now is not None else None
-        while True:
-            for frame in receiver.frames():
-                chunk = wrap(frame.data)
-                yield chunk
-                receiver.sent(frame)
-                state.sent += len(chunk)
-                if frame.data[:1] == b"c":
-                    return
-            if state.sent >= state.limit:
-                return
-            receiver.express = express
-            try:
-                outcome = receiver.wait(heartbeat)
-            finally:
-                receiver.express = None
-            if state.flush:
-                state.flush = False
-                yield b""  # the server writes what a direct write left before anything else
-            if outcome == b"":
-                return
-            if outcome == HEARTBEAT_FRAME:
-                chunk = wrap(HEARTBEAT_FRAME)
-                yield chunk
-                state.sent += len(chunk)
-                if not receiver.heartbeat_sent():
-                    return
+        yield from _stream_chunks(runtime, state, first, prelude)
     except StoreUnavailable as exc:
         # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
-        log.warning("stream of %s ended: Redis unavailable (%s)", state.receiver.key.tag, exc)
+        log.warning("stream of %s ended: Redis unavailable (%s)", receiver.key.tag, exc)
+    # Before the last chunk goes out: the client reconnects as soon as it sees the end.
+    receiver.let_go()
+
+
+def _stream_chunks(runtime: Runtime, state: StreamState, first: bytes | None,
+                   prelude: bytes) -> Iterator[bytes]:
+    receiver, wrap = state.receiver, state.wrap
+    yield prelude
+    if first is not None:
+        yield wrap(first)
+        if first != OPEN_FRAME:
+            return  # 2010 or a close frame: nothing follows
+        state.sent = 2
+    heartbeat = runtime.settings.heartbeat_delay
+    express = state.express if state.send_now is not None else None
+    while True:
+        for frame in receiver.frames():
+            chunk = wrap(frame.data)
+            yield chunk
+            receiver.sent(frame)
+            state.sent += len(chunk)
+            if frame.data[:1] == b"c":
+                return
+        if state.sent >= state.limit:
+            return
+        receiver.express = express
+        try:
+            outcome = receiver.wait(heartbeat)
+        finally:
+            receiver.express = None
+        if state.flush:
+            state.flush = False
+            yield b""  # the server writes what a direct write left before anything else
+        if outcome == b"":
+            return
+        if outcome == HEARTBEAT_FRAME:
+            chunk = wrap(HEARTBEAT_FRAME)
+            yield chunk
+            state.sent += len(chunk)
+            if not receiver.heartbeat_sent():
+                return

@@ -2,27 +2,32 @@
 turning its queue and its channels into frames.
 
 A Receiver lives for one HTTP request (or one websocket). Queue items stay in
-Redis until written; `sent()` counts them and they are acknowledged with the
-next read or the release, so a worker killed mid-request loses nothing that
-had not reached the client's socket. Channel publications are handed over in
-memory by the process's fan-out; the receiver keeps their offsets and saves
-them once, when it lets go.
+Redis until written; `sent()` counts them and the process acknowledges them
+within ~100 ms (session_store.acknowledgements), so a worker killed
+mid-request loses nothing that had not reached the client's socket and sends
+again at most what it wrote in its last ~100 ms. Channel publications are
+handed over in memory by the process's fan-out; the receiver keeps their
+offsets and saves them with the acknowledgements and when it lets go.
+
+A receiver lets go of the lease *before* its client can see the answer end
+(a poll's one chunk, a stream's last chunk), so that the client's next
+request, on whichever process, finds the lease free: only a receiver that is
+really open at the same time gets 2010.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
 
-from session_store import Busy, Closed, Created, Opened, SessionKey, StoreUnavailable
+from session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
 from session_store.fanout import Run
-from session_store.sessions import ReceiverResult
+from session_store.sessions import Acknowledgement
 from workers.application import ANOTHER_CONNECTION, CHANNEL_GAP, INTERRUPTED, Service
 from workers.httpserver.sending import plain_socket
 from workers.runtime import Runtime
@@ -39,34 +44,56 @@ log = logging.getLogger("sockhop.receiver")
 BUSY_FRAME = close_frame(*ANOTHER_CONNECTION).encode()
 # Receiver.express: write (frame, shared) now if possible; True when done.
 Express = Callable[[bytes, dict[object, bytes] | None], bool]
-# How long a receiver waits for a busy session's lease before answering 2010.
-BUSY_GRACE = 1.0
+# How long a receiver that found the session busy waits for the holder's process
+# to say whether its client is still there (it answers in a round trip; this
+# bound only matters if that process is stuck).
+PROBE_TIMEOUT = 0.5
 
 
-def watch_disconnect(sock: Any, on_gone: Callable[[], None]) -> Callable[[], None]:
-    """Call on_gone (from the event loop) when the client closes its end.
+class DisconnectWatch:
+    """Notices when the client closes its end of a held request.
 
     gunicorn notices a vanished client only on the next write, which for an
     idle poll is the heartbeat 25 s later. Peeking when the socket turns
-    readable tells a FIN (b'') from a pipelined next request (data). Returns
-    a function that stops watching.
+    readable tells a FIN (b'') from a pipelined next request (data); check()
+    peeks on demand (another process asking whether the client is still there).
     """
-    raw = plain_socket(sock)
-    watcher = gevent.get_hub().loop.io(raw.fileno(), 1)
 
-    def readable() -> None:
+    __slots__ = ("_on_gone", "_raw", "_watcher")
+
+    def __init__(self, sock: Any, on_gone: Callable[[], None]) -> None:
+        self._raw = plain_socket(sock)
+        self._on_gone = on_gone
+        self._watcher = gevent.get_hub().loop.io(self._raw.fileno(), 1)
+        self._watcher.start(self._readable)
+
+    def _peek(self) -> bytes | None:
+        """b'' once the client closed, data if it sent more, None if nothing yet."""
         try:
-            data = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return
+            return None
         except OSError:
-            data = b""
-        watcher.stop()
-        if not data:
-            on_gone()
+            return b""
 
-    watcher.start(readable)
-    return watcher.stop
+    def _readable(self) -> None:
+        data = self._peek()
+        if data is None:
+            return
+        self._watcher.stop()
+        if not data:
+            self._on_gone()
+
+    def check(self) -> bool:
+        """True while the client is connected (calls on_gone if it is not)."""
+        if self._peek() == b"":
+            self._watcher.stop()
+            self._on_gone()
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._watcher.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,27 +107,30 @@ class Frame:
 
 class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
-    __slots__ = ("_stop_watch", "catch_up", "client_gone", "delivered", "direct", "express",
-                 "holder", "holding", "items", "key", "positions", "publications", "runtime",
-                 "service", "version", "waiter", "written")
+    __slots__ = ("_watch", "catch_up", "client_gone", "delivered", "direct", "express",
+                 "holder", "holding", "items", "key", "poll", "positions", "publications",
+                 "runtime", "service", "unsaved", "version", "waiter", "written")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
-                 sock: Any = None) -> None:
+                 sock: Any = None, *, poll: bool = False) -> None:
         self.runtime = runtime
         self.service = service
         self.key = SessionKey(service.name, session_id)
         self.holder = runtime.new_holder()
+        # A poll answers one frame and lets go in the same step as it takes it.
+        self.poll = poll
         # Registered before the lease is taken, so no wake-up can be missed.
         self.waiter = runtime.wakeups.register(self.key.tag)
         self.items: list[bytes] = []
-        self.written = 0
+        self.written = 0  # queue items written and not yet acknowledged
         self.holding = False
         self.client_gone = False
-        # Channels: offsets buffered up to, offsets written up to, what is buffered
-        # (encoded messages, or runs of them already joined with commas).
+        # Channels: offsets buffered up to, offsets written up to (and those not
+        # saved yet), what is buffered (encoded messages, or runs of them joined).
         self.version = b""
         self.positions: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
+        self.unsaved: dict[str, int] = {}
         self.publications: list[bytes] = []
         # Messages this process sent to a session it holds by websocket (no Redis).
         self.direct: list[bytes] = []
@@ -110,50 +140,76 @@ class Receiver:
         # Its arguments: the frame, and a dict for what other receivers of the same
         # frame may reuse (None if the frame is this receiver's alone).
         self.express: Express | None = None
-        self._stop_watch = watch_disconnect(sock, self.client_left) if sock else None
+        self._watch = DisconnectWatch(sock, self.client_left) if sock else None
+        self.waiter.client_present = self.client_present
 
     def client_left(self) -> None:
         """The client ended the receiving connection; the waiting loop ends the session."""
         self.client_gone = True
         self.waiter.event.set()
 
+    def client_present(self) -> bool:
+        if self.client_gone:
+            return False
+        return self._watch is None or self._watch.check()
+
     # --- the lease ---
 
-    def open(self, *, create: bool = True) -> bytes | None:
+    def open(self) -> bytes | None:
         """Take the lease. Returns a frame that answers the request first
         (open, 2010, or the close frame), or None with queued items loaded."""
-        result = self._take_lease(create)
-        if isinstance(result, Created):
-            self.holding = True
-            self.version = b"0"  # no subscriptions yet
-            self.runtime.hub.opened(self.service, self.key)
-            return OPEN_FRAME
+        store = self.runtime.store
+        self.waiter.reset()
+        result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=True)
+        if isinstance(result, Busy):
+            # The holder's process answers at once: its client is still there
+            # (2010), or it has just left and the lease is let go.
+            self.waiter.wait(PROBE_TIMEOUT)
+            result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=False)
         if isinstance(result, Opened):
-            self.holding = True
+            self._hold()
             self.items = result.items
             self._follow(result.version, result.subscriptions)
             return None
+        if isinstance(result, Taken):
+            self.items = result.items  # the lease is let go already
+            return None
+        if isinstance(result, Created):
+            if not self.poll:
+                self._hold()
+            self.version = b"0"  # no subscriptions yet
+            self.runtime.hub.opened(self.service, self.key)
+            return OPEN_FRAME
         if isinstance(result, Busy):
             return BUSY_FRAME
-        if isinstance(result, Closed):
-            return result.frame
-        raise LookupError(self.key.tag)  # Missing: only when create=False
+        return result.item
 
-    def _take_lease(self, create: bool) -> ReceiverResult:
-        """Take the lease, giving a holder that is just letting go a moment to do so.
+    def _hold(self) -> None:
+        self.holding = True
+        self.runtime.liveness.hold(self.key.tag)
 
-        A poll's client has its response before the old process releases the
-        lease, and re-polls at once, often on another process: without the
-        grace it would get 2010 and lose its session. The release wakes us.
-        """
-        deadline = time.monotonic() + BUSY_GRACE
-        while True:
-            self.waiter.reset()
-            result = self.runtime.store.open_receiver(self.key, self.holder, create=create)
-            remaining = deadline - time.monotonic()
-            if not isinstance(result, Busy) or remaining <= 0 or self.runtime.draining:
-                return result
-            self.waiter.wait(remaining)
+    def _not_holding(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.runtime.liveness.let_go(self.key.tag)
+
+    def let_go(self, last: Frame | None = None) -> None:
+        """Release the lease before the client can see the answer end; `last` is
+        the frame about to be written, which the next receiver acknowledges."""
+        if not self.holding:
+            return
+        # Taken before the call: the acknowledgement batch may run while it waits.
+        acked, self.written, self.unsaved = self.written, 0, {}
+        self._not_holding()
+        positions = self.delivered
+        if last is not None and last.positions:
+            positions = {**positions, **last.positions}
+        try:
+            self.runtime.store.release(self.key, self.holder, acked,
+                                       last.queue_items if last is not None else 0, positions)
+        except StoreUnavailable:
+            # The lease lapses by itself; unacknowledged items are sent again.
+            log.warning("release of %s failed: Redis unavailable", self.key.tag)
 
     # --- frames ---
 
@@ -181,6 +237,18 @@ class Receiver:
         self.written += frame.queue_items
         if frame.positions is not None:
             self.delivered.update(frame.positions)
+            self.unsaved.update(frame.positions)
+        if self.holding:
+            self.runtime.acknowledgements.mark(self)
+
+    def acknowledgement(self) -> Acknowledgement | None:
+        """What was written since the last acknowledgement (the process's batch)."""
+        if not self.holding or not (self.written or self.unsaved):
+            return None
+        ack = Acknowledgement(self.key, self.holder, self.written, self.unsaved)
+        self.written = 0
+        self.unsaved = {}
+        return ack
 
     # --- waiting ---
 
@@ -212,16 +280,19 @@ class Receiver:
         return self.fetch() is None
 
     def fetch(self) -> bytes | None:
-        """Acknowledge what was written, renew the lease, load what is queued."""
+        """Acknowledge what was written, renew the lease, load what is queued
+        (a poll that finds something takes it and lets go)."""
         self.waiter.reset()
-        reply = self.runtime.store.next_items(self.key, self.holder, self.written)
-        self.written = 0
+        acked, self.written = self.written, 0  # before the call: see let_go
+        reply = self.runtime.store.next_items(self.key, self.holder, acked, poll=self.poll)
         if reply is None:
-            self.holding = False
+            self._not_holding()
             return b""
-        self.items, version = reply
-        if version != self.version:
-            self._follow(version, self.runtime.store.subscriptions(self.key))
+        self.items = reply.items
+        if isinstance(reply, Taken):
+            self._not_holding()
+        elif reply.version != self.version:
+            self._follow(reply.version, self.runtime.store.subscriptions(self.key))
         return None
 
     def push(self, encoded: list[str]) -> bool:
@@ -310,18 +381,12 @@ class Receiver:
                 self.catch_up.add(channel)  # more than one read's worth
 
     def finish(self) -> None:
-        """Acknowledge, save channel offsets and let go; safe to call more than once."""
-        if self._stop_watch is not None:
-            self._stop_watch()
-            self._stop_watch = None
+        """Let go (acknowledging what was written) and stop listening; safe to call
+        more than once."""
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         self.runtime.wakeups.unregister(self.waiter)
         for channel in self.positions:
             self.runtime.fanout.unfollow(channel, self)
-        if self.holding:
-            self.holding = False
-            try:
-                self.runtime.store.release(self.key, self.holder, self.written, self.delivered)
-            except StoreUnavailable:
-                # The lease lapses by itself; unacknowledged items are sent again.
-                log.warning("release of %s failed: Redis unavailable", self.key.tag)
-            self.written = 0
+        self.let_go()

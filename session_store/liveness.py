@@ -1,0 +1,107 @@
+"""Process liveness: every process beats in Redis, and the sessions of a process
+that stopped beating are let go within seconds, not when their leases run out.
+
+A lease names the process holding it, but a process killed with -9 lets go
+of nothing, and a session whose client never comes back would otherwise wait
+for its lease to lapse (a minute) before expiring. So each process keeps a
+set of the sessions it holds (`sh:h:{<process>}`), and any live process that
+finds another one dead lets go of its leases: the client's time to come back
+then runs from the dead process's last beat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import gevent
+
+from session_store.errors import StoreUnavailable
+from session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_script
+
+log = logging.getLogger("sockhop.liveness")
+
+LIVENESS_KEY = "sh:procs"
+BEAT_INTERVAL = 1.0
+# Three missed beats, and its wake-up subscription gone: the process is dead.
+DEAD_AFTER_MS = 3_000
+# A claimed dead process is left to its claimer this long, then claimed again.
+CLAIM_MS = 10_000
+CLAIM_LIMIT = 20
+
+
+def held_key(process: str) -> str:
+    return f"sh:h:{{{process}}}"
+
+
+class Liveness:
+    def __init__(self, store: SessionStore, process_id: str,
+                 interval: float = BEAT_INTERVAL) -> None:
+        self.store = store
+        self.client = store.client
+        self.process_id = process_id
+        self.interval = interval
+        self._beat = load_script(self.client, "process_beat")
+        self._held_key = held_key(process_id)
+        self._holding: Counter[str] = Counter()
+        self._let_go: set[str] = set()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    # --- the sessions this process holds ---
+
+    def hold(self, tag: str) -> None:
+        """Record at once that a receiver of this process holds tag's lease."""
+        self._holding[tag] += 1
+        if self._holding[tag] == 1 and tag not in self._let_go:
+            self.client.send(("SADD", self._held_key, tag))
+        self._let_go.discard(tag)
+
+    def let_go(self, tag: str) -> None:
+        """Forget tag with the next beat (a stale entry only costs a check)."""
+        self._holding[tag] -= 1
+        if self._holding[tag] <= 0:
+            del self._holding[tag]
+            self._let_go.add(tag)
+
+    # --- beats ---
+
+    def beat_once(self) -> int:
+        """Beat, and let go of the sessions of processes found dead; returns how many."""
+        commands = [self._beat.command([LIVENESS_KEY],
+                                       [self.process_id, DEAD_AFTER_MS, CLAIM_MS, CLAIM_LIMIT])]
+        let_go, self._let_go = self._let_go, set()
+        if let_go:
+            commands.append(("SREM", self._held_key, *let_go))
+        claimed = self.client.call_many(commands)[0]
+        released = 0
+        for i in range(0, len(claimed), 2):
+            released += self._clean_up(claimed[i].decode(), int(float(claimed[i + 1])))
+        return released
+
+    def _clean_up(self, process: str, last_beat_ms: int) -> int:
+        tags = [t.decode() for t in self.client.call("SMEMBERS", held_key(process))]
+        log.warning("process %s stopped beating: letting go of %d sessions", process, len(tags))
+        # It died before the beat it missed (two intervals: a late beat is not rare).
+        died_by_ms = last_beat_ms + int(2 * self.interval * 1000)
+        for start in range(0, len(tags), MAX_BATCH):
+            keys = [SessionKey.from_tag(tag) for tag in tags[start:start + MAX_BATCH]]
+            self.store.holders_gone(keys, process, died_by_ms)
+        self.client.call_many([("DEL", held_key(process)), ("ZREM", LIVENESS_KEY, process)])
+        return len(tags)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.beat_once()
+            except StoreUnavailable as exc:
+                log.warning("liveness: Redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("liveness beat failed")
+            gevent.sleep(self.interval)
