@@ -6,12 +6,17 @@ which is a stricter test of "no sticky sessions" than any balancer.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import redis
 import requests
 from support.procs import ManagedProcess
 from support.servers import (
@@ -20,13 +25,15 @@ from support.servers import (
     start_redis,
     start_sockhop_processes,
 )
+from support.waiting import wait_for
 
 TIMEOUT = 10.0
 # Clients get the default 5 s to come back: shorter, a loaded CI machine can
 # outlast it between two requests of a test and expire a session under it.
+DISCONNECT_DELAY = 5.0
 CLUSTER_ENV = {
     "SOCKHOP_HEARTBEAT_DELAY": "3",
-    "SOCKHOP_DISCONNECT_DELAY": "5",
+    "SOCKHOP_DISCONNECT_DELAY": str(DISCONNECT_DELAY),
 }
 
 
@@ -52,6 +59,52 @@ class Cluster:
         assert r.status_code == 200, (r.status_code, r.text)
         return r.text
 
+    def receive_until(self, i: int, service: str, session: str, last: str,
+                      timeout: float = 20.0) -> list[str]:
+        """Poll process i until the message `last` arrives; every message polled, in order.
+
+        A 2010 answer (a holder that is still taken for alive) is polled again;
+        a new session or a close means the session was lost.
+        """
+        got: list[str] = []
+        deadline = time.monotonic() + timeout
+        while last not in got and time.monotonic() < deadline:
+            body = self.poll(i, service, session)
+            assert body != "o\n", f"session {session} was lost: a poll opened a new one"
+            if body.startswith("a["):
+                got.extend(json.loads(body[1:]))
+            else:
+                assert body.startswith("c[2010,"), f"unexpected answer {body!r}"
+                time.sleep(0.05)
+        return got
+
+    def open_session(self, i: int, service: str = "echo") -> str:
+        """A new session, opened by a poll on process i that has let go of its lease.
+
+        The poll's client has the answer a moment before the lease is released:
+        waiting for the release means the next lease holder seen is the next receiver.
+        """
+        session = new_session()
+        assert self.poll(i, service, session) == "o\n"
+        wait_for(lambda: self.lease_holder(service, session) is None, TIMEOUT,
+                 message="the opening poll released the lease")
+        return session
+
+    def lease_holder(self, service: str, session: str) -> bytes | None:
+        """Who holds the session's receiver lease, read straight from Redis."""
+        return redis.Redis.from_url(self.redis.url).hget(f"sh:{{{service}:{session}}}:m", "rcv")
+
+    def kill(self, i: int) -> float:
+        """kill -9 of process i's whole group (gunicorn master and workers); returns when."""
+        os.killpg(self.processes[i].pid, signal.SIGKILL)
+        return time.monotonic()
+
+    def freeze(self, i: int) -> float:
+        """SIGSTOP process i's whole group: from then on it writes and acknowledges
+        nothing, as if killed, but its connections stay open. Returns when."""
+        os.killpg(self.processes[i].pid, signal.SIGSTOP)
+        return time.monotonic()
+
     def logs(self) -> str:
         return "".join(p.log_text() for p in self.processes)
 
@@ -67,10 +120,42 @@ def new_session() -> str:
     return uuid.uuid4().hex
 
 
+def read_stream(url: str, seen: list[str], times: list[float] | None = None) -> int:
+    """Read an xhr_streaming response to its end; raises if it ends malformed.
+
+    seen gets each frame; times, if given, when each was read (time.monotonic()).
+    """
+    with requests.post(url, stream=True, timeout=(TIMEOUT, 30)) as r:
+        assert r.status_code == 200
+        for chunk in r.iter_content(chunk_size=None):
+            now = time.monotonic()
+            for line in chunk.decode().split("\n"):
+                if line:
+                    seen.append(line)
+                    if times is not None:
+                        times.append(now)
+        return r.status_code
+
+
+def messages_of(frames: list[str]) -> list[str]:
+    return [m for f in frames if f.startswith("a[") for m in json.loads(f[1:])]
+
+
 def start_cluster(registry: ProcessRegistry, name: str,
                   env: Mapping[str, str] | None = None) -> Cluster:
-    redis = start_redis(registry, f"{name}-redis")
+    store = start_redis(registry, f"{name}-redis")
     procs, addresses = start_sockhop_processes(
-        registry, name, redis.url, count=3, workers=2, env={**CLUSTER_ENV, **(env or {})}
+        registry, name, store.url, count=3, workers=2, env={**CLUSTER_ENV, **(env or {})}
     )
-    return Cluster(redis, procs, addresses)
+    return Cluster(store, procs, addresses)
+
+
+@contextlib.contextmanager
+def own_cluster(registry: ProcessRegistry, name: str,
+                env: Mapping[str, str] | None = None) -> Iterator[Cluster]:
+    """A cluster for one test or module, stopped when it ends."""
+    c = start_cluster(registry, name, env)
+    try:
+        yield c
+    finally:
+        registry.stop([*c.processes, c.redis.proc])

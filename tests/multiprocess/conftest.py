@@ -6,23 +6,20 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from cluster import Cluster, start_cluster
+from cluster import Cluster, own_cluster
 from support.servers import ProcessRegistry
 
 _names = itertools.count()
 
 
-
 @pytest.fixture(scope="module")
 def cluster(process_registry: ProcessRegistry) -> Iterator[Cluster]:
-    c = start_cluster(process_registry, f"mp{next(_names)}")
-    yield c
-    process_registry.stop([*c.processes, c.redis.proc])
+    with own_cluster(process_registry, f"mp{next(_names)}") as c:
+        yield c
 
 
 @pytest.fixture
 def fresh_cluster(process_registry: ProcessRegistry) -> Iterator[Cluster]:
     """A cluster of its own, for tests that kill processes or Redis."""
-    c = start_cluster(process_registry, f"mpf{next(_names)}")
-    yield c
-    process_registry.stop([*c.processes, c.redis.proc])
+    with own_cluster(process_registry, f"mpf{next(_names)}") as c:
+        yield c

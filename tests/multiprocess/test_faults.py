@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import redis
 import requests
-from cluster import TIMEOUT, Cluster, new_session
+from cluster import TIMEOUT, Cluster, new_session, read_stream
 from support.waiting import wait_for
-
-
-def lease_holder(c: Cluster, service: str, sid: str) -> bytes | None:
-    """Who holds the session's receiver lease, read straight from Redis."""
-    return redis.Redis.from_url(c.redis.url).hget(f"sh:{{{service}:{sid}}}:m", "rcv")
-
-
-def read_stream(url: str, seen: list[str]) -> int:
-    """Read an xhr_streaming response to its end; raises if it ends malformed."""
-    with requests.post(url, stream=True, timeout=(TIMEOUT, 30)) as r:
-        assert r.status_code == 200
-        for chunk in r.iter_content(chunk_size=None):
-            seen.extend(line for line in chunk.decode().split("\n") if line)
-        return r.status_code
-
-
-def messages_of(frames: list[str]) -> list[str]:
-    return [m for f in frames if f.startswith("a[") for m in json.loads(f[1:])]
-
-
-def receive_until(c: Cluster, i: int, sid: str, count: int) -> list[str]:
-    got: list[str] = []
-    deadline = time.monotonic() + 20
-    while len(got) < count and time.monotonic() < deadline:
-        body = c.poll(i, "echo", sid)
-        if body.startswith("a["):
-            got.extend(json.loads(body[1:]))
-    return got
 
 
 def test_sigterm_ends_held_polls_and_streams_and_sessions_continue(fresh_cluster: Cluster) -> None:
     c = fresh_cluster
-    polls = [new_session() for _ in range(10)]
-    streams = [new_session() for _ in range(5)]
-    for sid in polls + streams:
-        assert c.poll(1, "echo", sid) == "o\n"
+    polls = [c.open_session(1) for _ in range(10)]
+    streams = [c.open_session(1) for _ in range(5)]
     seen: dict[str, list[str]] = {sid: [] for sid in streams}
     with ThreadPoolExecutor(max_workers=20) as pool:
         held_polls = {
@@ -59,7 +25,7 @@ def test_sigterm_ends_held_polls_and_streams_and_sessions_continue(fresh_cluster
             sid: pool.submit(read_stream, c.url(0, "echo", sid, "xhr_streaming"), seen[sid])
             for sid in streams
         }
-        wait_for(lambda: all(lease_holder(c, "echo", s) for s in polls + streams), TIMEOUT,
+        wait_for(lambda: all(c.lease_holder("echo", s) for s in polls + streams), TIMEOUT,
                  message="process 0 holds every receiver")
         for sid in streams:  # a message on each stream before the shutdown
             assert c.send(1, "echo", sid, "before").status_code == 204
@@ -83,24 +49,22 @@ def test_sigterm_ends_held_polls_and_streams_and_sessions_continue(fresh_cluster
 
 def test_kill_9_loses_no_message_that_was_not_written(fresh_cluster: Cluster) -> None:
     c = fresh_cluster
-    sid = new_session()
-    assert c.poll(1, "echo", sid) == "o\n"
+    sid = c.open_session(1)
     seen: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
         stream = pool.submit(read_stream, c.url(0, "echo", sid, "xhr_streaming"), seen)
-        wait_for(lambda: lease_holder(c, "echo", sid), TIMEOUT, message="stream holds lease")
+        wait_for(lambda: c.lease_holder("echo", sid), TIMEOUT, message="stream holds lease")
         assert c.send(1, "echo", sid, "written").status_code == 204
         wait_for(lambda: 'a["written"]' in seen, TIMEOUT, message="first message written")
 
-        victim = c.processes[0].pid
-        os.killpg(victim, signal.SIGSTOP)  # frozen: it can write nothing more
+        c.freeze(0)  # it can write nothing more
         try:
             for n in range(5):
                 assert c.send(2, "echo", sid, f"m{n}").status_code == 204
         finally:
-            os.killpg(victim, signal.SIGKILL)
+            c.kill(0)
         stream.exception(timeout=TIMEOUT)  # the client sees its stream die
-    got = receive_until(c, 2, sid, 5)
+    got = c.receive_until(2, "echo", sid, "m4")
     # At-least-once across a kill: the last written-but-unacknowledged message
     # may come again, but every unwritten one arrives, once, in order.
     if got and got[0] == "written":
@@ -112,11 +76,10 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
     fresh_cluster: Cluster,
 ) -> None:
     c = fresh_cluster
-    sid = new_session()
-    assert c.poll(0, "echo", sid) == "o\n"
+    sid = c.open_session(0)
     with ThreadPoolExecutor(max_workers=2) as pool:
         held = pool.submit(requests.post, c.url(1, "echo", sid, "xhr"), timeout=TIMEOUT)
-        wait_for(lambda: lease_holder(c, "echo", sid), TIMEOUT, message="poll held")
+        wait_for(lambda: c.lease_holder("echo", sid), TIMEOUT, message="poll held")
         argv = c.redis.proc.argv
         c.redis.proc.stop()
 
