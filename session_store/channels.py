@@ -41,11 +41,11 @@ class ChannelStore:
         self._since = load_script(client, "channel_since")
         self._top = load_script(client, "channel_top")
 
-    def publish_command(self, channel: str, encoded: str) -> Command:
-        """The script call appending one encoded message; it answers the offset."""
+    def publish_command(self, channel: str, message: bytes) -> Command:
+        """The script call appending one stored message; it answers the offset."""
         return self._publish.command(
             keys=[history_key(channel)],
-            args=[encoded, self.history_size, announce_channel(channel)],
+            args=[message, self.history_size, announce_channel(channel)],
         )
 
     def top(self, channel: str) -> int:
@@ -68,8 +68,8 @@ class Publications:
         self.store = store
         self._replies = Replies(store.client)
 
-    def add(self, channel: str, encoded: str) -> None:
-        self._replies.send([self.store.publish_command(channel, encoded)])
+    def add(self, channel: str, message: bytes) -> None:
+        self._replies.send([self.store.publish_command(channel, message)])
 
     def wait(self) -> list[int]:
         """The offsets of what was added since the last wait, in order; raises

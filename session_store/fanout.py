@@ -6,8 +6,8 @@ by a follower at n-1, so nothing is delivered twice or out of order, and a
 follower that sees a gap catches up from the channel's history.
 
 The announcements that arrived together are handed over as runs of
-consecutive offsets, each joined once for all its followers: a follower is
-woken once per batch and never re-joins what others share.
+consecutive offsets, each shared by all its followers: a follower is woken
+once per batch, and what a protocol builds from a run is built once.
 """
 
 from __future__ import annotations
@@ -27,22 +27,22 @@ LINGER = 10.0
 class Run:
     """Publications of one channel at consecutive offsets, first to last."""
 
-    __slots__ = ("first", "joined", "last", "payloads", "shared")
+    __slots__ = ("first", "last", "payloads", "shared")
 
     def __init__(self, first: int, payloads: list[bytes]) -> None:
         self.first = first
         self.last = first + len(payloads) - 1
         self.payloads = payloads
-        self.joined = b",".join(payloads)  # shared by every follower at first - 1
-        # What those followers would each build alike from `joined` (a frame, a
-        # transport's chunk of it): built by the first, reused by the others.
+        # What the followers that take the whole run would each build alike from
+        # it (a protocol's frame, a transport's chunk): built by the first,
+        # reused by the others.
         self.shared: dict[object, bytes] = {}
 
-    def after(self, offset: int) -> bytes:
-        """The payloads past offset, comma-separated (offset >= first - 1)."""
+    def payloads_after(self, offset: int) -> list[bytes]:
+        """The payloads past offset (offset >= first - 1)."""
         if offset < self.first:
-            return self.joined
-        return b",".join(self.payloads[offset + 1 - self.first:])
+            return self.payloads
+        return self.payloads[offset + 1 - self.first:]
 
 
 def runs_of(announcements: list[bytes]) -> list[Run]:

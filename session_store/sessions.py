@@ -1,9 +1,8 @@
 """Session transitions: each one is a single Lua script on one hash slot.
 
 Two workers racing on one session can never corrupt it, because Redis runs
-each script alone. The queue holds items already encoded for the wire: a
-message as its JSON string, or a close frame (`c[...]`), which ends a session's
-stream of items.
+each script alone. The queue holds typed items (session_store.items): the
+application's messages, and its close, which ends a session's items.
 """
 
 from __future__ import annotations
@@ -141,7 +140,7 @@ class StoreLimits:
     lease_ms: int
     disconnect_ms: int
     max_queue: int
-    overflow_frame: bytes
+    overflow_item: bytes
 
     @property
     def ttl_ms(self) -> int:
@@ -281,7 +280,7 @@ class SessionStore:
             chunk = items[start : start + MAX_BATCH]
             reply = self._enqueue(
                 keys=key.keys,
-                args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_frame,
+                args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_item,
                       lim.disconnect_ms, *chunk],
             )
             result = reply.decode()

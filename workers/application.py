@@ -2,7 +2,9 @@
 
 Any worker of any process may run a handler, so a handler never keeps a
 session object around: it gets a `Session` handle for the duration of a
-call, and everything it does (send, close, broadcast) goes through Redis.
+call, and everything it does (send, close, publish) goes through Redis.
+What a session is sent is stored as the application's messages and close,
+never as a wire format: each transport renders them at delivery.
 """
 
 from __future__ import annotations
@@ -15,24 +17,17 @@ from typing import Protocol
 
 from session_store import EnqueueResult, SessionKey, SessionStore
 from session_store.channels import ChannelStore, Publications
-from workers.sockjs.framing import close_frame, encode_message
+from session_store.items import Close, close_item, message_item, stored
+from workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW
 
 log = logging.getLogger("sockhop.lifecycle")
-
-GO_AWAY = (3000, "Go away!")
-INTERRUPTED = (1002, "Connection interrupted")
-ANOTHER_CONNECTION = (2010, "Another connection still open")
-# The session's outbound queue passed max_queue_length: the client was not reading.
-QUEUE_OVERFLOW = (3008, "Session queue overflow")
-# The session fell behind a channel's kept history: it would miss publications.
-CHANNEL_GAP = (3009, "Channel history lost")
 
 _SERVICE_NAME = re.compile(r"[a-z0-9_]+")
 
 
 class LocalSink(Protocol):
-    def push(self, encoded: list[str]) -> bool:
-        """Take messages for the client; False if it is too far behind to take more."""
+    def push(self, messages: list[bytes]) -> bool:
+        """Take stored messages for the client; False if it is too far behind to take more."""
 
 
 class SessionHandler:
@@ -46,6 +41,11 @@ class SessionHandler:
 
     def on_close(self, session: Session) -> None:
         """Runs exactly once per session, in whichever process closed or expired it."""
+
+    def on_channel_gap(self, session: Session, channel: str) -> None:
+        """The session fell behind what channel's history keeps: it would miss
+        publications. By default it is closed (3009), so the client starts anew."""
+        session.close(CHANNEL_GAP.code, CHANNEL_GAP.reason)
 
 
 @dataclass
@@ -70,17 +70,18 @@ class Service:
 class Session:
     """A handle on one session, valid in any process for as long as the session lives.
 
-    Its publications are sent without waiting; the hub waits for them when the
-    hook call (or the run of on_message calls) that got this handle returns.
+    Its publications are sent without waiting; the dispatcher waits for them
+    when the hook call (or the run of on_message calls) that got this handle
+    returns.
     """
 
-    __slots__ = ("_hub", "key", "publications", "service")
+    __slots__ = ("_dispatcher", "key", "publications", "service")
 
-    def __init__(self, hub: Hub, service: Service, key: SessionKey) -> None:
-        self._hub = hub
+    def __init__(self, dispatcher: Dispatcher, service: Service, key: SessionKey) -> None:
+        self._dispatcher = dispatcher
         self.service = service
         self.key = key
-        self.publications = Publications(hub.channels)
+        self.publications = Publications(dispatcher.channels)
 
     @property
     def id(self) -> str:
@@ -88,25 +89,26 @@ class Session:
 
     def send(self, *messages: str) -> bool:
         """Queue messages for the client. False if the session is gone or closed."""
-        return self._hub.deliver(self.service, self.key, [encode_message(m) for m in messages])
+        return self._dispatcher.deliver(self.service, self.key, messages)
 
-    def close(self, code: int = GO_AWAY[0], reason: str = GO_AWAY[1]) -> None:
-        self._hub.close(self.service, self.key, code, reason)
+    def close(self, code: int = GO_AWAY.code, reason: str = GO_AWAY.reason) -> None:
+        self._dispatcher.close(self.service, self.key, Close(code, reason))
 
     def join(self, channel: str) -> None:
         """Receive what is published to channel from now on, until closed or left."""
-        self._hub.join(self.key, channel)
+        self._dispatcher.join(self.key, channel)
 
     def leave(self, channel: str) -> None:
-        self._hub.store.subscribe(self.key, channel, 0, join=False)
+        self._dispatcher.store.subscribe(self.key, channel, 0, join=False)
 
     def publish(self, channel: str, message: str) -> None:
         """Send message to every session in channel, whichever process serves it."""
-        self.publications.add(channel, encode_message(message))
+        self.publications.add(channel, stored(message))
 
 
-class Hub:
-    """Runs hooks and routes sends; shared by every request of a process."""
+class Dispatcher:
+    """Runs the services' hooks and routes what they send; one per process,
+    shared by every request."""
 
     def __init__(self, store: SessionStore, channels: ChannelStore,
                  services: Iterable[Service]) -> None:
@@ -116,32 +118,26 @@ class Hub:
         # Sessions held by a websocket in this process, by tag.
         self.local_sockets: dict[str, LocalSink] = {}
 
-    def deliver(self, service: Service, key: SessionKey, encoded: list[str]) -> bool:
+    def deliver(self, service: Service, key: SessionKey, messages: Sequence[str]) -> bool:
         sink = self.local_sockets.get(key.tag)
         if sink is not None:
             # A websocket of this process holds the session: its messages never
             # outlive the socket, so they need not go through Redis.
-            if sink.push(encoded):
+            if sink.push([stored(m) for m in messages]):
                 return True
-            self.close(service, key, *QUEUE_OVERFLOW)
+            self.close(service, key, QUEUE_OVERFLOW)
             return False
-        result = self.store.enqueue(key, encoded)
+        result = self.store.enqueue(key, [message_item(m) for m in messages])
         if result == EnqueueResult.OVERFLOW:
             self.closed(service, key)
         return result == EnqueueResult.OK
 
-    def publish(self, channel: str, message: str) -> int:
-        """Append once to the channel's history; returns the publication's offset."""
-        publications = Publications(self.channels)
-        publications.add(channel, encode_message(message))
-        return publications.wait()[0]
-
     def join(self, key: SessionKey, channel: str) -> None:
         self.store.subscribe(key, channel, self.channels.top(channel), join=True)
 
-    def close(self, service: Service, key: SessionKey, code: int, reason: str,
+    def close(self, service: Service, key: SessionKey, close: Close,
               *, holder: str = "") -> bool:
-        if self.store.close(key, close_frame(code, reason).encode(), holder=holder):
+        if self.store.close(key, close_item(close), holder=holder):
             self.closed(service, key)
             return True
         return False
@@ -169,6 +165,12 @@ class Hub:
             session.publications.wait()
         except Exception:
             log.exception("on_close of %s failed", key.tag)
+
+    def fell_behind(self, service: Service, key: SessionKey, channel: str) -> None:
+        """The gap policy is the service's (on_channel_gap)."""
+        session = Session(self, service, key)
+        service.handler.on_channel_gap(session, channel)
+        session.publications.wait()
 
     def expired(self, key: SessionKey) -> None:
         service = self.services.get(key.service)

@@ -15,7 +15,7 @@ class Echo(SessionHandler):
 
 class CloseAtOnce(SessionHandler):
     def on_open(self, session: Session) -> None:
-        session.close(3000, "Go away!")
+        session.close()  # 3000 "Go away!"
 
 
 class Broadcast(SessionHandler):

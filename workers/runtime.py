@@ -19,11 +19,12 @@ from session_store.acknowledgements import Acknowledgements
 from session_store.channels import ChannelStore
 from session_store.connection import connect_pubsub
 from session_store.fanout import ChannelFanout
+from session_store.items import close_item
 from session_store.liveness import Liveness
 from session_store.sessions import StoreLimits
-from workers.application import QUEUE_OVERFLOW, Hub, Service
+from workers.application import Dispatcher, Service
 from workers.config import Settings
-from workers.sockjs.framing import close_frame
+from workers.disconnect import QUEUE_OVERFLOW
 
 log = logging.getLogger("sockhop.runtime")
 
@@ -40,14 +41,14 @@ class Runtime:
                 lease_ms=lease_ms,
                 disconnect_ms=int(settings.disconnect_delay * 1000),
                 max_queue=settings.max_queue_length,
-                overflow_frame=close_frame(*QUEUE_OVERFLOW).encode(),
+                overflow_item=close_item(QUEUE_OVERFLOW),
             ),
         )
         self.channels = ChannelStore(self.client, settings.channel_history_size)
-        self.hub = Hub(self.store, self.channels, services)
+        self.dispatcher = Dispatcher(self.store, self.channels, services)
         self.wakeups = Wakeups(self.pubsub_client, self.client)
         self.fanout = ChannelFanout(self.wakeups)
-        self.reaper = Reaper(self.store, self.hub.expired)
+        self.reaper = Reaper(self.store, self.dispatcher.expired)
         self.liveness = Liveness(self.store, self.wakeups.process_id)
         self.acknowledgements = Acknowledgements(self.store)
         self.draining = False

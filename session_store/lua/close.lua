@@ -1,5 +1,5 @@
 -- Close an open session once; only the caller that gets 1 runs the close hook.
--- ARGV: tag, frame, closed_ttl_ms, required_holder ('' = anyone)
+-- ARGV: tag, close item, closed_ttl_ms, required_holder ('' = anyone)
 local st = redis.call('HGET', KEYS[1], 'st')
 if st ~= 'o' then return 0 end
 if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[4] then return 0 end

@@ -1,5 +1,5 @@
 -- Append encoded items to an open session's queue and wake its receiver.
--- ARGV: tag, max_queue, ttl_ms, overflow_frame, closed_ttl_ms, item...
+-- ARGV: tag, max_queue, ttl_ms, overflow_item, closed_ttl_ms, item...
 -- Returns 'ok' | 'missing' | 'closed' | 'overflow' (session closed just now)
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 'missing' end

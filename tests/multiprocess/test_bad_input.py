@@ -7,6 +7,9 @@ import redis
 import requests
 from cluster import TIMEOUT, Cluster, new_session
 
+from session_store.items import close_item
+from workers.disconnect import QUEUE_OVERFLOW
+
 MAX_BODY = 4096
 MAX_QUEUE = 5
 
@@ -139,7 +142,7 @@ def test_a_client_that_stops_reading_is_closed_at_the_queue_limit(limited: Clust
     assert limited.send(0, "echo", sid, "more").status_code == 204  # closed: dropped
     # Only the close frame the last poll answered is left, pending until the next
     # receiver arrives; "more" was never queued.
-    assert r.lrange(f"sh:{{echo:{sid}}}:q", 0, -1) == [b'c[3008,"Session queue overflow"]']
+    assert r.lrange(f"sh:{{echo:{sid}}}:q", 0, -1) == [close_item(QUEUE_OVERFLOW)]
     assert limited.poll(0, "echo", sid) == 'c[3008,"Session queue overflow"]\n'
     assert r.llen(f"sh:{{echo:{sid}}}:q") == 0
     assert limited.close_hook_runs("echo").get(sid) == 1

@@ -10,12 +10,16 @@ from types import SimpleNamespace
 
 from session_store.channels import announce_channel
 from session_store.fanout import ChannelFanout, runs_of
+from session_store.items import close_item, message_item
 from session_store.wakeups import Handler, Wakeups
 from workers.application import Service, SessionHandler
-from workers.transports.receiver import Frame, Receiver
+from workers.disconnect import GO_AWAY
+from workers.sockjs.framing import frame_of
+from workers.transports.events import Closing, Messages
+from workers.transports.receiver import Receiver
 
 CHANNEL = "c"
-CLOSE = b'c[3000,"Go away!"]'
+CLOSE = close_item(GO_AWAY)
 
 
 class LocalWakeups(Wakeups):
@@ -34,7 +38,7 @@ class LocalWakeups(Wakeups):
 
     def announce(self, *offsets: int) -> None:
         """One batch: the publications at offsets, in this order, payload "m<offset>"."""
-        self.handlers[announce_channel(CHANNEL)]([b'%d "m%d"' % (n, n) for n in offsets])
+        self.handlers[announce_channel(CHANNEL)]([b"%d m%d" % (n, n) for n in offsets])
 
 
 def make_runtime() -> SimpleNamespace:
@@ -52,9 +56,14 @@ def follower(runtime: SimpleNamespace, offset: int) -> Receiver:
     return receiver
 
 
+def frames(receiver: Receiver) -> list[bytes]:
+    return [frame_of(event) for event in receiver.events()]
+
+
 def test_runs_of_splits_announcements_at_gaps() -> None:
-    runs = runs_of([b'1 "a"', b'2 "b"', b'4 "d"', b'5 "e"'])
-    assert [(r.first, r.last, r.joined) for r in runs] == [(1, 2, b'"a","b"'), (4, 5, b'"d","e"')]
+    runs = runs_of([b"1 a", b"2 b", b"4 d", b"5 e b"])
+    assert [(r.first, r.last, r.payloads) for r in runs] == [
+        (1, 2, [b"a", b"b"]), (4, 5, [b"d", b"e b"])]
 
 
 def test_a_batch_wakes_each_follower_once_with_one_run_joined_once_for_all() -> None:
@@ -62,8 +71,12 @@ def test_a_batch_wakes_each_follower_once_with_one_run_joined_once_for_all() -> 
     a, b = follower(runtime, 0), follower(runtime, 0)
     runtime.wakeups.announce(1, 2, 3)
     assert a.waiter.event.is_set() and b.waiter.event.is_set()
-    assert len(a.publications) == 1 and a.publications[0] is b.publications[0]
-    assert a.frames() == [Frame(b'a["m1","m2","m3"]', 0, {CHANNEL: 3})]
+    assert len(a.publications) == 1
+    assert a.publications[0].shared is b.publications[0].shared is not None
+    events = a.events()
+    assert events == [Messages(events[0].parts, 0, {CHANNEL: 3})]  # type: ignore[union-attr]
+    assert frame_of(events[0]) == b'a["m1","m2","m3"]'
+    assert frames(b) == [b'a["m1","m2","m3"]']
     assert b.positions[CHANNEL] == 3
 
 
@@ -71,12 +84,12 @@ def test_what_a_follower_already_has_is_never_taken_twice() -> None:
     runtime = make_runtime()
     receiver = follower(runtime, 0)
     runtime.wakeups.announce(1, 2)
-    assert receiver.frames()[0].data == b'a["m1","m2"]'
+    assert frames(receiver) == [b'a["m1","m2"]']
     receiver.waiter.reset()
     runtime.wakeups.announce(2)  # a duplicate only: nothing to do, nobody woken
-    assert not receiver.waiter.event.is_set() and receiver.frames() == []
+    assert not receiver.waiter.event.is_set() and receiver.events() == []
     runtime.wakeups.announce(1, 2, 3, 4)  # overlapping: only the new part
-    assert receiver.frames()[0].data == b'a["m3","m4"]'
+    assert frames(receiver) == [b'a["m3","m4"]']
     assert receiver.positions[CHANNEL] == 4
 
 
@@ -84,8 +97,11 @@ def test_a_follower_that_joined_mid_batch_takes_what_follows_its_offset() -> Non
     runtime = make_runtime()
     early, late = follower(runtime, 0), follower(runtime, 2)
     runtime.wakeups.announce(1, 2, 3, 4)
-    assert early.frames()[0].data == b'a["m1","m2","m3","m4"]'
-    assert late.frames() == [Frame(b'a["m3","m4"]', 0, {CHANNEL: 4})]
+    assert frames(early) == [b'a["m1","m2","m3","m4"]']
+    events = late.events()
+    assert [frame_of(e) for e in events] == [b'a["m3","m4"]']
+    assert events[0].positions == {CHANNEL: 4}  # type: ignore[union-attr]
+    assert events[0].parts[0].shared is None  # type: ignore[union-attr]  # its own slice
 
 
 def test_a_gap_makes_the_follower_catch_up_never_skip() -> None:
@@ -99,15 +115,15 @@ def test_a_gap_makes_the_follower_catch_up_never_skip() -> None:
     receiver.catch_up.clear()
     runtime.wakeups.announce(1, 2, 4, 5)  # two runs: the first is taken, the gap before 4 is not
     assert receiver.positions[CHANNEL] == 2 and receiver.catch_up == {CHANNEL}
-    assert receiver.publications == [b'"m1","m2"']
+    assert [list(p.payloads) for p in receiver.publications] == [[b"m1", b"m2"]]
 
 
 def test_queue_items_and_a_close_frame_follow_the_publications_as_before() -> None:
     runtime = make_runtime()
     receiver = follower(runtime, 0)
     runtime.wakeups.announce(1, 2)
-    receiver.items = [b'"q1"', CLOSE, b'"late"']
-    assert receiver.frames() == [
-        Frame(b'a["m1","m2","q1"]', 1, {CHANNEL: 2}),  # one queue item written with it
-        Frame(CLOSE, 1),
-    ]
+    receiver.items = [message_item("q1"), CLOSE, message_item("late")]
+    events = receiver.events()
+    assert [frame_of(e) for e in events] == [b'a["m1","m2","q1"]', b'c[3000,"Go away!"]']
+    assert events[0] == Messages(events[0].parts, 1, {CHANNEL: 2})  # type: ignore[union-attr]
+    assert events[1] == Closing(GO_AWAY, 1)  # nothing after the close

@@ -6,7 +6,10 @@ import json
 
 import pytest
 
+from session_store import items
+from session_store.items import Close
 from workers.sockjs import framing, payload, routing
+from workers.transports.events import HEARTBEAT, OPENED, Closing, Messages, Part
 
 
 def test_server_escapes_the_protocols_characters_as_lowercase_u_escapes() -> None:
@@ -15,22 +18,27 @@ def test_server_escapes_the_protocols_characters_as_lowercase_u_escapes() -> Non
         for r in ((0x200C, 0x2010), (0x2028, 0x2030), (0x2060, 0x2070), (0xFFF0, 0x10000))
         for c in range(*r)
     )
-    encoded = framing.encode_message(chars)
+    encoded = framing.encode_json(chars)
     assert encoded == '"' + "".join(f"\\u{ord(c):04x}" for c in chars) + '"'
     assert json.loads(encoded) == chars
 
 
 def test_lone_surrogate_is_escaped_not_an_encoding_error() -> None:
-    assert framing.encode_message("\ud800").encode() == b'"\\ud800"'
+    assert framing.encode_json("\ud800").encode() == b'"\\ud800"'
+    # Stored as the application sent it, rendered escaped at delivery.
+    event = Messages([Part([items.stored("\ud800")])])
+    assert framing.frame_of(event) == b'a["\\ud800"]'
 
 
-def test_frames_group_messages_and_stop_after_close() -> None:
-    items = [b'"a"', b'"b"', b'c[3000,"Go away!"]', b'"late"']
-    assert framing.frames_from_items(items) == [
-        (b'a["a","b"]', 2),
-        (b'c[3000,"Go away!"]', 1),
-    ]
-    assert framing.frames_from_items([]) == []
+def test_events_render_as_sockjs_frames() -> None:
+    shared: dict[object, bytes] = {}
+    event = Messages([Part([b"a", b'"b"'], shared), Part([b"c"])], queue_items=1)
+    assert framing.frame_of(event) == b'a["a","\\"b\\"","c"]'
+    assert framing.frame_of(event) == b'a["a","\\"b\\"","c"]'  # a shared part built once
+    assert len(shared) == 1
+    assert framing.frame_of(Closing(Close(3000, "Go away!"))) == b'c[3000,"Go away!"]'
+    assert framing.frame_of(OPENED) == b"o"
+    assert framing.frame_of(HEARTBEAT) == b"h"
 
 
 def test_htmlfile_chunk_cannot_close_the_script_tag() -> None:

@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from enum import Enum
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -32,25 +31,17 @@ from workers.httpserver.response import (
     response_head,
 )
 from workers.httpserver.sending import plain_socket, send_bounded
+from workers.httpserver.streams import (
+    ENVIRON_READAHEAD,
+    ENVIRON_SEND_NOW,
+    ENVIRON_SOCKET,
+    SendNow,
+)
 
 log = logging.getLogger("sockhop.http")
 
 READ_SIZE = 65536
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-#: environ keys: the client socket, and a function returning (and taking) the
-#: bytes read past the request, for a protocol that takes the connection over.
-ENVIRON_SOCKET = "sockhop.socket"
-ENVIRON_READAHEAD = "sockhop.readahead"
-#: environ key: Connection.send_now, for writing to a streamed body from elsewhere.
-ENVIRON_SEND_NOW = "sockhop.send_now"
-
-
-class SendNow(Enum):
-    SENT = "sent"
-    QUEUED = "queued"
-    REFUSED = "refused"
-
 
 class ClientGone(Exception):
     """The client closed, reset or stopped reading: drop the connection."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+
+from session_store.items import text
+from workers.transports.events import Closing, Event, Messages, Opened, Part
 
 OPEN_FRAME = b"o"
 HEARTBEAT_FRAME = b"h"
@@ -25,14 +29,6 @@ def encode_json(value: object) -> str:
     """Compact JSON with the SockJS escapes applied (safe for every transport)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return _ESCAPABLE.sub(_escape_char, text)
-
-
-def encode_message(message: str) -> str:
-    """One application message as the JSON string that goes inside an `a[...]` frame.
-
-    Stored in Redis already encoded, so fan-out never re-encodes a message.
-    """
-    return encode_json(message)
 
 
 def close_frame(code: int, reason: str) -> str:
@@ -91,28 +87,32 @@ def htmlfile_prelude(callback: str) -> bytes:
     return (head + " " * (1024 - len(head) + 14) + "\r\n\r\n").encode()
 
 
-def array_frame(joined: bytes) -> bytes:
-    """The `a[...]` frame of encoded messages already joined with commas."""
-    return b"a[" + joined + b"]"
+# --- Events as SockJS frames ---
+
+_JOINED = object()  # key of a shared part's encoded messages
 
 
-def frames_from_items(items: list[bytes]) -> list[tuple[bytes, int]]:
-    """Group queued items into frames: a run of messages is one `a[...]` frame.
+def _encoded(part: Part) -> bytes:
+    """A part's messages as JSON strings joined with commas; built once for all
+    the followers that share the part."""
+    if part.shared is not None:
+        joined = part.shared.get(_JOINED)
+        if joined is None:
+            joined = part.shared[_JOINED] = _encode_all(part.payloads)
+        return joined
+    return _encode_all(part.payloads)
 
-    An item is one encoded message, a close frame, or several encoded messages
-    already joined with commas (a channel's publications, joined once for all
-    their receivers). Returns (frame, items consumed) pairs and stops after a
-    close frame: nothing follows a close.
-    """
-    frames: list[tuple[bytes, int]] = []
-    run: list[bytes] = []
-    for item in items:
-        if item[:1] == b"c":
-            if run:
-                frames.append((array_frame(b",".join(run)), len(run)))
-            frames.append((item, 1))
-            return frames
-        run.append(item)
-    if run:
-        frames.append((array_frame(b",".join(run)), len(run)))
-    return frames
+
+def _encode_all(payloads: Sequence[bytes]) -> bytes:
+    return ",".join([encode_json(text(p)) for p in payloads]).encode()
+
+
+def frame_of(event: Event) -> bytes:
+    """The SockJS frame of an event: o, h, a[...] or c[code,"reason"]."""
+    if isinstance(event, Messages):
+        return b"a[" + b",".join([_encoded(part) for part in event.parts]) + b"]"
+    if isinstance(event, Closing):
+        return close_frame(event.close.code, event.close.reason).encode()
+    if isinstance(event, Opened):
+        return OPEN_FRAME
+    return HEARTBEAT_FRAME

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import falcon
 
 from workers.application import Service
 from workers.http import cors, jsessionid, no_cache
-from workers.httpserver.connection import ENVIRON_SEND_NOW, ENVIRON_SOCKET, SendNow
 from workers.runtime import Runtime
 
 
@@ -22,18 +20,6 @@ class SessionRequest:
     @property
     def response_limit(self) -> int:
         return self.service.response_limit or self.runtime.settings.response_limit
-
-
-def client_socket(req: falcon.Request) -> object:
-    return req.env.get(ENVIRON_SOCKET)
-
-
-SendNowFn = Callable[[bytes], SendNow]
-
-
-def send_now(req: falcon.Request) -> SendNowFn | None:
-    """The server's direct writer to this request's streamed body (delivery.stream)."""
-    return req.env.get(ENVIRON_SEND_NOW)
 
 
 def session_headers(req: falcon.Request, resp: falcon.Response, ctx: SessionRequest,

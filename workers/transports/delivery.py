@@ -1,12 +1,12 @@
-"""Drivers of a receiving request: one frame per poll, or a stream of frames.
+"""HTTP drivers of the receive cycle: a poll answers one SockJS frame, a stream
+writes frames until its response limit.
 
-Both let go of the lease before the client can see its response end, so that
-its next request finds the lease free on any process. Both hand the server a
-body object whose close() lets go too, because a WSGI server calls close()
-whatever happens (a generator's finally would not run if the generator were
-never started). The server resumes the body only after a chunk is written,
-and bounds each write (workers/httpserver), so what follows a yield may count
-the chunk as delivered.
+Both hand the server a body object whose close() lets go of the lease too,
+because a WSGI server calls close() whatever happens (a generator's finally
+would not run if the generator were never started). The server resumes the
+body only after a chunk is written, and bounds each write
+(workers/httpserver), so resuming the cycle after a chunk went out is what
+lets it count the chunk as delivered.
 """
 
 from __future__ import annotations
@@ -17,30 +17,92 @@ from collections.abc import Callable, Iterator
 import falcon
 
 from session_store import StoreUnavailable
-from workers.httpserver.connection import SendNow
-from workers.runtime import Runtime
-from workers.sockjs.framing import HEARTBEAT_FRAME, OPEN_FRAME
-from workers.transports.context import SendNowFn, SessionRequest, client_socket, send_now
-from workers.transports.receiver import Receiver
+from workers.httpserver.streams import SendNow, SendNowFn, client_socket, send_now
+from workers.sockjs.framing import frame_of
+from workers.transports.context import SessionRequest
+from workers.transports.events import Event, Messages
+from workers.transports.receive_cycle import receive
+from workers.transports.receiver import Express, Receiver
 
+# How a SockJS frame travels inside one HTTP transport (a chunk of its body).
 Wrap = Callable[[bytes], bytes]
 
 log = logging.getLogger("sockhop.delivery")
 
 
+class HttpTransport:
+    """SockJS frames as chunks of an HTTP response; the body's generator writes
+    what write() rendered, then resumes the cycle."""
+
+    __slots__ = ("express", "flush", "limit", "once", "out", "receiver", "send_now", "sent",
+                 "wrap")
+
+    def __init__(self, receiver: Receiver, wrap: Wrap, *, once: bool, limit: int = 0,
+                 send_now: SendNowFn | None = None) -> None:
+        self.receiver = receiver
+        self.wrap = wrap
+        self.once = once
+        self.limit = limit
+        self.send_now = send_now
+        self.out: list[bytes] = []
+        self.sent = 0  # frame bytes written (a prelude does not count)
+        self.flush = False  # part of an express write is still to go out
+        self.express: Express | None = self._express if send_now is not None else None
+
+    def write(self, event: Event) -> None:
+        chunk = self.wrap(frame_of(event))
+        self.out.append(chunk)
+        self.sent += len(chunk)
+
+    def full(self) -> bool:
+        return not self.once and self.sent >= self.limit
+
+    def _express(self, event: Messages) -> bool:
+        """Write now if the socket takes it; False: deliver it the usual way.
+
+        Streams of one transport wrap a shared part alike: the first builds
+        the chunk, the others reuse it (a fan-out writes one frame to all).
+        """
+        assert self.send_now is not None
+        shared = event.parts[0].shared if len(event.parts) == 1 else None
+        chunk = shared.get(self.wrap) if shared is not None else None
+        if chunk is None:
+            chunk = self.wrap(frame_of(event))
+            if shared is not None:
+                shared[self.wrap] = chunk
+        outcome = self.send_now(chunk)
+        if outcome is SendNow.REFUSED:
+            return False
+        self.sent += len(chunk)
+        if outcome is SendNow.QUEUED or self.sent >= self.limit:
+            self.flush = outcome is SendNow.QUEUED
+            self.receiver.waiter.event.set()  # to write the rest, or to end at the limit
+        return True
+
+    def take(self) -> list[bytes]:
+        """The chunks to write before the cycle goes on (b'': finish an express write)."""
+        out, self.out = self.out, []
+        if not out and self.flush:
+            self.flush = False
+            out = [b""]
+        return out
+
+
 class PollBody:
     """The one chunk of a poll, answered after the lease was let go."""
 
-    __slots__ = ("chunk", "receiver")
+    __slots__ = ("chunk", "cycle", "receiver")
 
-    def __init__(self, receiver: Receiver, chunk: bytes) -> None:
+    def __init__(self, receiver: Receiver, cycle: Iterator[None], chunk: bytes) -> None:
         self.receiver = receiver
+        self.cycle = cycle
         self.chunk = chunk
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.chunk
 
     def close(self) -> None:
+        self.cycle.close()
         self.receiver.finish()
 
 
@@ -51,20 +113,16 @@ def poll(ctx: SessionRequest, req: falcon.Request, wrap: Wrap) -> PollBody:
     receiver arrives: the client polls again only once it has this answer.
     """
     runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req), poll=True)
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env), poll=True)
+    transport = HttpTransport(receiver, wrap, once=True)
+    cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
-        data = receiver.open()
-        while data is None:
-            frames = receiver.frames()
-            if frames:
-                data = frames[0].data  # one frame per poll; the rest stays queued
-                receiver.let_go(frames[0])
-            else:
-                data = receiver.wait(runtime.settings.heartbeat_delay)
-        receiver.let_go()
-        # b'': the poll must end (draining, lease lost); a heartbeat is a well-formed answer.
-        return PollBody(receiver, wrap(data or HEARTBEAT_FRAME))
+        for _ in cycle:
+            if transport.out:
+                return PollBody(receiver, cycle, transport.out[0])
+        raise AssertionError("a poll's cycle always answers")  # pragma: no cover
     except BaseException:
+        cycle.close()
         receiver.finish()
         raise
 
@@ -90,99 +148,29 @@ def stream(ctx: SessionRequest, req: falcon.Request, prelude: bytes, wrap: Wrap)
     this stream while it waits, without waking it (see Receiver.express).
     """
     runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req))
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env))
+    transport = HttpTransport(receiver, wrap, once=False, limit=ctx.response_limit,
+                              send_now=send_now(req.env))
+    cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
-        # Before the response starts, so that a Redis outage is a 503, not an empty stream.
-        first = receiver.open()
+        # Up to the first write before the response starts, so that a Redis
+        # outage is a 503, not an empty stream.
+        next(cycle)
     except BaseException:
+        cycle.close()
         receiver.finish()
         raise
-    state = StreamState(receiver, wrap, ctx.response_limit, send_now(req))
-    return StreamBody(receiver, _stream_frames(runtime, state, first, prelude))
+    return StreamBody(receiver, _chunks(receiver, transport, cycle, prelude))
 
 
-class StreamState:
-    """What a stream has written, shared with the direct writes of fan-out."""
-
-    __slots__ = ("flush", "limit", "receiver", "send_now", "sent", "wrap")
-
-    def __init__(self, receiver: Receiver, wrap: Wrap, limit: int,
-                 send_now: SendNowFn | None) -> None:
-        self.receiver = receiver
-        self.wrap = wrap
-        self.limit = limit
-        self.send_now = send_now
-        self.sent = 0
-        self.flush = False  # part of a direct write is still to go out
-
-    def express(self, frame: bytes, shared: dict[object, bytes] | None) -> bool:
-        """Write frame now if the socket takes it; False: deliver it the usual way.
-
-        Streams of one transport wrap a shared frame alike: the first builds
-        the chunk, the others reuse it (a fan-out writes one frame to all).
-        """
-        assert self.send_now is not None
-        chunk = shared.get(self.wrap) if shared is not None else None
-        if chunk is None:
-            chunk = self.wrap(frame)
-            if shared is not None:
-                shared[self.wrap] = chunk
-        outcome = self.send_now(chunk)
-        if outcome is SendNow.REFUSED:
-            return False
-        self.sent += len(chunk)
-        if outcome is SendNow.QUEUED or self.sent >= self.limit:
-            self.flush = outcome is SendNow.QUEUED
-            self.receiver.waiter.event.set()  # to write the rest, or to end at the limit
-        return True
-
-
-def _stream_frames(runtime: Runtime, state: StreamState, first: bytes | None,
-                   prelude: bytes) -> Iterator[bytes]:
-    receiver = state.receiver
+def _chunks(receiver: Receiver, transport: HttpTransport, cycle: Iterator[None],
+            prelude: bytes) -> Iterator[bytes]:
     try:
-        yield from _stream_chunks(runtime, state, first, prelude)
+        yield prelude
+        yield from transport.take()
+        for _ in cycle:
+            yield from transport.take()
     except StoreUnavailable as exc:
         # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
         log.warning("stream of %s ended: Redis unavailable (%s)", receiver.key.tag, exc)
-    # Before the last chunk goes out: the client reconnects as soon as it sees the end.
-    receiver.let_go()
-
-
-def _stream_chunks(runtime: Runtime, state: StreamState, first: bytes | None,
-                   prelude: bytes) -> Iterator[bytes]:
-    receiver, wrap = state.receiver, state.wrap
-    yield prelude
-    if first is not None:
-        yield wrap(first)
-        if first != OPEN_FRAME:
-            return  # 2010 or a close frame: nothing follows
-        state.sent = 2
-    heartbeat = runtime.settings.heartbeat_delay
-    express = state.express if state.send_now is not None else None
-    while True:
-        for frame in receiver.frames():
-            chunk = wrap(frame.data)
-            yield chunk
-            receiver.sent(frame)
-            state.sent += len(chunk)
-            if frame.data[:1] == b"c":
-                return
-        if state.sent >= state.limit:
-            return
-        receiver.express = express
-        try:
-            outcome = receiver.wait(heartbeat)
-        finally:
-            receiver.express = None
-        if state.flush:
-            state.flush = False
-            yield b""  # the server writes what a direct write left before anything else
-        if outcome == b"":
-            return
-        if outcome == HEARTBEAT_FRAME:
-            chunk = wrap(HEARTBEAT_FRAME)
-            yield chunk
-            state.sent += len(chunk)
-            if not receiver.heartbeat_sent():
-                return
+        receiver.let_go()

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import json
-
 import falcon
 
+from session_store.items import text
 from workers.transports.context import SessionRequest
+from workers.transports.events import Closing, Event, Messages
 from workers.transports.receiver import Receiver
-from workers.transports.websocket_session import open_websocket, serve_session
-from workers.websocket import WebSocket
+from workers.transports.websocket_session import (
+    WebSocketTransport,
+    open_websocket,
+    serve_session,
+)
 
 
-def send_frame(ws: WebSocket, frame: bytes) -> bool:
-    kind, payload = frame[:1], json.loads(frame[1:]) if len(frame) > 1 else None
-    if kind == b"a":
-        for message in payload:
-            ws.send(message)
-    elif kind == b"c":
-        ws.close(*payload)
-        return False
-    return True  # o and h have no raw equivalent
+class RawWebSocketTransport(WebSocketTransport):
+    def write(self, event: Event) -> None:
+        if isinstance(event, Messages):
+            for part in event.parts:
+                for payload in part.payloads:
+                    self.ws.send(text(payload))
+        elif isinstance(event, Closing):
+            self.ws.close(event.close.code, event.close.reason)
+        # Opened and Heartbeat have no raw equivalent (the websocket layer pings).
 
 
 class RawWebSocket:
@@ -30,7 +33,7 @@ class RawWebSocket:
             return
 
         def on_texts(receiver: Receiver, texts: list[str]) -> bool:
-            ctx.runtime.hub.messages(ctx.service, receiver.key, texts)
+            ctx.runtime.dispatcher.messages(ctx.service, receiver.key, texts)
             return True
 
-        serve_session(ctx, req, ws, on_texts, send_frame, None)
+        serve_session(ctx, req, RawWebSocketTransport(ws), on_texts)

@@ -1,5 +1,5 @@
-"""What every receiving transport shares: holding a session's lease and
-turning its queue and its channels into frames.
+"""A receiving connection's hold on its session: the lease, and the channels it
+follows. What to send when is the receive cycle's (receive_cycle.py).
 
 A Receiver lives for one HTTP request (or one websocket). Queue items stay in
 Redis until written; `sent()` counts them and the process acknowledges them
@@ -18,91 +18,32 @@ really open at the same time gets 2010.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-
-import gevent
 
 from session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
 from session_store.fanout import Run
+from session_store.items import close_of, is_close, payload_of
 from session_store.sessions import Acknowledgement
-from workers.application import ANOTHER_CONNECTION, CHANNEL_GAP, INTERRUPTED, Service
-from workers.httpserver.sending import plain_socket
+from workers.application import Service
+from workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
+from workers.httpserver.streams import DisconnectWatch
 from workers.runtime import Runtime
-from workers.sockjs.framing import (
-    HEARTBEAT_FRAME,
-    OPEN_FRAME,
-    array_frame,
-    close_frame,
-    frames_from_items,
-)
+from workers.transports.events import HEARTBEAT, OPENED, Closing, Event, Messages, Part
 
 log = logging.getLogger("sockhop.receiver")
 
-BUSY_FRAME = close_frame(*ANOTHER_CONNECTION).encode()
-# Receiver.express: write (frame, shared) now if possible; True when done.
-Express = Callable[[bytes, dict[object, bytes] | None], bool]
+# Receiver.express: write these messages now if possible; True when done.
+Express = Callable[[Messages], bool]
 # How long a receiver that found the session busy waits for the holder's process
 # to say whether its client is still there (it answers in a round trip; this
 # bound only matters if that process is stuck).
 PROBE_TIMEOUT = 0.5
+BUSY = Closing(ANOTHER_CONNECTION)
 
 
-class DisconnectWatch:
-    """Notices when the client closes its end of a held request.
-
-    gunicorn notices a vanished client only on the next write, which for an
-    idle poll is the heartbeat 25 s later. Peeking when the socket turns
-    readable tells a FIN (b'') from a pipelined next request (data); check()
-    peeks on demand (another process asking whether the client is still there).
-    """
-
-    __slots__ = ("_on_gone", "_raw", "_watcher")
-
-    def __init__(self, sock: Any, on_gone: Callable[[], None]) -> None:
-        self._raw = plain_socket(sock)
-        self._on_gone = on_gone
-        self._watcher = gevent.get_hub().loop.io(self._raw.fileno(), 1)
-        self._watcher.start(self._readable)
-
-    def _peek(self) -> bytes | None:
-        """b'' once the client closed, data if it sent more, None if nothing yet."""
-        try:
-            return self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
-
-    def _readable(self) -> None:
-        data = self._peek()
-        if data is None:
-            return
-        self._watcher.stop()
-        if not data:
-            self._on_gone()
-
-    def check(self) -> bool:
-        """True while the client is connected (calls on_gone if it is not)."""
-        if self._peek() == b"":
-            self._watcher.stop()
-            self._on_gone()
-            return False
-        return True
-
-    def stop(self) -> None:
-        self._watcher.stop()
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One frame to write, and what writing it delivers."""
-
-    data: bytes
-    queue_items: int
-    positions: dict[str, int] | None = None  # channel offsets it completes
+class Ended(Exception):
+    """The receiver must end: client gone, lease lost, or process draining."""
 
 
 class Receiver:
@@ -117,7 +58,7 @@ class Receiver:
         self.service = service
         self.key = SessionKey(service.name, session_id)
         self.holder = runtime.new_holder()
-        # A poll answers one frame and lets go in the same step as it takes it.
+        # A poll answers one event and lets go in the same step as it takes it.
         self.poll = poll
         # Registered before the lease is taken, so no wake-up can be missed.
         self.waiter = runtime.wakeups.register(self.key.tag)
@@ -126,19 +67,17 @@ class Receiver:
         self.holding = False
         self.client_gone = False
         # Channels: offsets buffered up to, offsets written up to (and those not
-        # saved yet), what is buffered (encoded messages, or runs of them joined).
+        # saved yet), and what is buffered.
         self.version = b""
         self.positions: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
         self.unsaved: dict[str, int] = {}
-        self.publications: list[bytes] = []
+        self.publications: list[Part] = []
         # Messages this process sent to a session it holds by websocket (no Redis).
         self.direct: list[bytes] = []
         self.catch_up: set[str] = set()
-        # Set by a stream or websocket while it waits: writes a frame now when it
-        # can (True), so a delivery needs no wake-up of this receiver.
-        # Its arguments: the frame, and a dict for what other receivers of the same
-        # frame may reuse (None if the frame is this receiver's alone).
+        # Set by the receive cycle while it waits, if its transport can write from
+        # another greenlet: a delivery then needs no wake-up of this receiver.
         self.express: Express | None = None
         self._watch = DisconnectWatch(sock, self.client_left) if sock else None
         self.waiter.client_present = self.client_present
@@ -155,9 +94,9 @@ class Receiver:
 
     # --- the lease ---
 
-    def open(self) -> bytes | None:
-        """Take the lease. Returns a frame that answers the request first
-        (open, 2010, or the close frame), or None with queued items loaded."""
+    def open(self) -> Event | None:
+        """Take the lease. Returns an event that answers the request first
+        (opened, 2010, or the session's close), or None with queued items loaded."""
         store = self.runtime.store
         self.waiter.reset()
         result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=True)
@@ -178,11 +117,11 @@ class Receiver:
             if not self.poll:
                 self._hold()
             self.version = b"0"  # no subscriptions yet
-            self.runtime.hub.opened(self.service, self.key)
-            return OPEN_FRAME
+            self.runtime.dispatcher.opened(self.service, self.key)
+            return OPENED
         if isinstance(result, Busy):
-            return BUSY_FRAME
-        return result.item
+            return BUSY
+        return Closing(close_of(result.item))
 
     def _hold(self) -> None:
         self.holding = True
@@ -193,51 +132,80 @@ class Receiver:
             self.holding = False
             self.runtime.liveness.let_go(self.key.tag)
 
-    def let_go(self, last: Frame | None = None) -> None:
+    def let_go(self, last: Event | None = None) -> None:
         """Release the lease before the client can see the answer end; `last` is
-        the frame about to be written, which the next receiver acknowledges."""
+        the event about to be written, which the next receiver acknowledges."""
         if not self.holding:
             return
         # Taken before the call: the acknowledgement batch may run while it waits.
         acked, self.written, self.unsaved = self.written, 0, {}
         self._not_holding()
+        pending = 0
         positions = self.delivered
-        if last is not None and last.positions:
-            positions = {**positions, **last.positions}
+        if isinstance(last, Messages | Closing):
+            pending = last.queue_items
+            if isinstance(last, Messages) and last.positions:
+                positions = {**positions, **last.positions}
         try:
-            self.runtime.store.release(self.key, self.holder, acked,
-                                       last.queue_items if last is not None else 0, positions)
+            self.runtime.store.release(self.key, self.holder, acked, pending, positions)
         except StoreUnavailable:
             # The lease lapses by itself; unacknowledged items are sent again.
             log.warning("release of %s failed: Redis unavailable", self.key.tag)
 
-    # --- frames ---
+    def renew(self) -> None:
+        """Acknowledge what was written, renew the lease, load what is queued
+        (a poll that finds something takes it and lets go). Raises Ended when
+        the lease is lost."""
+        self.waiter.reset()
+        acked, self.written = self.written, 0  # before the call: see let_go
+        reply = self.runtime.store.next_items(self.key, self.holder, acked, poll=self.poll)
+        if reply is None:
+            self._not_holding()
+            raise Ended
+        self.items = reply.items
+        if isinstance(reply, Taken):
+            self._not_holding()
+        elif reply.version != self.version:
+            self._follow(reply.version, self.runtime.store.subscriptions(self.key))
 
-    def frames(self) -> list[Frame]:
-        """Frames of what is loaded; call sent() for each once it went out.
+    # --- events ---
 
-        Publications go first, all in the first frame; queue items follow, and
-        a close frame in the queue ends the list.
+    def events(self) -> list[Event]:
+        """Events of what is loaded; call sent() for each once it was written.
+
+        Publications go first, all in the first event; queue messages follow,
+        and the session's close, if queued, ends the list.
         """
         if self.catch_up:
             self._catch_up()
-        publications, self.publications = self.publications, []
-        direct, self.direct = self.direct, []
-        grouped = frames_from_items(publications + direct + self.items)
-        self.items = []
-        if not grouped:
-            return []
-        first, consumed = grouped[0]
-        frames = [Frame(first, consumed - len(publications) - len(direct),
-                        dict(self.positions) if publications else None)]
-        frames += [Frame(data, n) for data, n in grouped[1:]]
-        return frames
+        parts, self.publications = self.publications, []
+        positions = dict(self.positions) if parts else None
+        if self.direct:
+            parts.append(Part(self.direct))
+            self.direct = []
+        items, self.items = self.items, []
+        messages = 0
+        while messages < len(items) and not is_close(items[messages]):
+            messages += 1
+        if messages:
+            parts.append(Part([payload_of(item) for item in items[:messages]]))
+        events: list[Event] = []
+        if parts:
+            events.append(Messages(parts, messages, positions))
+        if messages < len(items):
+            events.append(Closing(close_of(items[messages]), 1))
+        return events
 
-    def sent(self, frame: Frame) -> None:
-        self.written += frame.queue_items
-        if frame.positions is not None:
-            self.delivered.update(frame.positions)
-            self.unsaved.update(frame.positions)
+    def sent(self, event: Event) -> None:
+        if isinstance(event, Closing):
+            self.written += event.queue_items
+        elif isinstance(event, Messages):
+            self.written += event.queue_items
+            if event.positions is not None:
+                self.delivered.update(event.positions)
+                self.unsaved.update(event.positions)
+        else:
+            return
         if self.holding:
             self.runtime.acknowledgements.mark(self)
 
@@ -252,58 +220,38 @@ class Receiver:
 
     # --- waiting ---
 
-    def wait(self, timeout: float) -> bytes | None:
-        """Wait for something to send. Returns None with it loaded, HEARTBEAT_FRAME
-        when the heartbeat is due, or b'' when this receiver must end (client
-        gone, lease lost, process draining)."""
+    def wait(self, timeout: float) -> Event | None:
+        """Wait for something to send: returns None with it loaded, or HEARTBEAT
+        when the heartbeat is due. Raises Ended when this receiver must end."""
         if self.runtime.draining:
-            return b""
+            raise Ended
         if self.publications or self.direct or self.catch_up:
             return None
         rung = self.waiter.wait(timeout)
         if self.client_gone:
             # The client closed its receiving request itself: as in sockjs-node,
             # that ends the session (a lost *server* keeps it for disconnect_delay).
-            self.runtime.hub.close(self.service, self.key, *INTERRUPTED, holder=self.holder)
-            return b""
+            self.runtime.dispatcher.close(self.service, self.key, INTERRUPTED,
+                                          holder=self.holder)
+            raise Ended
         if self.runtime.draining:
-            return b""
+            raise Ended
         if not rung:
-            return HEARTBEAT_FRAME
-        if not self.waiter.queue_rung:
+            return HEARTBEAT
+        if self.waiter.queue_rung:
+            self.renew()
+        else:
             self.waiter.reset()  # handed over in memory: no Redis call
-            return None
-        return self.fetch()
-
-    def heartbeat_sent(self) -> bool:
-        """Renew the lease after a heartbeat. False if this receiver must end."""
-        return self.fetch() is None
-
-    def fetch(self) -> bytes | None:
-        """Acknowledge what was written, renew the lease, load what is queued
-        (a poll that finds something takes it and lets go)."""
-        self.waiter.reset()
-        acked, self.written = self.written, 0  # before the call: see let_go
-        reply = self.runtime.store.next_items(self.key, self.holder, acked, poll=self.poll)
-        if reply is None:
-            self._not_holding()
-            return b""
-        self.items = reply.items
-        if isinstance(reply, Taken):
-            self._not_holding()
-        elif reply.version != self.version:
-            self._follow(reply.version, self.runtime.store.subscriptions(self.key))
         return None
 
-    def push(self, encoded: list[str]) -> bool:
+    def push(self, messages: list[bytes]) -> bool:
         """Messages sent from this process to the session this websocket holds."""
-        if len(self.direct) + len(encoded) > self.runtime.settings.max_queue_length:
+        if len(self.direct) + len(messages) > self.runtime.settings.max_queue_length:
             return False
-        items = [e.encode() for e in encoded]
         if self.express is not None and not self._pending() \
-                and self.express(array_frame(b",".join(items)), None):
+                and self.express(Messages([Part(messages)])):
             return True
-        self.direct.extend(items)
+        self.direct.extend(messages)
         self.waiter.event.set()
         return True
 
@@ -316,23 +264,19 @@ class Receiver:
         if run.first > position + 1:
             self.catch_up.add(channel)
         else:
-            joined = run.after(position)  # frames join runs as they are
+            # Followers that get the whole run share what is built from it.
+            whole = position < run.first
+            part = Part(run.payloads_after(position), run.shared if whole else None)
             self.positions[channel] = run.last
             if self.express is not None and not self._pending() \
-                    and self._express_run(run, position, joined):
+                    and self.express(Messages([part])):
                 self.delivered[channel] = run.last
+                self.unsaved[channel] = run.last
+                if self.holding:
+                    self.runtime.acknowledgements.mark(self)
                 return  # written without waking this receiver
-            self.publications.append(joined)
+            self.publications.append(part)
         self.waiter.event.set()
-
-    def _express_run(self, run: Run, position: int, joined: bytes) -> bool:
-        assert self.express is not None
-        if position >= run.first:  # part of the run: a frame of its own
-            return self.express(array_frame(joined), None)
-        frame = run.shared.get("frame")
-        if frame is None:
-            frame = run.shared["frame"] = array_frame(joined)
-        return self.express(frame, run.shared)
 
     def _pending(self) -> bool:
         return bool(self.publications or self.direct or self.items or self.catch_up)
@@ -368,14 +312,15 @@ class Receiver:
             result = channels.since(channel, start)
             if result.behind:
                 log.info("session %s fell behind channel %s", self.key.tag, channel)
-                self.runtime.hub.close(self.service, self.key, *CHANNEL_GAP)
+                self.runtime.dispatcher.fell_behind(self.service, self.key, channel)
                 self.waiter.queue_rung = True
                 self.waiter.event.set()
                 continue
             # Announcements may have arrived while we read: skip what they brought.
             skip = self.positions[channel] - start
             fresh = result.items[skip:]
-            self.publications.extend(fresh)
+            if fresh:
+                self.publications.append(Part(fresh))
             self.positions[channel] += len(fresh)
             if self.positions[channel] < result.top:
                 self.catch_up.add(channel)  # more than one read's worth

@@ -46,4 +46,4 @@ def deliver_text(ctx: SessionRequest, text: str) -> None:
     if state is None:
         raise SockJSError(falcon.HTTP_404, "Session not found.")
     if state == "open":
-        ctx.runtime.hub.messages(ctx.service, key, messages)
+        ctx.runtime.dispatcher.messages(ctx.service, key, messages)

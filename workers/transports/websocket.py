@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 import falcon
 
-from workers.sockjs.framing import HEARTBEAT_FRAME
+from workers.sockjs.framing import frame_of
 from workers.sockjs.payload import PayloadError, decode_messages
 from workers.transports.context import SessionRequest
+from workers.transports.events import Closing, Event
 from workers.transports.receiver import Receiver
-from workers.transports.websocket_session import open_websocket, serve_session
-from workers.websocket import WebSocket
+from workers.transports.websocket_session import (
+    WebSocketTransport,
+    open_websocket,
+    serve_session,
+)
 
 
-def send_frame(ws: WebSocket, frame: bytes) -> bool:
-    ws.send(frame.decode())
-    if frame[:1] == b"c":
-        code, reason = json.loads(frame[1:])
-        ws.close(code, reason)
-        return False
-    return True
+class SockJSWebSocketTransport(WebSocketTransport):
+    def write(self, event: Event) -> None:
+        self.ws.send(frame_of(event).decode())
+        if isinstance(event, Closing):
+            self.ws.close(event.close.code, event.close.reason)
 
 
 class SessionWebSocket:
@@ -38,9 +38,9 @@ class SessionWebSocket:
                     messages += decode_messages(text)
                 except PayloadError:
                     # Broken JSON closes the connection, after what came before it.
-                    ctx.runtime.hub.messages(ctx.service, receiver.key, messages)
+                    ctx.runtime.dispatcher.messages(ctx.service, receiver.key, messages)
                     return False
-            ctx.runtime.hub.messages(ctx.service, receiver.key, messages)
+            ctx.runtime.dispatcher.messages(ctx.service, receiver.key, messages)
             return True
 
-        serve_session(ctx, req, ws, on_texts, send_frame, HEARTBEAT_FRAME)
+        serve_session(ctx, req, SockJSWebSocketTransport(ws), on_texts)

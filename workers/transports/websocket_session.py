@@ -1,8 +1,8 @@
 """A websocket bound to a session: what the framed and raw websocket share.
 
 The socket's reader greenlet hands messages to the handler; this greenlet
-writes what the session's queue receives. The websocket holds the session's
-receiver lease for its whole life, so sends from any process reach it.
+runs the receive cycle. The websocket holds the session's receiver lease for
+its whole life, so sends from any process reach it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ import falcon
 import gevent
 
 from session_store import StoreUnavailable
+from workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
 from workers.http import SockJSError
 from workers.transports.context import SessionRequest
-from workers.transports.receiver import Express, Receiver
+from workers.transports.events import Event, Messages
+from workers.transports.receive_cycle import receive
+from workers.transports.receiver import Receiver
 from workers.websocket import (
     TIMEOUT,
     ConnectionClosed,
@@ -30,13 +33,35 @@ from workers.websocket import (
 
 log = logging.getLogger("sockhop.websocket")
 
-# 1011: the server hit a condition that prevented it from fulfilling the request.
-STORE_UNAVAILABLE = (1011, "Session store unavailable")
-
 # What the reader does with the websocket messages of one read; False: close the connection.
 OnTexts = Callable[[Receiver, list[str]], bool]
-# How one queued frame goes out; returns False after a close frame.
-SendFrame = Callable[[WebSocket, bytes], bool]
+_DONE = object()
+
+
+class WebSocketTransport:
+    """A websocket carrying a session; subclasses render the events."""
+
+    once = False
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.reader: gevent.Greenlet | None = None
+
+    def write(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def full(self) -> bool:
+        return False
+
+    def express(self, event: Messages) -> bool:
+        """What the session's handler sends to its own socket (an echo, a reply)
+        goes out from the reader greenlet at once, without waking the cycle.
+        Other greenlets never write here: a stalled client must not hold them."""
+        if gevent.getcurrent() is not self.reader:
+            return False
+        with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
+            self.write(event)
+        return True
 
 
 def origin_allowed(req: falcon.Request, allowed: tuple[str, ...]) -> bool:
@@ -68,39 +93,39 @@ def open_websocket(
         return None
 
 
-def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
-                  on_texts: OnTexts, send_frame: SendFrame,
-                  heartbeat: bytes | None) -> None:
-    """Run a fresh session over ws until either side closes it.
+def serve_session(ctx: SessionRequest, req: falcon.Request,
+                  transport: WebSocketTransport, on_texts: OnTexts) -> None:
+    """Run a fresh session over the transport's websocket until either side closes it.
 
     Websocket sessions never share state by id (the protocol requires two
     sockets with one id to be independent), so each gets its own store id.
     """
     runtime = ctx.runtime
+    ws = transport.ws
     receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex)
-    reader: gevent.Greenlet | None = None
+    cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
-        first = receiver.open()
-        if first is not None:
-            send_frame(ws, first)
-        runtime.hub.local_sockets[receiver.key.tag] = receiver
-        reader = gevent.spawn(_read, ws, receiver, on_texts)
-        _write(runtime.settings.heartbeat_delay, ws, receiver, send_frame, heartbeat,
-               _express(ws, send_frame, reader))
+        if next(cycle, _DONE) is _DONE:  # the session is open once this returns
+            return
+        runtime.dispatcher.local_sockets[receiver.key.tag] = receiver
+        transport.reader = gevent.spawn(_read, ws, receiver, on_texts)
+        for _ in cycle:
+            pass  # each write is on the wire when write() returns
     except ConnectionClosed as exc:
         log.debug("websocket ended: %r", exc)
     except StoreUnavailable as exc:
         store_unavailable(ws, exc)
     finally:
-        runtime.hub.local_sockets.pop(receiver.key.tag, None)
-        if reader is not None:
-            reader.kill(block=False)
+        cycle.close()
+        runtime.dispatcher.local_sockets.pop(receiver.key.tag, None)
+        if transport.reader is not None:
+            transport.reader.kill(block=False)
         if runtime.draining:
-            ws.close(1001, "Server shutting down")
+            ws.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason)
         ws.close()
         receiver.client_left()
         try:
-            runtime.hub.close(ctx.service, receiver.key, 1000, "Normal closure")
+            runtime.dispatcher.close(ctx.service, receiver.key, NORMAL)
         except StoreUnavailable:
             log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
         receiver.finish()  # never skipped: it unregisters the waiter and channel followers
@@ -110,7 +135,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request, ws: WebSocket,
 def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:
     """Say so, loudly: the client must reconnect, since what it sent may be lost."""
     log.warning("websocket closed: Redis unavailable (%s)", exc)
-    ws.close(*STORE_UNAVAILABLE)
+    ws.close(STORE_UNAVAILABLE.code, STORE_UNAVAILABLE.reason)
 
 
 def _read(ws: WebSocket, receiver: Receiver, on_texts: OnTexts) -> None:
@@ -135,40 +160,3 @@ def _arrived(ws: WebSocket) -> list[str]:
         texts.append(message.decode("utf-8", "replace") if isinstance(message, bytes) else message)
         message = ws.receive(0)
     return texts
-
-
-def _express(ws: WebSocket, send_frame: SendFrame, reader: gevent.Greenlet) -> Express:
-    """What the session's handler sends to its own socket (an echo, a reply)
-    goes out from the reader greenlet at once, without waking the writer.
-    Other greenlets never write here: a stalled client must not hold them."""
-
-    def express(frame: bytes, shared: dict[object, bytes] | None) -> bool:
-        if gevent.getcurrent() is not reader:
-            return False
-        with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
-            send_frame(ws, frame)
-        return True
-
-    return express
-
-
-def _write(heartbeat_delay: float, ws: WebSocket, receiver: Receiver, send_frame: SendFrame,
-           heartbeat: bytes | None, express: Express) -> None:
-    while True:
-        for frame in receiver.frames():
-            more = send_frame(ws, frame.data)
-            receiver.sent(frame)
-            if not more:
-                return
-        receiver.express = express  # only while waiting: frames keep their order
-        try:
-            outcome = receiver.wait(heartbeat_delay)
-        finally:
-            receiver.express = None
-        if outcome == b"":
-            return
-        if outcome is not None:  # heartbeat due
-            if heartbeat is not None:
-                send_frame(ws, heartbeat)
-            if not receiver.heartbeat_sent():
-                return

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import gevent
 
-from workers.httpserver.connection import ENVIRON_READAHEAD, ENVIRON_SOCKET
+from workers.httpserver.streams import ENVIRON_READAHEAD, ENVIRON_SOCKET
 from workers.websocket import handshake
 from workers.websocket.connection import WebSocket
 from workers.websocket.hixie76 import Hixie76Protocol

@@ -1,0 +1,90 @@
+"""What sockhop's HTTP layer offers the application beyond WSGI: the public
+interface transports use (nothing else of the HTTP layer is theirs to touch).
+
+- the client socket, to notice a client that leaves while its request waits;
+- send_now, to write to a streamed body from another greenlet at once;
+- the bytes read past a request, for a protocol that takes the socket over
+  (websockets).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any
+
+import gevent
+
+from workers.httpserver.sending import plain_socket
+
+#: environ keys: the client socket, and a function returning (and taking) the
+#: bytes read past the request, for a protocol that takes the connection over.
+ENVIRON_SOCKET = "sockhop.socket"
+ENVIRON_READAHEAD = "sockhop.readahead"
+#: environ key: the connection's send_now, for writing to a streamed body from elsewhere.
+ENVIRON_SEND_NOW = "sockhop.send_now"
+
+
+class SendNow(Enum):
+    SENT = "sent"
+    QUEUED = "queued"  # partly written: the rest goes out before the body's next chunk
+    REFUSED = "refused"  # nothing written: deliver it the usual way
+
+
+SendNowFn = Callable[[bytes], SendNow]
+
+
+def client_socket(environ: Mapping[str, Any]) -> Any:
+    return environ.get(ENVIRON_SOCKET)
+
+
+def send_now(environ: Mapping[str, Any]) -> SendNowFn | None:
+    """The server's direct writer to this request's streamed body, if it has one."""
+    return environ.get(ENVIRON_SEND_NOW)
+
+
+class DisconnectWatch:
+    """Notices when the client closes its end of a held request.
+
+    A server notices a vanished client only on the next write, which for an
+    idle poll is the heartbeat 25 s later. Peeking when the socket turns
+    readable tells a FIN (b'') from a pipelined next request (data); check()
+    peeks on demand (another process asking whether the client is still there).
+    """
+
+    __slots__ = ("_on_gone", "_raw", "_watcher")
+
+    def __init__(self, sock: Any, on_gone: Callable[[], None]) -> None:
+        self._raw = plain_socket(sock)
+        self._on_gone = on_gone
+        self._watcher = gevent.get_hub().loop.io(self._raw.fileno(), 1)
+        self._watcher.start(self._readable)
+
+    def _peek(self) -> bytes | None:
+        """b'' once the client closed, data if it sent more, None if nothing yet."""
+        try:
+            return self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def _readable(self) -> None:
+        data = self._peek()
+        if data is None:
+            return
+        self._watcher.stop()
+        if not data:
+            self._on_gone()
+
+    def check(self) -> bool:
+        """True while the client is connected (calls on_gone if it is not)."""
+        if self._peek() == b"":
+            self._watcher.stop()
+            self._on_gone()
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._watcher.stop()
