@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import redis
 import requests
 from support.procs import ManagedProcess
 from support.servers import (
+    Address,
     ProcessRegistry,
     RedisServer,
     start_redis,
@@ -36,12 +38,16 @@ class Cluster:
     processes: list[ManagedProcess]
     addresses: list[tuple[str, int]]
 
+    def target(self, i: int) -> Address:
+        """Process i (modulo the count) as an address for support.http's raw requests."""
+        return Address(*self.addresses[i % len(self.addresses)])
+
     def base(self, i: int) -> str:
         host, port = self.addresses[i % len(self.addresses)]
         return f"http://{host}:{port}"
 
     def url(self, i: int, service: str, session: str, transport: str) -> str:
-        return f"{self.base(i)}/{service}/000/{session}/{transport}"
+        return f"{self.base(i)}{session_path(service, session)}/{transport}"
 
     def send(self, i: int, service: str, session: str, *messages: str) -> requests.Response:
         return requests.post(self.url(i, service, session, "xhr_send"),
@@ -65,6 +71,16 @@ class Cluster:
 
 def new_session() -> str:
     return uuid.uuid4().hex
+
+
+def session_path(service: str, sid: str) -> str:
+    """The session's URL path, as support.sockjs's helpers take it."""
+    return f"/{service}/000/{sid}"
+
+
+def lease_holder(c: Cluster, service: str, sid: str) -> bytes | None:
+    """Who holds the session's receiver lease, read straight from Redis."""
+    return redis.Redis.from_url(c.redis.url).hget(f"sh:{{{service}:{sid}}}:m", "rcv")
 
 
 def start_cluster(registry: ProcessRegistry, name: str,

@@ -9,15 +9,9 @@ import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import redis
 import requests
-from cluster import TIMEOUT, Cluster, new_session
+from cluster import TIMEOUT, Cluster, lease_holder, new_session
 from support.waiting import wait_for
-
-
-def lease_holder(c: Cluster, service: str, sid: str) -> bytes | None:
-    """Who holds the session's receiver lease, read straight from Redis."""
-    return redis.Redis.from_url(c.redis.url).hget(f"sh:{{{service}:{sid}}}:m", "rcv")
 
 
 def read_stream(url: str, seen: list[str]) -> int:

@@ -115,6 +115,13 @@ class SocketReader:
         del self.buffer[:n]
         return data
 
+    def ready(self, timeout: float = 0.0) -> bool:
+        """True if bytes (or EOF) are available within timeout, without consuming them."""
+        if self.buffer or self.eof:
+            return True
+        readable, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(readable)
+
     def read_some(self, deadline: Deadline) -> bytes:
         """Whatever is buffered, or the next recv; b'' at EOF."""
         if not self.buffer and not self._fill(deadline):
@@ -348,6 +355,10 @@ class Stream:
             raise AssertionError(f"response did not end within {timeout}s") from None
         assert data is None, f"expected the response to end, got more bytes: {data[:300]!r}"
 
+    def ready(self, timeout: float = 0.0) -> bool:
+        """True if body bytes (or the end) can be read without waiting beyond timeout."""
+        return bool(self._pending) or self.finished or self.reader.ready(timeout)
+
     def nothing_within(self, seconds: float) -> bool:
         """True if no body bytes (and no end) arrive within seconds."""
         if self._pending:
@@ -432,10 +443,7 @@ class PendingRequest:
 
     def ready(self, timeout: float = 0.0) -> bool:
         """True if response bytes (or EOF) are available within timeout."""
-        if self.reader.buffer or self.reader.eof:
-            return True
-        readable, _, _ = select.select([self.sock], [], [], timeout)
-        return bool(readable)
+        return self.reader.ready(timeout)
 
     def response(self, timeout: float = DEFAULT_TIMEOUT) -> Response:
         return read_response(self.reader, self.method, Deadline(timeout))
