@@ -17,7 +17,12 @@ from typing import Protocol
 
 from .waiting import Deadline
 
-DEFAULT_TIMEOUT = 10.0
+# What a request (or one read of a stream or websocket) gets unless a test says
+# otherwise: 1 s, as in the reference sockjs-protocol suite (its raw sockets and
+# websocket reads time out after 1 s) and about what real clients tolerate before
+# giving up on a connection. A test that legitimately waits longer (a heartbeat,
+# an expiry) passes its own timeout and says why.
+DEFAULT_TIMEOUT = 1.0
 
 
 class HasAddress(Protocol):
@@ -459,7 +464,9 @@ class PendingRequest:
         self.close()
 
 
-def first_ready(pending: list[PendingRequest], timeout: float) -> PendingRequest:
+def first_ready(
+    pending: list[PendingRequest], timeout: float = DEFAULT_TIMEOUT
+) -> PendingRequest:
     """The first of several pending requests whose response starts arriving."""
     for p in pending:
         if p.reader.buffer:
