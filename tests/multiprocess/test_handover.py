@@ -36,6 +36,8 @@ def nearest_rank(ordered: list[float], q: float) -> float:
 
 
 def figures(latencies: list[float]) -> str:
+    if not latencies:
+        return "no figures"
     ordered = sorted(latencies)
     p50, p99 = nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.99)
     return (f"p50 {1000 * p50:.1f} ms, p99 {1000 * p99:.1f} ms, "
@@ -137,6 +139,7 @@ class HeldPoll(FirstReceiver):
         if answer is None:
             self._hold(second)
         else:  # it even reached its own heartbeat
+            second.close()
             assert (answer.status, answer.body) == (200, b"h\n"), got
             self.renew()
         return None
