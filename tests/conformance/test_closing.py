@@ -71,7 +71,7 @@ class TestHandlingClose:
         a = http.PendingRequest(target, "POST", session + "/xhr")
         b = http.PendingRequest(target, "POST", session + "/xhr")
         try:
-            refused = http.first_ready([a, b], timeout=10)
+            refused = http.first_ready([a, b])
             r = refused.response()
             assert r.body == (ANOTHER_CONNECTION + "\n").encode(), r.body
         finally:

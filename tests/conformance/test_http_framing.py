@@ -7,6 +7,7 @@ import socket
 import time
 
 from support import http
+from support.http import DEFAULT_TIMEOUT
 from support.servers import Deployment
 from support.sockjs import CLOSE, ECHO, GO_AWAY, PRELUDE, WELCOME, new_session
 from support.waiting import Deadline
@@ -24,22 +25,22 @@ class TestHttp10:
         with http.connect(target) as sock:
             reader = http.SocketReader(sock)
             _send(sock, target, "GET", ECHO, "1.0", [("Connection", "Keep-Alive")])
-            _, status, _, headers, raw = http.read_head(reader, Deadline(10))
+            _, status, _, headers, raw = http.read_head(reader, Deadline(DEFAULT_TIMEOUT))
             assert status == 200, raw
             assert "Transfer-Encoding" not in headers, "no Transfer-Encoding in HTTP/1.0"
             connection = (headers.get("Connection") or "").lower()
             if headers.get("Content-Length") is not None:
                 assert headers["Content-Length"] == str(len(WELCOME)), raw
-                assert reader.read_exact(len(WELCOME), Deadline(10)) == WELCOME
+                assert reader.read_exact(len(WELCOME), Deadline(DEFAULT_TIMEOUT)) == WELCOME
                 if connection == "keep-alive":
                     _send(sock, target, "GET", ECHO, "1.0", [("Connection", "Keep-Alive")])
-                    second = http.read_response(reader, "GET", Deadline(10))
+                    second = http.read_response(reader, "GET", Deadline(DEFAULT_TIMEOUT))
                     assert second.status == 200 and second.body == WELCOME, second
                 else:
-                    assert reader.read_to_eof(Deadline(5)) == b"", "socket must close"
+                    assert reader.read_to_eof(Deadline(DEFAULT_TIMEOUT)) == b"", "socket must close"
             else:
                 assert connection == "close", f"no Content-Length needs Connection: close: {raw!r}"
-                assert reader.read_to_eof(Deadline(10)) == WELCOME
+                assert reader.read_to_eof(Deadline(DEFAULT_TIMEOUT)) == WELCOME
 
     def test_streaming(self, target: Deployment) -> None:
         path = new_session(CLOSE) + "/xhr_streaming"
@@ -54,7 +55,7 @@ class TestHttp10:
             stream.expect(b"o\n")
             stream.expect(GO_AWAY + "\n")
             started = time.monotonic()
-            stream.expect_end(timeout=5)
+            stream.expect_end()
             elapsed = time.monotonic() - started
             assert elapsed <= 0.1, f"server closed the socket after {elapsed:.3f}s, not promptly"
             assert bytes(stream.raw_body) == PRELUDE + b"o\n" + (GO_AWAY + "\n").encode()
@@ -66,17 +67,18 @@ class TestHttp11:
             reader = http.SocketReader(sock)
             for _ in range(2):  # the second request reuses the connection
                 _send(sock, target, "GET", ECHO, "1.1", [("Connection", "keep-alive")])
-                version, status, _, headers, raw = http.read_head(reader, Deadline(10))
+                version, status, _, headers, raw = http.read_head(reader, Deadline(DEFAULT_TIMEOUT))
                 assert version == "HTTP/1.1", raw
                 assert status == 200, raw
                 if headers.get("Content-Length") is not None:
                     assert headers["Content-Length"] == str(len(WELCOME)), raw
                     assert "Transfer-Encoding" not in headers, raw
-                    assert reader.read_exact(len(WELCOME), Deadline(10)) == WELCOME
+                    assert reader.read_exact(len(WELCOME), Deadline(DEFAULT_TIMEOUT)) == WELCOME
                 else:
                     assert (headers.get("Transfer-Encoding") or "").lower() == "chunked", raw
-                    assert http.read_chunk(reader, Deadline(10)) == WELCOME, "one chunk"
-                    assert http.read_chunk(reader, Deadline(10)) is None, "then the terminator"
+                    deadline = Deadline(DEFAULT_TIMEOUT)
+                    assert http.read_chunk(reader, deadline) == WELCOME, "one chunk"
+                    assert http.read_chunk(reader, deadline) is None, "then the terminator"
 
     def test_streaming(self, target: Deployment) -> None:
         path = new_session(CLOSE) + "/xhr_streaming"
@@ -97,5 +99,5 @@ class TestHttpQuirks:
         with http.connect(target) as sock:
             # No body and no Content-Length header at all.
             _send(sock, target, "POST", new_session() + "/xhr", "1.1", [])
-            r = http.read_response(http.SocketReader(sock), "POST", Deadline(10))
+            r = http.read_response(http.SocketReader(sock), "POST", Deadline(DEFAULT_TIMEOUT))
         assert (r.status, r.body) == (200, b"o\n"), (r.status, r.body)

@@ -71,7 +71,7 @@ class TestProtocol:
         first = http.PendingRequest(target, "POST", session + "/xhr")
         second = http.PendingRequest(target, "POST", session + "/xhr")
         try:
-            refused = http.first_ready([first, second], timeout=10)
+            refused = http.first_ready([first, second])
             r = refused.response()
             assert (r.status, r.body) == (200, (ANOTHER_CONNECTION + "\n").encode()), (
                 r.status,

@@ -7,6 +7,7 @@ client where the exact handshake or frames matter, and hixie-76 by hand.
 from __future__ import annotations
 
 from support import http
+from support.http import DEFAULT_TIMEOUT
 from support.servers import Deployment
 from support.sockjs import CLOSE, GO_AWAY, new_session
 from support.waiting import Deadline
@@ -64,7 +65,7 @@ class TestWebsocket:
             assert ws.recv_text() == "o"
             assert ws.recv_text() == GO_AWAY
             # Then the connection closes: a close frame (any code) and/or EOF, no more data.
-            frame = ws.recv_message(timeout=5)
+            frame = ws.recv_message()
             assert frame is None or frame.opcode == OP_CLOSE, frame
             if frame is not None:
                 ws.send_close(1000)
@@ -149,7 +150,7 @@ class TestWebsocket:
             )
             reader = http.SocketReader(sock)
             # Key3 is not sent yet: the head must arrive without it.
-            _version, status, _, headers, raw = http.read_head(reader, Deadline(10))
+            _version, status, _, headers, raw = http.read_head(reader, Deadline(DEFAULT_TIMEOUT))
             assert status == 101, raw
             assert (headers.get("Connection") or "").lower() == "upgrade"
             assert (headers.get("Upgrade") or "").lower() == "websocket"
@@ -160,7 +161,7 @@ class TestWebsocket:
             assert "Content-Length" not in headers
 
             sock.sendall(HIXIE_KEY3)
-            assert reader.read_exact(16, Deadline(10)) == HIXIE_ANSWER
+            assert reader.read_exact(16, Deadline(DEFAULT_TIMEOUT)) == HIXIE_ANSWER
             assert read_hixie_frame(reader) == "o"
             sock.sendall(hixie_frame('["a"]'))
             assert read_hixie_frame(reader) == 'a["a"]'
@@ -171,7 +172,7 @@ class TestWebsocket:
         with raw_connect(target, new_session() + "/websocket") as ws:
             assert ws.recv_text() == "o"
             ws.send_text('["a')
-            frame = ws.recv_message(timeout=10)
+            frame = ws.recv_message()
             # The server closes: a close frame and/or EOF, and no data frame before it.
             assert frame is None or frame.opcode == OP_CLOSE, (
                 f"expected the connection to close, got {frame}"

@@ -10,7 +10,7 @@ import pytest
 import websocket
 from support import http
 from support.servers import Deployment
-from support.settings import FAST_MAX_BODY_SIZE
+from support.settings import FAST_HEARTBEAT_DELAY, FAST_MAX_BODY_SIZE
 from support.waiting import Deadline
 
 pytestmark = pytest.mark.sockhop_only
@@ -65,8 +65,8 @@ def test_a_chunked_body_past_the_limit_is_refused_and_the_connection_closed(
         assert answer.status == 413, answer
         assert answer.header("Connection") == "close"
         assert reader.read_to_eof(Deadline(5)) == b""  # the rest of the body is never parsed
-    # Nothing reached the session.
-    answer = http.post(fast_target, path, body=b"")
+    # Nothing reached the session: the poll has nothing to say until its heartbeat.
+    answer = http.post(fast_target, path, body=b"", timeout=FAST_HEARTBEAT_DELAY + 5)
     assert answer.status == 200 and answer.body == b"h\n"
 
 

@@ -20,6 +20,7 @@ import redis
 import requests
 from support.procs import ManagedProcess
 from support.servers import (
+    Address,
     ProcessRegistry,
     RedisServer,
     start_redis,
@@ -43,12 +44,16 @@ class Cluster:
     processes: list[ManagedProcess]
     addresses: list[tuple[str, int]]
 
+    def target(self, i: int) -> Address:
+        """Process i (modulo the count) as an address for support.http's raw requests."""
+        return Address(*self.addresses[i % len(self.addresses)])
+
     def base(self, i: int) -> str:
         host, port = self.addresses[i % len(self.addresses)]
         return f"http://{host}:{port}"
 
     def url(self, i: int, service: str, session: str, transport: str) -> str:
-        return f"{self.base(i)}/{service}/000/{session}/{transport}"
+        return f"{self.base(i)}{session_path(service, session)}/{transport}"
 
     def send(self, i: int, service: str, session: str, *messages: str) -> requests.Response:
         return requests.post(self.url(i, service, session, "xhr_send"),
@@ -139,6 +144,11 @@ def read_stream(url: str, seen: list[str], times: list[float] | None = None) -> 
 
 def messages_of(frames: list[str]) -> list[str]:
     return [m for f in frames if f.startswith("a[") for m in json.loads(f[1:])]
+
+
+def session_path(service: str, sid: str) -> str:
+    """The session's URL path, as support.sockjs's helpers take it."""
+    return f"/{service}/000/{sid}"
 
 
 def start_cluster(registry: ProcessRegistry, name: str,

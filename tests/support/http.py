@@ -17,7 +17,12 @@ from typing import Protocol
 
 from .waiting import Deadline
 
-DEFAULT_TIMEOUT = 10.0
+# What a request (or one read of a stream or websocket) gets unless a test says
+# otherwise: 1 s, as in the reference sockjs-protocol suite (its raw sockets and
+# websocket reads time out after 1 s) and about what real clients tolerate before
+# giving up on a connection. A test that legitimately waits longer (a heartbeat,
+# an expiry) passes its own timeout and says why.
+DEFAULT_TIMEOUT = 1.0
 
 
 class HasAddress(Protocol):
@@ -114,6 +119,13 @@ class SocketReader:
         data = bytes(self.buffer[:n])
         del self.buffer[:n]
         return data
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        """True if bytes (or EOF) are available within timeout, without consuming them."""
+        if self.buffer or self.eof:
+            return True
+        readable, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(readable)
 
     def read_some(self, deadline: Deadline) -> bytes:
         """Whatever is buffered, or the next recv; b'' at EOF."""
@@ -348,6 +360,10 @@ class Stream:
             raise AssertionError(f"response did not end within {timeout}s") from None
         assert data is None, f"expected the response to end, got more bytes: {data[:300]!r}"
 
+    def ready(self, timeout: float = 0.0) -> bool:
+        """True if body bytes (or the end) can be read without waiting beyond timeout."""
+        return bool(self._pending) or self.finished or self.reader.ready(timeout)
+
     def nothing_within(self, seconds: float) -> bool:
         """True if no body bytes (and no end) arrive within seconds."""
         if self._pending:
@@ -432,10 +448,7 @@ class PendingRequest:
 
     def ready(self, timeout: float = 0.0) -> bool:
         """True if response bytes (or EOF) are available within timeout."""
-        if self.reader.buffer or self.reader.eof:
-            return True
-        readable, _, _ = select.select([self.sock], [], [], timeout)
-        return bool(readable)
+        return self.reader.ready(timeout)
 
     def response(self, timeout: float = DEFAULT_TIMEOUT) -> Response:
         return read_response(self.reader, self.method, Deadline(timeout))
@@ -451,7 +464,9 @@ class PendingRequest:
         self.close()
 
 
-def first_ready(pending: list[PendingRequest], timeout: float) -> PendingRequest:
+def first_ready(
+    pending: list[PendingRequest], timeout: float = DEFAULT_TIMEOUT
+) -> PendingRequest:
     """The first of several pending requests whose response starts arriving."""
     for p in pending:
         if p.reader.buffer:

@@ -102,7 +102,9 @@ def _probe(address: http.HasAddress, path: str) -> bool:
 
 
 @dataclass
-class _Address:
+class Address:
+    """One host:port to send raw requests to (support.http's HasAddress)."""
+
     host: str
     port: int
 
@@ -119,7 +121,7 @@ def wait_http_ready(
         for proc in procs:
             if not proc.alive():
                 raise StartupError(f"{proc.name} exited during startup\n{proc.describe()}")
-        return all(_probe(_Address(h, p), path) for h, p in addresses)
+        return all(_probe(Address(h, p), path) for h, p in addresses)
 
     try:
         wait_for(all_ready, timeout, interval=0.1, message=f"GET {path} on {addresses}")

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 
 import websocket
 
-from .http import HasAddress, Headers, SocketReader, build_request, connect, read_head
+from .http import (
+    DEFAULT_TIMEOUT,
+    HasAddress,
+    Headers,
+    SocketReader,
+    build_request,
+    connect,
+    read_head,
+)
 from .waiting import Deadline
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -41,7 +49,9 @@ def ws_url(target: HasAddress, path: str) -> str:
     return f"ws://{target.host}:{target.port}{path}"
 
 
-def ws_connect(target: HasAddress, path: str, timeout: float = 10.0) -> websocket.WebSocket:
+def ws_connect(
+    target: HasAddress, path: str, timeout: float = DEFAULT_TIMEOUT
+) -> websocket.WebSocket:
     """An RFC 6455 connection through websocket-client (which answers pings itself)."""
     return websocket.create_connection(ws_url(target, path), timeout=timeout)
 
@@ -118,7 +128,7 @@ class RawWebSocket:
         self.send_frame(OP_CLOSE, payload)
 
     # -- receiving
-    def recv_frame(self, timeout: float = 10.0) -> Frame | None:
+    def recv_frame(self, timeout: float = DEFAULT_TIMEOUT) -> Frame | None:
         """The next frame as sent (no reassembly), or None at EOF."""
         deadline = Deadline(timeout)
         try:
@@ -136,7 +146,7 @@ class RawWebSocket:
             payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
         return Frame(b0 & 0x0F, payload, bool(b0 & 0x80))
 
-    def recv_message(self, timeout: float = 10.0) -> Frame | None:
+    def recv_message(self, timeout: float = DEFAULT_TIMEOUT) -> Frame | None:
         """The next data message (continuations joined) or close frame; pings are answered.
 
         None means the connection ended without a close frame.
@@ -162,7 +172,7 @@ class RawWebSocket:
                 assert opcode is not None, "continuation frame without a first frame"
                 return Frame(opcode, b"".join(parts))
 
-    def recv_text(self, timeout: float = 10.0) -> str:
+    def recv_text(self, timeout: float = DEFAULT_TIMEOUT) -> str:
         frame = self.recv_message(timeout)
         assert frame is not None, "connection ended while a text frame was expected"
         assert frame.opcode == OP_TEXT, (
@@ -207,7 +217,7 @@ def raw_handshake(
     *,
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     method: str = "GET",
-    timeout: float = 10.0,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[Handshake, RawWebSocket | None]:
     """Send an upgrade request; the connection is returned open only for a 101."""
     sock = connect(target, timeout)
@@ -230,7 +240,7 @@ def raw_handshake(
 
 
 def raw_connect(
-    target: HasAddress, path: str, *, origin: str | None = None, timeout: float = 10.0
+    target: HasAddress, path: str, *, origin: str | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> RawWebSocket:
     key = base64.b64encode(os.urandom(16)).decode()
     handshake, conn = raw_handshake(
@@ -268,7 +278,7 @@ def hixie_frame(text: str) -> bytes:
     return b"\x00" + text.encode("utf-8") + b"\xff"
 
 
-def read_hixie_frame(reader: SocketReader, timeout: float = 10.0) -> str:
+def read_hixie_frame(reader: SocketReader, timeout: float = DEFAULT_TIMEOUT) -> str:
     deadline = Deadline(timeout)
     frame = reader.read_until(b"\xff", deadline)
     assert frame[:1] == b"\x00", f"not a hixie text frame: {frame[:200]!r}"
