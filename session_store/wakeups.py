@@ -39,9 +39,10 @@ class Waiter:
 
     queue_rung says the session's Redis state changed (new items, a close, a
     subscription change, a reconnect); a ring without it is local news only
-    (channel publications already handed to the receiver). client_present,
-    when set, tells whether the receiver's client is still connected (checked
-    when another process finds the session busy).
+    (channel publications already handed to the receiver). client_present is
+    set while the receiver holds the lease: it tells whether the receiver's
+    client is still connected (asked when another receiver finds the session
+    busy).
     """
 
     __slots__ = ("client_present", "event", "queue_rung", "tag")
@@ -208,10 +209,10 @@ class Wakeups:
         of ours. If a client of ours left, its receiver lets go, which wakes the
         asker; otherwise say at once that the session really is busy."""
         asker, _, tag = question.partition(" ")
-        waiters = self._waiters.get(tag, ())
+        holders = [w for w in self._waiters.get(tag, ()) if w.client_present is not None]
         # Every check runs: each one that finds its client gone ends its receiver.
-        present = [w.client_present is None or w.client_present() for w in waiters]
-        if not waiters or any(present):
+        present = [w.client_present() for w in holders if w.client_present is not None]
+        if not holders or any(present):
             with contextlib.suppress(StoreUnavailable):
                 self.commands.send(("PUBLISH", f"sh:p:{asker}", tag))
 

@@ -80,7 +80,6 @@ class Receiver:
         # another greenlet: a delivery then needs no wake-up of this receiver.
         self.express: Express | None = None
         self._watch = DisconnectWatch(sock, self.client_left) if sock else None
-        self.waiter.client_present = self.client_present
 
     def client_left(self) -> None:
         """The client ended the receiving connection; the waiting loop ends the session."""
@@ -125,11 +124,13 @@ class Receiver:
 
     def _hold(self) -> None:
         self.holding = True
+        self.waiter.client_present = self.client_present
         self.runtime.liveness.hold(self.key.tag)
 
     def _not_holding(self) -> None:
         if self.holding:
             self.holding = False
+            self.waiter.client_present = None
             self.runtime.liveness.let_go(self.key.tag)
 
     def let_go(self, last: Event | None = None) -> None:
