@@ -1,15 +1,16 @@
-"""The WSGI application: falcon, one sink per service, the websocket wrapper outside."""
+"""The WSGI application: falcon, sinks per service, plain HTTP routes beside
+them, and the websocket wrapper outside."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import falcon
 
 from session_store import StoreUnavailable
 from workers.application import Service
 from workers.config import Settings
-from workers.endpoint import SockJSEndpoint
+from workers.endpoint import NativeWebSocketEndpoint, SockJSEndpoint
 from workers.http import TEXT_PLAIN, serialize_error
 from workers.runtime import LazyRuntime
 from workers.websocket import WebSocketAwareMiddleware
@@ -26,21 +27,51 @@ def store_unavailable(req: falcon.Request, resp: falcon.Response, exc: Exception
 class SockhopApp(WebSocketAwareMiddleware):
     """The app gunicorn serves. `runtime` is per process, created after fork."""
 
-    def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
+    def __init__(self, settings: Settings, services: Iterable[Service],
+                 routes: Mapping[str, object] | None = None) -> None:
         services = list(services)
+        _check_paths(services, routes or {})
         self.settings = settings
         self.runtime = LazyRuntime(settings, services)
         api = falcon.App(media_type=None)  # no default Content-Type: SockJS sets its own
         api.req_options.strip_url_path_trailing_slash = False
         api.set_error_serializer(serialize_error)
         api.add_error_handler(StoreUnavailable, store_unavailable)
-        if settings.sockjs:
-            for service in services:
+        for service in services:
+            if settings.sockjs:
                 endpoint = SockJSEndpoint(self.runtime, service, settings.sockjs_url,
                                           settings.websocket)
                 api.add_sink(endpoint, endpoint.pattern)
+            if settings.websocket and service.websocket and service.websocket_path:
+                native = NativeWebSocketEndpoint(self.runtime, service)
+                api.add_sink(native, native.pattern)
+        for path, resource in (routes or {}).items():
+            api.add_route(path, resource)
         super().__init__(api)
 
 
-def create_app(settings: Settings, services: Iterable[Service]) -> SockhopApp:
-    return SockhopApp(settings, services)
+def _check_paths(services: list[Service], routes: Mapping[str, object]) -> None:
+    """Every mount at its own path: a clash would silently shadow one of them."""
+    seen: dict[str, str] = {}
+    mounts = [(s.path, f"service {s.name!r}") for s in services]
+    mounts += [(s.websocket_path, f"service {s.name!r} websocket")
+               for s in services if s.websocket_path]
+    mounts += [(path, f"route {path!r}") for path in routes]
+    prefixes = [(s.path, f"service {s.name!r}") for s in services]
+    for path, what in mounts:
+        if path in seen:
+            raise ValueError(f"{what}: path {path} is already taken by {seen[path]}")
+        seen[path] = what
+        for prefix, owner in prefixes:
+            if path.startswith(prefix + "/"):
+                raise ValueError(f"{what}: path {path} is under {owner}'s {prefix}")
+    names = [s.name for s in services]
+    if len(set(names)) != len(names):
+        raise ValueError("two services with one name would share their sessions")
+
+
+def create_app(settings: Settings, services: Iterable[Service],
+               routes: Mapping[str, object] | None = None) -> SockhopApp:
+    """The app: services (SockJS, native websocket) and plain HTTP routes
+    (path -> falcon resource, e.g. an API or health checks) beside them."""
+    return SockhopApp(settings, services, routes)

@@ -23,6 +23,7 @@ from workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW
 log = logging.getLogger("sockhop.lifecycle")
 
 _SERVICE_NAME = re.compile(r"[a-z0-9_]+")
+_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 class LocalSink(Protocol):
@@ -50,21 +51,26 @@ class SessionHandler:
 
 @dataclass
 class Service:
-    """A handler mounted at /<name>."""
+    """A handler mounted at a path: SockJS under `path` (default `/<name>`), and
+    optionally a native websocket at `websocket_path` (one websocket message
+    per message, no SockJS framing), e.g. `/connection/sockjs` and
+    `/connection/websocket`. `name` identifies its sessions in Redis."""
 
     name: str
     handler: SessionHandler
     websocket: bool = True
     cookie_needed: bool = False
     response_limit: int | None = None  # None: the server-wide setting
+    path: str = ""  # "": /<name>
+    websocket_path: str | None = None
 
     def __post_init__(self) -> None:
         if not _SERVICE_NAME.fullmatch(self.name):
             raise ValueError(f"service name {self.name!r}: use [a-z0-9_]+")
-
-    @property
-    def prefix(self) -> str:
-        return "/" + self.name
+        self.path = self.path or "/" + self.name
+        for path in (self.path, self.websocket_path):
+            if path is not None and not _PATH.fullmatch(path):
+                raise ValueError(f"service {self.name!r}: path {path!r}: use /segment[/segment...]")
 
 
 class Session:

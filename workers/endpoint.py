@@ -1,4 +1,4 @@
-"""One falcon sink per mounted service: routes its SockJS paths to resources."""
+"""Falcon sinks of a mounted service: its SockJS paths, and its native websocket."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class SockJSEndpoint:
         if websocket:
             self.transports["websocket"] = SessionWebSocket()
             self.static["raw_websocket"] = RawWebSocket()
-        self.pattern = re.compile("^" + re.escape(service.prefix) + "(?P<rest>/.*)?$")
+        self.pattern = re.compile("^" + re.escape(service.path) + "(?P<rest>/.*)?$")
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, rest: str | None = None) -> None:
         target = route(rest or "")
@@ -54,14 +54,35 @@ class SockJSEndpoint:
             raise SockJSError(falcon.HTTP_404, "Not found.")
         if target.kind == "session":
             resource = self.transports.get(target.transport)
-            ctx: object = SessionRequest(self.runtime.get(), self.service, target.session_id)
+            session_id = target.session_id
         else:
             resource = self.static.get(target.kind)
-            ctx = SessionRequest(self.runtime.get(), self.service, "")
+            session_id = ""
         if resource is None:
             raise SockJSError(falcon.HTTP_404, "Not found.")
-        responder = getattr(resource, "on_" + req.method.lower(), None)
-        if responder is None:
-            allowed = ", ".join(m for m in _METHODS if hasattr(resource, "on_" + m.lower()))
-            raise SockJSError(falcon.HTTP_405, headers={"Allow": allowed})
-        responder(req, resp, ctx)
+        respond(resource, req, resp, SessionRequest(self.runtime.get(), self.service, session_id))
+
+
+class NativeWebSocketEndpoint:
+    """A service's websocket at a path of its own (e.g. /connection/websocket):
+    one websocket message per message, as the raw SockJS websocket."""
+
+    def __init__(self, runtime: LazyRuntime, service: Service) -> None:
+        assert service.websocket_path is not None
+        self.runtime = runtime
+        self.service = service
+        self.resource = RawWebSocket()
+        self.pattern = re.compile("^" + re.escape(service.websocket_path) + "$")
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response) -> None:
+        respond(self.resource, req, resp, SessionRequest(self.runtime.get(), self.service, ""))
+
+
+def respond(resource: object, req: falcon.Request, resp: falcon.Response,
+            ctx: SessionRequest) -> None:
+    """Call the resource's responder for the method, or answer 405 with Allow."""
+    responder = getattr(resource, "on_" + req.method.lower(), None)
+    if responder is None:
+        allowed = ", ".join(m for m in _METHODS if hasattr(resource, "on_" + m.lower()))
+        raise SockJSError(falcon.HTTP_405, headers={"Allow": allowed})
+    responder(req, resp, ctx)
