@@ -9,16 +9,13 @@ interval whatever the number of sessions.
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 import gevent
 import gevent.event
 
-from session_store.errors import StoreUnavailable
+from session_store.background import Background
 from session_store.sessions import Acknowledgement, SessionStore
-
-log = logging.getLogger("sockhop.acknowledgements")
 
 ACK_INTERVAL = 0.1
 # Sessions per script call (three keys each).
@@ -30,27 +27,24 @@ class Acknowledging(Protocol):
         """What was written since the last call (and forget it), or None."""
 
 
-class Acknowledgements:
+class Acknowledgements(Background):
+    name = "acknowledgements"
+
     def __init__(self, store: SessionStore, interval: float = ACK_INTERVAL) -> None:
+        super().__init__()
         self.store = store
         self.interval = interval
         self._marked: dict[Acknowledging, None] = {}
         self._due = gevent.event.Event()
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
 
     def mark(self, source: Acknowledging) -> None:
         """source wrote something: acknowledge it with the next batch."""
         self._marked[source] = None
         self._due.set()
 
-    def flush(self) -> None:
+    def step(self) -> None:
+        """Acknowledge what was marked (unacknowledged items are sent again by
+        the next receiver if this fails)."""
         marked, self._marked = self._marked, {}
         self._due.clear()
         batch = [ack for source in marked if (ack := source.acknowledgement()) is not None]
@@ -59,14 +53,7 @@ class Acknowledgements:
         for replies in sent:
             replies.get()
 
-    def _run(self) -> None:
-        while True:
-            self._due.wait()
-            gevent.sleep(self.interval)
-            try:
-                self.flush()
-            except StoreUnavailable as exc:
-                # Unacknowledged items are sent again by the next receiver.
-                log.warning("acknowledgements: Redis unavailable (%s)", exc)
-            except Exception:
-                log.exception("acknowledgement batch failed")
+    def pause(self) -> None:
+        """Until something was written, and then the batch interval."""
+        self._due.wait()
+        gevent.sleep(self.interval)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from session_store.autopipeline import AutoPipeline, Command, Replies
-from session_store.sessions import load_script
+from session_store.sessions import load_scripts
 
 CATCH_UP_LIMIT = 1000
 
@@ -37,9 +37,8 @@ class ChannelStore:
     def __init__(self, client: AutoPipeline, history_size: int) -> None:
         self.client = client
         self.history_size = history_size
-        self._publish = load_script(client, "channel_publish")
-        self._since = load_script(client, "channel_since")
-        self._top = load_script(client, "channel_top")
+        self._publish, self._since, self._top = load_scripts(
+            client, "channel_publish", "channel_since", "channel_top")
 
     def publish_command(self, channel: str, message: bytes) -> Command:
         """The script call appending one stored message; it answers the offset."""

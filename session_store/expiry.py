@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import gevent
 
-from session_store.connection import StoreUnavailable
+from session_store.background import Background
 from session_store.sessions import SessionKey, SessionStore
 
 log = logging.getLogger("sockhop.expiry")
@@ -21,26 +21,21 @@ CLAIM_MS = 5_000
 BATCH = 200
 
 
-class Reaper:
+class Reaper(Background):
+    name = "reaper"
+
     def __init__(
         self,
         store: SessionStore,
         on_expired: Callable[[SessionKey], None],
         interval: float = 0.25,
     ) -> None:
+        super().__init__()
         self.store = store
         self.on_expired = on_expired
         self.interval = interval
-        self._greenlet: gevent.Greenlet | None = None
 
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def run_once(self) -> int:
+    def step(self) -> int:
         """Check every due session once; returns how many this call expired."""
         expired = 0
         for key in self.store.claim_due(CLAIM_MS, BATCH):
@@ -52,12 +47,5 @@ class Reaper:
                     log.exception("close hook failed for %s", key.tag)
         return expired
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except StoreUnavailable as exc:
-                log.warning("reaper: Redis unavailable (%s)", exc)
-            except Exception:
-                log.exception("reaper iteration failed")
-            gevent.sleep(self.interval)
+    def pause(self) -> None:
+        gevent.sleep(self.interval)

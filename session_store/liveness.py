@@ -16,8 +16,8 @@ from collections import Counter
 
 import gevent
 
-from session_store.errors import StoreUnavailable
-from session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_script
+from session_store.background import Background
+from session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_scripts
 
 log = logging.getLogger("sockhop.liveness")
 
@@ -34,25 +34,20 @@ def held_key(process: str) -> str:
     return f"sh:h:{{{process}}}"
 
 
-class Liveness:
+class Liveness(Background):
+    name = "liveness"
+
     def __init__(self, store: SessionStore, process_id: str,
                  interval: float = BEAT_INTERVAL) -> None:
+        super().__init__()
         self.store = store
         self.client = store.client
         self.process_id = process_id
         self.interval = interval
-        self._beat = load_script(self.client, "process_beat")
+        (self._beat,) = load_scripts(self.client, "process_beat")
         self._held_key = held_key(process_id)
         self._holding: Counter[str] = Counter()
         self._let_go: set[str] = set()
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
 
     # --- the sessions this process holds ---
 
@@ -72,7 +67,7 @@ class Liveness:
 
     # --- beats ---
 
-    def beat_once(self) -> int:
+    def step(self) -> int:
         """Beat, and let go of the sessions of processes found dead; returns how many."""
         commands = [self._beat.command([LIVENESS_KEY],
                                        [self.process_id, DEAD_AFTER_MS, CLAIM_MS, CLAIM_LIMIT])]
@@ -96,12 +91,5 @@ class Liveness:
         self.client.call_many([("DEL", held_key(process)), ("ZREM", LIVENESS_KEY, process)])
         return len(tags)
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self.beat_once()
-            except StoreUnavailable as exc:
-                log.warning("liveness: Redis unavailable (%s)", exc)
-            except Exception:
-                log.exception("liveness beat failed")
-            gevent.sleep(self.interval)
+    def pause(self) -> None:
+        gevent.sleep(self.interval)

@@ -128,11 +128,11 @@ class EnqueueResult:
 
 
 
-def load_script(client: AutoPipeline, name: str) -> Script:
+def load_scripts(client: AutoPipeline, *names: str) -> list[Script]:
+    """The scripts of lua/<name>.lua, each with the shared prelude."""
     lua = resources.files("session_store") / "lua"
     prelude = (lua / "_prelude.lua").read_text()
-    body = (lua / f"{name}.lua").read_text()
-    return client.script(prelude + "\n" + body)
+    return [client.script(prelude + "\n" + (lua / f"{name}.lua").read_text()) for name in names]
 
 
 @dataclass(frozen=True)
@@ -154,15 +154,10 @@ class SessionStore:
     def __init__(self, client: AutoPipeline, limits: StoreLimits) -> None:
         self.client = client
         self.limits = limits
-        self._open = load_script(client, "receiver_open")
-        self._next = load_script(client, "receiver_next")
-        self._enqueue = load_script(client, "enqueue")
-        self._close = load_script(client, "close")
-        self._expire = load_script(client, "expire")
-        self._claim = load_script(client, "claim_due")
-        self._subscribe = load_script(client, "subscribe")
-        self._ack = load_script(client, "ack")
-        self._holder_gone = load_script(client, "holder_gone")
+        (self._open, self._next, self._enqueue, self._close, self._expire, self._claim,
+         self._subscribe, self._ack, self._holder_gone) = load_scripts(
+            client, "receiver_open", "receiver_next", "enqueue", "close", "expire", "claim_due",
+            "subscribe", "ack", "holder_gone")
 
     # --- receiving side ---
 

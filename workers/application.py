@@ -9,9 +9,10 @@ never as a wire format: each transport renders them at delivery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -148,35 +149,39 @@ class Dispatcher:
             return True
         return False
 
+    @contextlib.contextmanager
+    def _hook(self, service: Service, key: SessionKey) -> Iterator[Session]:
+        """A handle for one hook call (or a run of them); the publications it
+        made are waited for once, when the calls return."""
+        session = Session(self, service, key)
+        yield session
+        session.publications.wait()
+
     def opened(self, service: Service, key: SessionKey) -> None:
         log.debug("on_open service=%s session=%s", service.name, key.session_id)
-        session = Session(self, service, key)
-        service.handler.on_open(session)
-        session.publications.wait()
+        with self._hook(service, key) as session:
+            service.handler.on_open(session)
 
     def messages(self, service: Service, key: SessionKey, messages: Sequence[str]) -> None:
         """Run on_message for each message, in order; their publications then
         cost one round trip in all (the messages of one read of a socket)."""
-        session = Session(self, service, key)
-        for message in messages:
-            service.handler.on_message(session, message)
-        session.publications.wait()
+        with self._hook(service, key) as session:
+            for message in messages:
+                service.handler.on_message(session, message)
 
     def closed(self, service: Service, key: SessionKey) -> None:
         """The close hook: the caller won the one atomic close or expiry of this session."""
         log.debug("on_close service=%s session=%s", service.name, key.session_id)
         try:
-            session = Session(self, service, key)
-            service.handler.on_close(session)
-            session.publications.wait()
+            with self._hook(service, key) as session:
+                service.handler.on_close(session)
         except Exception:
             log.exception("on_close of %s failed", key.tag)
 
     def fell_behind(self, service: Service, key: SessionKey, channel: str) -> None:
         """The gap policy is the service's (on_channel_gap)."""
-        session = Session(self, service, key)
-        service.handler.on_channel_gap(session, channel)
-        session.publications.wait()
+        with self._hook(service, key) as session:
+            service.handler.on_channel_gap(session, channel)
 
     def expired(self, key: SessionKey) -> None:
         service = self.services.get(key.service)

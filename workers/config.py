@@ -32,7 +32,6 @@ class Settings:
     # Limits: every one is enforced with a clear error.
     max_body_size: int = 1024 * 1024
     max_queue_length: int = 10_000
-    max_message_size: int = 1024 * 1024
     max_websocket_message_size: int = 16 * 1024 * 1024
     max_connections: int = 10_000
     write_timeout: float = 10.0

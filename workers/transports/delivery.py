@@ -12,7 +12,7 @@ lets it count the chunk as delivered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import falcon
 
@@ -88,79 +88,68 @@ class HttpTransport:
         return out
 
 
-class PollBody:
-    """The one chunk of a poll, answered after the lease was let go."""
+class Body:
+    """A receiving response's body; close() lets go of the lease whatever happened."""
 
-    __slots__ = ("chunk", "cycle", "receiver")
+    __slots__ = ("chunks", "cycle", "receiver")
 
-    def __init__(self, receiver: Receiver, cycle: Iterator[None], chunk: bytes) -> None:
+    def __init__(self, receiver: Receiver, cycle: Iterator[None], chunks: Iterable[bytes]) -> None:
         self.receiver = receiver
         self.cycle = cycle
-        self.chunk = chunk
+        self.chunks = chunks
 
     def __iter__(self) -> Iterator[bytes]:
-        yield self.chunk
+        return iter(self.chunks)
 
     def close(self) -> None:
         self.cycle.close()
         self.receiver.finish()
 
 
-def poll(ctx: SessionRequest, req: falcon.Request, wrap: Wrap) -> PollBody:
+def poll(ctx: SessionRequest, req: falcon.Request, resp: falcon.Response, wrap: Wrap) -> None:
     """Wait for one frame (or the heartbeat) and answer it.
 
     What the frame carries stays queued, pending, until the session's next
     receiver arrives: the client polls again only once it has this answer.
     """
-    runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env), poll=True)
-    transport = HttpTransport(receiver, wrap, once=True)
-    cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
+    receiver, transport, cycle = _start(ctx, req, wrap, once=True)
     try:
-        for _ in cycle:
-            if transport.out:
-                return PollBody(receiver, cycle, transport.out[0])
-        raise AssertionError("a poll's cycle always answers")  # pragma: no cover
+        while not transport.out:
+            next(cycle)
     except BaseException:
-        cycle.close()
-        receiver.finish()
+        Body(receiver, cycle, ()).close()
         raise
+    chunk = transport.out[0]
+    resp.set_header("Content-Length", str(len(chunk)))
+    resp.stream = Body(receiver, cycle, [chunk])
 
 
-class StreamBody:
-    __slots__ = ("chunks", "receiver")
-
-    def __init__(self, receiver: Receiver, chunks: Iterator[bytes]) -> None:
-        self.receiver = receiver
-        self.chunks = chunks
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.chunks
-
-    def close(self) -> None:
-        self.receiver.finish()
-
-
-def stream(ctx: SessionRequest, req: falcon.Request, prelude: bytes, wrap: Wrap) -> StreamBody:
+def stream(ctx: SessionRequest, req: falcon.Request, resp: falcon.Response, prelude: bytes,
+           wrap: Wrap) -> None:
     """Frames as they come, until the response limit: then the client reconnects.
 
     The server's send_now, when it offers one, lets fan-out write frames to
     this stream while it waits, without waking it (see Receiver.express).
     """
+    receiver, transport, cycle = _start(ctx, req, wrap, once=False)
+    resp.stream = Body(receiver, cycle, _chunks(receiver, transport, cycle, prelude))
+
+
+def _start(ctx: SessionRequest, req: falcon.Request, wrap: Wrap,
+           *, once: bool) -> tuple[Receiver, HttpTransport, Iterator[None]]:
+    """The receiver, its transport and its cycle, run up to its first stop
+    (before the response starts: a Redis outage is a 503, not an empty stream)."""
     runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env))
-    transport = HttpTransport(receiver, wrap, once=False, limit=ctx.response_limit,
-                              send_now=send_now(req.env))
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env), poll=once)
+    transport = HttpTransport(receiver, wrap, once=once, limit=ctx.response_limit,
+                              send_now=None if once else send_now(req.env))
     cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
-        # Up to the first write before the response starts, so that a Redis
-        # outage is a 503, not an empty stream.
         next(cycle)
     except BaseException:
-        cycle.close()
-        receiver.finish()
+        Body(receiver, cycle, ()).close()
         raise
-    return StreamBody(receiver, _chunks(receiver, transport, cycle, prelude))
+    return receiver, transport, cycle
 
 
 def _chunks(receiver: Receiver, transport: HttpTransport, cycle: Iterator[None],

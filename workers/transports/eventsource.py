@@ -12,4 +12,4 @@ from workers.transports.delivery import stream
 class EventSource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         session_headers(req, resp, ctx, "text/event-stream")
-        resp.stream = stream(ctx, req, EVENTSOURCE_PRELUDE, eventsource_chunk)
+        stream(ctx, req, resp, EVENTSOURCE_PRELUDE, eventsource_chunk)

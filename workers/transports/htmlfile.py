@@ -15,4 +15,4 @@ class HtmlFile:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         callback = callback_param(req)
         session_headers(req, resp, ctx, HTML, cross_origin=False)
-        resp.stream = stream(ctx, req, htmlfile_prelude(callback), htmlfile_chunk)
+        stream(ctx, req, resp, htmlfile_prelude(callback), htmlfile_chunk)

@@ -17,9 +17,7 @@ class JsonpPolling:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         callback = callback_param(req)
         session_headers(req, resp, ctx, JAVASCRIPT, cross_origin=False)
-        body = poll(ctx, req, lambda frame: jsonp_body(callback, frame))
-        resp.set_header("Content-Length", str(len(body.chunk)))
-        resp.stream = body
+        poll(ctx, req, resp, lambda frame: jsonp_body(callback, frame))
 
 
 class JsonpSend:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import falcon
-
 from session_store.items import text
 from workers.transports.context import SessionRequest
 from workers.transports.events import Closing, Event, Messages
 from workers.transports.receiver import Receiver
-from workers.transports.websocket_session import (
-    WebSocketTransport,
-    open_websocket,
-    serve_session,
-)
+from workers.transports.websocket_session import WebSocketResource, WebSocketTransport
 
 
 class RawWebSocketTransport(WebSocketTransport):
@@ -26,14 +20,9 @@ class RawWebSocketTransport(WebSocketTransport):
         # Opened and Heartbeat have no raw equivalent (the websocket layer pings).
 
 
-class RawWebSocket:
-    def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
-        ws = open_websocket(req, resp, ctx)
-        if ws is None:
-            return
+class RawWebSocket(WebSocketResource):
+    transport = RawWebSocketTransport
 
-        def on_texts(receiver: Receiver, texts: list[str]) -> bool:
-            ctx.runtime.dispatcher.messages(ctx.service, receiver.key, texts)
-            return True
-
-        serve_session(ctx, req, RawWebSocketTransport(ws), on_texts)
+    def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
+        ctx.runtime.dispatcher.messages(ctx.service, receiver.key, texts)
+        return True

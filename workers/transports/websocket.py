@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import falcon
-
 from workers.sockjs.framing import frame_of
 from workers.sockjs.payload import PayloadError, decode_messages
 from workers.transports.context import SessionRequest
 from workers.transports.events import Closing, Event
 from workers.transports.receiver import Receiver
-from workers.transports.websocket_session import (
-    WebSocketTransport,
-    open_websocket,
-    serve_session,
-)
+from workers.transports.websocket_session import WebSocketResource, WebSocketTransport
 
 
 class SockJSWebSocketTransport(WebSocketTransport):
@@ -23,24 +17,19 @@ class SockJSWebSocketTransport(WebSocketTransport):
             self.ws.close(event.close.code, event.close.reason)
 
 
-class SessionWebSocket:
-    def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
-        ws = open_websocket(req, resp, ctx)
-        if ws is None:
-            return
+class SessionWebSocket(WebSocketResource):
+    transport = SockJSWebSocketTransport
 
-        def on_texts(receiver: Receiver, texts: list[str]) -> bool:
-            messages: list[str] = []
-            for text in texts:
-                if not text:
-                    continue  # empty frames are ignored
-                try:
-                    messages += decode_messages(text)
-                except PayloadError:
-                    # Broken JSON closes the connection, after what came before it.
-                    ctx.runtime.dispatcher.messages(ctx.service, receiver.key, messages)
-                    return False
-            ctx.runtime.dispatcher.messages(ctx.service, receiver.key, messages)
-            return True
-
-        serve_session(ctx, req, SockJSWebSocketTransport(ws), on_texts)
+    def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
+        messages: list[str] = []
+        ok = True
+        for text in texts:
+            if not text:
+                continue  # empty frames are ignored
+            try:
+                messages += decode_messages(text)
+            except PayloadError:
+                ok = False  # broken JSON closes the connection, after what came before it
+                break
+        ctx.runtime.dispatcher.messages(ctx.service, receiver.key, messages)
+        return ok

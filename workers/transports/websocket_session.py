@@ -64,6 +64,23 @@ class WebSocketTransport:
         return True
 
 
+class WebSocketResource:
+    """GET: a websocket carrying a fresh session. Subclasses say how events are
+    written (transport) and what the messages of one read mean (on_texts)."""
+
+    transport: type[WebSocketTransport] = WebSocketTransport
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
+        ws = open_websocket(req, resp, ctx)
+        if ws is not None:
+            serve_session(ctx, req, self.transport(ws),
+                          lambda receiver, texts: self.on_texts(ctx, receiver, texts))
+
+    def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
+        """Hand the messages of one read to the handler; False closes the connection."""
+        raise NotImplementedError
+
+
 def origin_allowed(req: falcon.Request, allowed: tuple[str, ...]) -> bool:
     if "*" in allowed:
         return True

@@ -14,9 +14,7 @@ from workers.transports.sending import body_text, deliver_text
 class XhrPolling:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         session_headers(req, resp, ctx, JAVASCRIPT)
-        body = poll(ctx, req, xhr_chunk)
-        resp.set_header("Content-Length", str(len(body.chunk)))
-        resp.stream = body
+        poll(ctx, req, resp, xhr_chunk)
 
     def on_options(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         preflight(req, resp, "OPTIONS, POST")

@@ -14,6 +14,6 @@ from workers.transports.xhr import XhrPolling
 class XhrStreaming:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         session_headers(req, resp, ctx, JAVASCRIPT)
-        resp.stream = stream(ctx, req, XHR_STREAMING_PRELUDE, xhr_chunk)
+        stream(ctx, req, resp, XHR_STREAMING_PRELUDE, xhr_chunk)
 
     on_options = XhrPolling.on_options

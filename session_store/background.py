@@ -1,0 +1,43 @@
+"""A process's background greenlets (reaper, liveness, acknowledgements): each
+runs its step again and again; a Redis outage is logged, never fatal."""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+
+from session_store.errors import StoreUnavailable
+
+log = logging.getLogger("sockhop.background")
+
+
+class Background:
+    name = "background task"
+
+    def __init__(self) -> None:
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def step(self) -> object:
+        raise NotImplementedError
+
+    def pause(self) -> None:
+        """Until the next step."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.step()
+            except StoreUnavailable as exc:
+                log.warning("%s: Redis unavailable (%s)", self.name, exc)
+            except Exception:
+                log.exception("%s failed", self.name)
+            self.pause()
