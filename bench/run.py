@@ -1,7 +1,7 @@
 """sockhop vs sockjs-node 0.3.24 vs sockjs-tornado 1.0.7, side by side on this machine.
 
     python bench/run.py [--quick] [--only NAME[,NAME]] [--runs 3]
-                        [--servers sockhop,node,tornado]
+                        [--servers sockhop,node,tornado,sockhop@REV]
 
 Installs what it needs (uvloop for the generator from PyPI; sockjs@0.3.24 into
 bench/node/node_modules; sockjs-tornado 1.0.7 and Tornado from PyPI into a private
@@ -10,6 +10,18 @@ and run starts each server fresh, pinned to core 0 (sockhop's Redis too: the
 whole server side gets one core), with the load generator pinned to core 1.
 Prints a table of medians and writes every raw figure to
 bench/results/<timestamp>.json.
+
+`sockhop` is the code of this checkout (`python -m workers.cli serve` run from the
+repository root). `sockhop@REV` (any git revision: a commit, tag or branch) is sockhop as
+of REV, run the same way from a detached git worktree, bench/baselines/<commit>
+(gitignored; made once with `git worktree add --detach`, then reused), so that a change
+is measured before and after in one sitting:
+
+    python bench/run.py --runs 3 --servers sockhop,sockhop@3e7efb2
+
+It gets its own columns and Redis command counts, and a ratio sockhop/sockhop@REV.
+The JSON records the commit each sockhop column ran (meta.sockhop_code, and
+sockhop_commit in every run).
 """
 
 from __future__ import annotations
@@ -46,8 +58,11 @@ TORNADO_VENV = TORNADO_DIR / "venv"
 TORNADO_PYTHON = TORNADO_VENV / "bin" / "python"
 SOCKJS_TORNADO_VERSION = "1.0.7"
 TORNADO_VERSION = "6.6.1"  # the newest 6.x; sockjs-tornado 1.0.7 (2020) works with it
+BASELINES_DIR = BENCH_DIR / "baselines"  # git worktrees of earlier revisions (gitignored)
 KINDS = ("sockhop", "node", "tornado")
 KIND_LABELS = {"sockhop": "sockhop", "node": "sockjs-node", "tornado": "sockjs-tornado"}
+BASELINE_PREFIX = "sockhop@"  # sockhop@REV: sockhop as of git revision REV
+SERVER_PACKAGES = ("workers", "session_store")  # sockhop's server code
 SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 
@@ -112,6 +127,66 @@ def ensure_sockjs_tornado() -> dict[str, str]:
     return tornado_versions()
 
 
+def is_sockhop(kind: str) -> bool:
+    """`sockhop` or `sockhop@REV`: a column of sockhop's own code, with its Redis."""
+    return kind == "sockhop" or kind.startswith(BASELINE_PREFIX)
+
+
+def parse_servers(text: str) -> list[str]:
+    """The --servers list in column order: sockhop, its earlier revisions, the references."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in KINDS and not (
+        n.startswith(BASELINE_PREFIX) and len(n) > len(BASELINE_PREFIX))]
+    if bad or not names:
+        raise ValueError(f"choose from {', '.join(KINDS)}, {BASELINE_PREFIX}<git revision>")
+    return sorted(names, key=lambda n: 1 if n.startswith(BASELINE_PREFIX)
+                  else 0 if n == "sockhop" else 1 + KINDS.index(n))
+
+
+def git(*args: str, cwd: Path = REPO) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} (in {cwd}): {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Code:
+    """The sockhop code a column runs: a repository root and the commit checked out there."""
+
+    revision: str  # as given after "sockhop@"; "HEAD" for this checkout
+    commit: str
+    root: Path
+    dirty: bool  # uncommitted changes to the server code (SERVER_PACKAGES) in root
+
+    def record(self) -> dict[str, Any]:
+        return {"revision": self.revision, "commit": self.commit,
+                "root": str(self.root.relative_to(REPO)) if self.root != REPO else ".",
+                "uncommitted_changes": self.dirty}
+
+
+def sockhop_code(kind: str) -> Code:
+    """This checkout for `sockhop`; for `sockhop@REV` a detached worktree of REV, made once."""
+    revision = kind.removeprefix(BASELINE_PREFIX) if kind != "sockhop" else "HEAD"
+    commit = git("rev-parse", "--verify", "--end-of-options", f"{revision}^{{commit}}")
+    root = REPO
+    if kind != "sockhop":
+        root = BASELINES_DIR / commit[:12]
+        if not root.exists():
+            log(f"git worktree add --detach {root.relative_to(REPO)} {commit[:12]} ({kind})")
+            git("worktree", "add", "--detach", str(root), commit)
+        if (Path(git("rev-parse", "--show-toplevel", cwd=root)).resolve() != root
+                or git("rev-parse", "HEAD", cwd=root) != commit):
+            raise SystemExit(f"{root} is not a worktree at {commit}: remove it (git worktree "
+                             f"remove --force {root}; rm -r if git does not know it) and "
+                             "run again")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *SERVER_PACKAGES,
+                     cwd=root))
+    if dirty and kind != "sockhop":
+        log(f"warning: {root.relative_to(REPO)} has uncommitted changes: {kind} is not {commit}")
+    return Code(revision, commit, root, dirty)
+
+
 def pinned(core: str, argv: list[str]) -> list[str]:
     if shutil.which("taskset") is None:
         raise SystemExit("taskset not found (util-linux): servers and generator must be pinned")
@@ -122,12 +197,13 @@ def pinned(core: str, argv: list[str]) -> list[str]:
 
 
 class Process:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
+                 cwd: Path = REPO) -> None:
         self.name = name
         self.log_path = log_path
         self.log_file = log_path.open("ab")
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self.log_file,
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self.log_file,
             stderr=subprocess.STDOUT, start_new_session=True,  # its own process group
         )
 
@@ -206,7 +282,7 @@ class Redis:
 class Server:
     """One running server under test."""
 
-    kind: str  # "sockhop" | "node" | "tornado"
+    kind: str  # "sockhop" | "sockhop@REV" | "node" | "tornado"
     port: int
     process: Process
     redis: Redis | None
@@ -216,21 +292,23 @@ class Server:
         return [self.process.pid]
 
 
-def start_server(kind: str, redis: Redis, log_dir: Path, heartbeat: float | None,
-                 tag: str) -> Server:
+def start_server(kind: str, code: Code | None, redis: Redis, log_dir: Path,
+                 heartbeat: float | None, tag: str) -> Server:
+    """Start one server; `code` says where sockhop's code is (None for the references)."""
     port = free_port()
     env = dict(os.environ)
     log_path = log_dir / f"{tag}-{kind}.log"
-    if kind == "sockhop":
+    if code is not None:
         redis.reset()
         env.update(SOCKHOP_REDIS_URL=f"redis://127.0.0.1:{redis.port}/0",
                    SOCKHOP_LOG_LEVEL="warning")
         if heartbeat is not None:
             env["SOCKHOP_HEARTBEAT_DELAY"] = str(heartbeat)
-        sockhop = shutil.which("sockhop")
-        cmd = [sockhop] if sockhop else [sys.executable, "-m", "workers.cli"]
-        argv = [*cmd, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--examples"]
-        process = Process("sockhop", pinned(SERVER_CORE, argv), env, log_path)
+        # `-m` from the root puts that root's workers/ first on sys.path; the `sockhop`
+        # script of an editable install would run the installed checkout's code instead.
+        argv = [sys.executable, "-m", "workers.cli", "serve", "--bind", f"127.0.0.1:{port}",
+                "--workers", "1", "--examples"]
+        process = Process(kind, pinned(SERVER_CORE, argv), env, log_path, cwd=code.root)
         server = Server(kind, port, process, redis)
     elif kind == "tornado":
         argv = [str(TORNADO_PYTHON), str(TORNADO_DIR / "server.py"), str(port)]
@@ -248,7 +326,7 @@ def start_server(kind: str, redis: Redis, log_dir: Path, heartbeat: float | None
         server = Server(kind, port, process, None)
     # The info endpoint answering means the app (and sockhop's Redis link) is up.
     wait_http(f"http://127.0.0.1:{port}/echo/info", process)
-    if kind == "sockhop":
+    if code is not None:
         time.sleep(0.5)  # the worker's wake-up subscription and reaper are started
     return server
 
@@ -273,7 +351,7 @@ class Bench:
     metrics: list[Metric]
     cost_key: str = ""  # where the window's CPU figures are, "" for the top level
     heartbeat: float | None = None
-    redis_counts: bool = False  # count Redis commands per operation (sockhop)
+    redis_counts: bool = False  # count Redis commands per operation (sockhop's columns)
     timeout: Callable[[bool], float] = field(default=lambda quick: 120.0)
 
 
@@ -389,10 +467,10 @@ def wait_quiet(limit: float, patience: float) -> float:
     return load
 
 
-def one_run(bench: Bench, kind: str, redis: Redis, quick: bool, log_dir: Path,
-            tag: str) -> dict[str, Any]:
-    source = source_digest() if kind == "sockhop" else ""
-    server = start_server(kind, redis, log_dir, bench.heartbeat, tag)
+def one_run(bench: Bench, kind: str, code: Code | None, redis: Redis, quick: bool,
+            log_dir: Path, tag: str) -> dict[str, Any]:
+    source = source_digest(code.root) if code is not None else ""
+    server = start_server(kind, code, redis, log_dir, bench.heartbeat, tag)
     try:
         started = time.monotonic()
         try:
@@ -402,8 +480,9 @@ def one_run(bench: Bench, kind: str, redis: Redis, quick: bool, log_dir: Path,
         result["wall_s"] = time.monotonic() - started
         result["server_alive"] = server.process.alive()
         result["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
-        if source:
+        if code is not None:
             result["sockhop_source"] = source
+            result["sockhop_commit"] = code.commit
     finally:
         server.process.stop()
     problems = server_log_problems(server.process)
@@ -430,13 +509,13 @@ def summarize(bench: Bench, runs: dict[str, list[dict[str, Any]]]) -> dict[str, 
     return summary
 
 
-def source_digest() -> str:
+def source_digest(root: Path) -> str:
     """A digest of sockhop's server code, so runs of different code are not mixed up."""
     digest = hashlib.sha256()
-    for package in ("workers", "session_store"):
-        for path in sorted((REPO / package).rglob("*")):
+    for package in SERVER_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
             if path.suffix in (".py", ".lua") and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(REPO)).encode())
+                digest.update(str(path.relative_to(root)).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -454,14 +533,13 @@ def pct(value: float | None) -> str:
 
 
 def ratios(bench: Bench, summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """sockhop's median over each other server's, metric by metric."""
+    """sockhop's median over each other column's (earlier revisions, references), by metric."""
     out: dict[str, dict[str, float | None]] = {}
     sh = summary.get("sockhop")
     if sh is None:
         return out
-    for kind in KINDS[1:]:
-        other = summary.get(kind)
-        if other is None:
+    for kind, other in summary.items():
+        if kind == "sockhop":
             continue
         pair: dict[str, float | None] = {}
         for metric in bench.metrics:
@@ -472,11 +550,11 @@ def ratios(bench: Bench, summary: dict[str, Any]) -> dict[str, dict[str, float |
 
 
 def table(results: dict[str, Any]) -> str:
-    kinds = [k for k in KINDS if any(k in d["median"] for d in results.values())]
-    pairs = [k for k in kinds[1:] if "sockhop" in kinds]
+    kinds = list(dict.fromkeys(k for d in results.values() for k in d["median"]))
+    pairs = [k for k in kinds if k != "sockhop"] if "sockhop" in kinds else []
     short = "/".join(kinds)
-    server_cpu = " / ".join("sockhop+Redis" if k == "sockhop" else k for k in kinds)
-    rows = ["| benchmark | metric | " + " | ".join(KIND_LABELS[k] for k in kinds) + " | "
+    server_cpu = " / ".join(f"{k}+Redis" if is_sockhop(k) else k for k in kinds)
+    rows = ["| benchmark | metric | " + " | ".join(KIND_LABELS.get(k, k) for k in kinds) + " | "
             + "".join(f"ratio sockhop/{k} | " for k in pairs)
             + f"generator CPU ({short}) | server CPU ({server_cpu}) "
             f"| other load on the machine ({short}) |",
@@ -495,7 +573,7 @@ def table(results: dict[str, Any]) -> str:
         gen = cpu("gen_cpu_frac")
         server = " / ".join(
             f"{pct(p.get(cost + 'server_cpu_frac'))}+{pct(p.get(cost + 'redis_cpu_frac'))}"
-            if k == "sockhop" else pct(p.get(cost + "server_cpu_frac"))
+            if is_sockhop(k) else pct(p.get(cost + "server_cpu_frac"))
             for k, p in zip(kinds, per, strict=True))
         other = cpu("other_cpu_frac")
         for i, metric in enumerate(bench.metrics):
@@ -520,24 +598,28 @@ def redis_table(results: dict[str, Any]) -> str:
              "burst_costs.redis_calls_per_message")):
         if name not in results:
             continue
-        runs = [dig(r, key) for r in results[name]["runs"].get("sockhop", [])]
-        runs = [r for r in runs if r is not None]  # {}: no Redis command at all
-        if not runs:
-            continue
-        names = sorted({n for r in runs for n in r}, key=lambda n: -runs[0].get(n, 0))
-        med = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in names}
-        top = ", ".join(f"{n} {med[n]:.2f}" for n in names if med[n] >= 0.01) or "none"
-        background = [r.get("redis_background_calls_per_s") for r in
-                      (dig(run, key.rpartition(".")[0]) if "." in key else run
-                       for run in results[name]["runs"].get("sockhop", []))]
-        background = [b for b in background if b is not None]
-        idle = f"{statistics.median(background):,.1f}" if background else "—"
-        rows.append(f"| {name} | per {per} | {sum(med.values()):.2f} | {top} | {idle} |")
+        for kind, kind_runs in results[name]["runs"].items():
+            if not is_sockhop(kind):
+                continue
+            runs = [dig(r, key) for r in kind_runs]
+            runs = [r for r in runs if r is not None]  # {}: no Redis command at all
+            if not runs:
+                continue
+            names = sorted({n for r in runs for n in r}, key=lambda n: -runs[0].get(n, 0))
+            med = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in names}
+            top = ", ".join(f"{n} {med[n]:.2f}" for n in names if med[n] >= 0.01) or "none"
+            background = [r.get("redis_background_calls_per_s") for r in
+                          (dig(run, key.rpartition(".")[0]) if "." in key else run
+                           for run in kind_runs)]
+            background = [b for b in background if b is not None]
+            idle = f"{statistics.median(background):,.1f}" if background else "—"
+            rows.append(f"| {name} | per {per} | {kind} | {sum(med.values()):.2f} | {top} "
+                        f"| {idle} |")
     if not rows:
         return ""
-    return "\n".join(["| benchmark | unit | Redis commands (all, incl. inside Lua) | by command "
-                      "| idle server's commands/s (subtracted) |",
-                      "|---|---|---:|---|---:|", *rows])
+    return "\n".join(["| benchmark | unit | server | Redis commands (all, incl. inside Lua) "
+                      "| by command | idle server's commands/s (subtracted) |",
+                      "|---|---|---|---:|---|---:|", *rows])
 
 
 def report(meta: dict[str, Any], results: dict[str, Any], out_path: Path,
@@ -549,18 +631,23 @@ def report(meta: dict[str, Any], results: dict[str, Any], out_path: Path,
         f"(Tornado {meta.get('tornado') or '—'}); "
         f"generator loop: {'uvloop' if meta['uvloop'] else 'asyncio'}",
         f"medians of {meta['runs']} run(s); server + its Redis pinned to core {SERVER_CORE}, "
-        f"generator to core {GENERATOR_CORE}; sockhop source digest "
-        f"{', '.join(meta['sockhop_sources']) or '—'}",
+        f"generator to core {GENERATOR_CORE}",
+        *(f"{kind}: commit {code['commit'][:12]}"
+          + (" + uncommitted changes" if code["uncommitted_changes"] else "")
+          + f" in {code['root']}, source digest {', '.join(code['sources']) or '—'}"
+          for kind, code in meta["sockhop_code"].items()),
         "",
         table(results),
     ]
-    if len(meta["sockhop_sources"]) > 1:
-        lines += ["", "!! sockhop's code changed during the run: runs mix "
-                  f"{len(meta['sockhop_sources'])} versions (see sockhop_source per run)"]
+    for kind, code in meta["sockhop_code"].items():
+        if len(code["sources"]) > 1:
+            lines += ["", f"!! {kind}'s code changed during the run: runs mix "
+                      f"{len(code['sources'])} versions (see sockhop_source per run)"]
     redis_rows = redis_table(results)
     if redis_rows:
-        lines += ["", "Redis commands per operation (sockhop; INFO commandstats, commands "
-                  "run inside Lua included, the idle server's own traffic subtracted):", "",
+        lines += ["", "Redis commands per operation (sockhop's columns; INFO commandstats, "
+                  "commands run inside Lua included, the idle server's own traffic "
+                  "subtracted):", "",
                   redis_rows]
     for name, data in results.items():
         for kind, summary in data["median"].items():
@@ -618,12 +705,14 @@ def main() -> int:
                              "machine to fall under 0.3 cores (default: don't wait)")
     parser.add_argument("--servers", default=",".join(KINDS),
                         help="comma list of the servers to run (default: "
-                             + ",".join(KINDS) + ")")
+                             + ",".join(KINDS) + "); sockhop@REV is sockhop as of git "
+                             "revision REV, from a worktree in bench/baselines/, e.g. "
+                             "--servers sockhop,sockhop@3e7efb2")
     args = parser.parse_args()
-    kinds_run = [k for k in KINDS if k in {n.strip() for n in args.servers.split(",")}]
-    unknown_kinds = {n.strip() for n in args.servers.split(",") if n.strip()} - set(KINDS)
-    if unknown_kinds or not kinds_run:
-        parser.error(f"--servers: choose from {', '.join(KINDS)}")
+    try:
+        kinds_run = parse_servers(args.servers)
+    except ValueError as exc:
+        parser.error(f"--servers: {exc}")
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     only = {n.strip() for n in args.only.split(",") if n.strip()}
     unknown = only - {b.name for b in BENCHES}
@@ -631,6 +720,7 @@ def main() -> int:
         parser.error(f"unknown benchmark {sorted(unknown)[0]!r}")
     benches = [b for b in BENCHES if not only or b.name in only]
 
+    codes = {kind: sockhop_code(kind) for kind in kinds_run if is_sockhop(kind)}
     has_uvloop = ensure_uvloop()
     if "node" in kinds_run:
         ensure_sockjs_node()
@@ -646,7 +736,8 @@ def main() -> int:
     redis = Redis(log_dir)
     meta.update(redis=redis.version, uvloop=has_uvloop, runs=runs, quick=args.quick,
                 command=" ".join(["python", "bench/run.py", *sys.argv[1:]]), started=stamp,
-                sockjs_node=SOCKJS_NODE_VERSION, servers=kinds_run, **tornado)
+                sockjs_node=SOCKJS_NODE_VERSION, servers=kinds_run,
+                sockhop_code={kind: code.record() for kind, code in codes.items()}, **tornado)
     results: dict[str, Any] = {}
     out_path = RESULTS_DIR / f"{stamp}.json"
     t_start = time.monotonic()
@@ -662,8 +753,8 @@ def main() -> int:
                     log(f"{bench.name} run {n + 1}/{runs}: {kind}")
                     if args.wait_quiet:
                         wait_quiet(0.3, args.wait_quiet)
-                    result = one_run(bench, kind, redis, args.quick, log_dir,
-                                     f"{bench.name}-{n + 1}")
+                    result = one_run(bench, kind, codes.get(kind), redis, args.quick,
+                                     log_dir, f"{bench.name}-{n + 1}")
                     if "failed" in result:
                         log(f"  FAILED: {result['failed'][-500:]}")
                     elif result.get("errors"):
@@ -677,9 +768,9 @@ def main() -> int:
     finally:
         redis.process.stop()
     meta["wall_s"] = round(time.monotonic() - t_start, 1)
-    sources = sorted({r["sockhop_source"] for data in results.values()
-                      for r in data["runs"].get("sockhop", []) if "sockhop_source" in r})
-    meta["sockhop_sources"] = sources
+    for kind, code in meta["sockhop_code"].items():
+        code["sources"] = sorted({r["sockhop_source"] for data in results.values()
+                                  for r in data["runs"].get(kind, []) if "sockhop_source" in r})
     out_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     text = report(meta, results, out_path, log_dir)
     out_path.with_suffix(".md").write_text(text)
