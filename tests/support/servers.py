@@ -221,6 +221,9 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
 
 # -- sockhop --
 
+# What each sockhop worker logs once it accepts connections (workers/httpserver/worker.py).
+WORKER_ACCEPTING = "Accepting connections (pid: "
+
 
 def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings.
@@ -267,7 +270,24 @@ def start_sockhop_processes(
         )
         addresses.append((LOCALHOST, port))
     wait_http_ready(procs, addresses, "/echo/info")
+    wait_workers_accepting(procs, workers)
     return procs, addresses
+
+
+def wait_workers_accepting(
+    procs: Sequence[ManagedProcess], workers: int, timeout: float = READY_TIMEOUT
+) -> None:
+    """Every worker of each process is in its accept loop. One answer proves only one
+    worker: another may still be booting, holding the listening socket and serving nothing."""
+    try:
+        wait_for(
+            lambda: all(p.log_text().count(WORKER_ACCEPTING) >= workers for p in procs),
+            timeout,
+            interval=0.05,
+            message=f"{workers} workers accepting in each of {[p.name for p in procs]}",
+        )
+    except WaitTimeout as exc:
+        raise StartupError(f"{exc}\n" + "\n".join(p.describe() for p in procs)) from None
 
 
 # -- sockjs-node (reference) --
