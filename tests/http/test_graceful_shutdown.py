@@ -1,11 +1,14 @@
 """SIGTERM to a `sockhop serve` process: it takes no new connection from the
 first moment (gunicorn's gevent worker would go on accepting for up to a
-second), while what it holds still gets a complete answer.
+second), resets none it has queued, and what it holds still gets a complete
+answer.
 
 Why it matters: a request accepted by a draining process is answered by a
-process that is letting go of its sessions (a receiver there is refused), and
-as long as any of its workers still listens, a restarted process cannot bind
-the port and a balancer keeps sending it traffic.
+process that is letting go of its sessions (a receiver there is refused); as
+long as any of its workers still listens, a restarted process cannot bind the
+port and a balancer keeps sending it traffic; and a connection reset after a
+proxy sent a POST on it becomes a 502, which sockjs-client takes as the end of
+the session.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ ENDED_WITHIN = 1.0
 
 def probe(target: Deployment) -> str:
     """A new connection asking for /echo/info: 'answered', 'refused', or 'dropped'
-    (reset or closed unanswered: taken by the backlog, never served)."""
+    (reset or closed unanswered: queued on the listening socket, never served)."""
     try:
         http.get(target, "/echo/info", timeout=2.0)
     except ConnectionRefusedError:
@@ -95,6 +98,9 @@ def test_sigterm_refuses_new_connections_at_once_and_finishes_held_streams(
             if not refused
             else f"refused only {refused[0] * 1000:.0f} ms after SIGTERM: {trace}"
         )
+        # Refused or served, never reset: a proxy retries a refused connection on
+        # another process, not a POST it has sent (nginx answers 502).
+        assert "dropped" not in [outcome for _, outcome in probes], f"connections reset: {trace}"
 
         for session, stream in zip(sessions, streams, strict=True):
             # The drain ends each stream with its final chunk (else read_to_end raises).

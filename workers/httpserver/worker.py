@@ -55,11 +55,18 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         gevent.get_hub().loop.run_callback_threadsafe(self._stop)
 
     def _stop(self) -> None:
-        """Close the listeners (once the master and every worker have, the port refuses
-        connections and a new process can bind it), then wake whoever waits on
-        `stopping`. Idempotent."""
+        """Close the listeners, then wake whoever waits on `stopping`. Idempotent.
+
+        Once the master and every worker have closed it, the port refuses connections:
+        a balancer moves on to another process, a new process can bind the port. But
+        the kernel resets what is still queued on a listening socket when its last
+        holder closes it, requests a proxy has already sent (for a POST, nginx answers
+        502 and does not retry). So first take what is queued: served as usual, the
+        last connections of this worker."""
         for server in self._servers:
             if not server.closed:
+                while not server.full() and (queued := server.do_read()) is not None:
+                    server.do_handle(*queued)  # do_read: None once the queue is empty
                 server.close()
         self.stopping.set()
 
