@@ -153,6 +153,13 @@ class ProcessRegistry:
         self.processes.append(proc)
         return proc
 
+    def restart(self, proc: ManagedProcess, grace: float) -> ManagedProcess:
+        """SIGTERM, up to grace for it to exit by itself (then SIGKILL), and the same
+        command started again (same port, environment, directory) under a new log.
+        The old process's popen.returncode says whether it exited by itself."""
+        self.stop([proc], grace)
+        return self.start(proc.name, proc.argv, env=proc.env, cwd=proc.cwd)
+
     def stop(self, procs: Sequence[ManagedProcess], grace: float = 5.0) -> None:
         stop_all(procs, grace)
         for proc in procs:
@@ -272,6 +279,23 @@ def start_sockhop_processes(
     wait_http_ready(procs, addresses, "/echo/info")
     wait_workers_accepting(procs, workers)
     return procs, addresses
+
+
+def restart_sockhop(
+    registry: ProcessRegistry,
+    proc: ManagedProcess,
+    address: tuple[str, int],
+    *,
+    workers: int,
+    grace: float = 15.0,
+) -> ManagedProcess:
+    """A rolling-restart step: graceful stop (drain), then the same `sockhop serve` on the
+    same port, returned once every worker accepts. grace exceeds gunicorn's graceful_timeout
+    (10 s), so a SIGKILL (returncode -9 on the old process) means the drain hung."""
+    new = registry.restart(proc, grace)
+    wait_http_ready([new], [address], "/echo/info")
+    wait_workers_accepting([new], workers)
+    return new
 
 
 def wait_workers_accepting(
