@@ -5,6 +5,7 @@ stops the moment shutdown starts."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from functools import partial
 from typing import Any
@@ -65,8 +66,9 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         last connections of this worker."""
         for server in self._servers:
             if not server.closed:
-                while not server.full() and (queued := server.do_read()) is not None:
-                    server.do_handle(*queued)  # do_read: None once the queue is empty
+                with contextlib.suppress(OSError):  # best effort (EMFILE...): close anyway
+                    while not server.full() and (queued := server.do_read()) is not None:
+                        server.do_handle(*queued)  # do_read: None once the queue is empty
                 server.close()
         self.stopping.set()
 
