@@ -114,6 +114,17 @@
     return null;
   };
 
+  // Why the first closed client of several closed, or null.
+  function firstBrokenReason(clients) {
+    for (var c = 0; c < clients.length; c++) {
+      var reason = clients[c].brokenReason();
+      if (reason) {
+        return reason;
+      }
+    }
+    return null;
+  }
+
   Client.prototype.close = function () {
     try {
       this.sock.close();
@@ -196,15 +207,7 @@
       opts.transports.forEach(function (transport, index) {
         clients.push(new Client(hub, opts.SockJS, opts.url, transport, opts.sessionPrefix + '-' + index));
       });
-      var broken = function () {
-        for (var c = 0; c < clients.length; c++) {
-          var reason = clients[c].brokenReason();
-          if (reason) {
-            return reason;
-          }
-        }
-        return null;
-      };
+      var broken = function () { return firstBrokenReason(clients); };
       await hub.waitFor('every client open', function () {
         return clients.every(function (c) { return c.opened; });
       }, deadline, broken);
@@ -250,18 +253,9 @@
         client.sent = [];
         clients.push(client);
       });
-      var anyBroken = function () {
-        for (var c = 0; c < clients.length; c++) {
-          var reason = clients[c].brokenReason();
-          if (reason) {
-            return reason;
-          }
-        }
-        return null;
-      };
       await hub.waitFor('every client open', function () {
         return clients.every(function (c) { return c.opened; });
-      }, started + opts.timeoutMs, anyBroken);
+      }, started + opts.timeoutMs, function () { return firstBrokenReason(clients); });
       await opts.onReady(clients.map(function (c) { return c.sessionIds; }));
       result.stage = 'sending';
       var stop = false;
