@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .deployment import ClientDeployment
 from .payloads import describe_mismatch
 
 
-def _proxy_diagnostics(deployment: ClientDeployment | None, session_ids: list[str]) -> list[str]:
-    """The sessions' failed requests as nginx saw them, and nginx's own errors."""
+def _proxy_diagnostics(
+    deployment: ClientDeployment | None, session_ids: list[str], ignore: Sequence[str] = ()
+) -> list[str]:
+    """The sessions' failed requests as nginx saw them, and nginx's own errors (but those
+    containing `ignore`)."""
     if deployment is None:
         return []
     by_session = deployment.session_requests()
@@ -19,7 +23,7 @@ def _proxy_diagnostics(deployment: ClientDeployment | None, session_ids: list[st
     failed = [r for r in requests if r.status >= 400]
     for r in failed[:20]:
         lines.append(f"  {r.status} {r.method} {r.uri[:120]} upstream={r.upstream}")
-    errors = deployment.nginx_errors()
+    errors = deployment.nginx_errors(ignore=ignore)
     if errors:
         lines.append("nginx error.log (warn and worse):\n" + errors)
     return lines
@@ -159,5 +163,6 @@ def assert_live_sessions(
             if mismatch:
                 problems.append(f"{name}: {mismatch}")
     if problems:
-        proxy = _proxy_diagnostics(deployment, session_ids)
+        # Processes refuse connections while they restart; nginx tries the next one.
+        proxy = _proxy_diagnostics(deployment, session_ids, ignore=["(111: Connection refused)"])
         raise AssertionError("\n".join(["live sessions:", *problems, *details, *proxy]))

@@ -76,8 +76,8 @@ class ClientDeployment(Deployment):
         """The other origin: same nginx, another port, serving only the page and scripts."""
         return f"http://{self.host}:{self.page_port}"
 
-    def nginx_errors(self, tail: int = 4000) -> str:
-        """The end of nginx's error log (warnings and errors only)."""
+    def nginx_errors(self, tail: int = 4000, ignore: Sequence[str] = ()) -> str:
+        """The end of nginx's error log (warnings and errors only, none containing `ignore`)."""
         assert self.access_log is not None
         path = self.access_log.with_name("error.log")
         if not path.exists():
@@ -86,6 +86,7 @@ class ClientDeployment(Deployment):
             line
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
             if "[info]" not in line and "[notice]" not in line
+            and not any(text in line for text in ignore)
         ]
         return "\n".join(lines)[-tail:]
 
