@@ -16,6 +16,7 @@ SOCKHOP_TEST_REFERENCE_EXTRAS=1.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ TARGET_MODES = ("sockhop", "sockjs-node", "sockjs-node-roundrobin")
 
 
 _LOG_OFFSETS = pytest.StashKey[dict[str, int]]()
+_own_names = itertools.count()
 
 
 def target_mode() -> str:
@@ -160,6 +162,16 @@ def fast_target(
 ) -> Deployment:
     """Like target, with 1 s heartbeat and disconnect delays and a 4 KiB body limit."""
     return _deployment(request, process_registry, deploy, "fast", request.param, FAST_ENV)
+
+
+@pytest.fixture
+def own_target(
+    request: pytest.FixtureRequest,
+    process_registry: ProcessRegistry,
+    deploy: Callable[..., Deployment],
+) -> Deployment:
+    """One sockhop process (default settings) for this test alone: for tests that stop it."""
+    return _deployment(request, process_registry, deploy, f"own{next(_own_names)}", "single")
 
 
 @pytest.fixture(scope="session")

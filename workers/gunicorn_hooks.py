@@ -1,9 +1,10 @@
 """gunicorn server hooks: per-process start-up after fork (incl. gc.freeze), and graceful drain.
 
-On SIGTERM gunicorn sets worker.alive = False and stops accepting; our
-watcher then ends every held poll and stream with a complete response and
-closes websockets with 1001, so clients reconnect to another process at once
-instead of getting a bare EOF at the graceful timeout.
+On SIGTERM the worker (workers/httpserver/worker.py) stops accepting at once
+and sets worker.stopping; our watcher then ends every held poll and stream
+with a complete response and closes websockets with 1001, so clients
+reconnect to another process at once instead of getting a bare EOF at the
+graceful timeout.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ def post_worker_init(worker: Any) -> None:
     gc.set_threshold(10_000, 50, 100)
 
     def watch() -> None:
-        while worker.alive:
-            gevent.sleep(0.1)
+        worker.stopping.wait()
         runtime.drain()
 
     gevent.spawn(watch)

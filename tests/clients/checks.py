@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .deployment import ClientDeployment
 from .payloads import describe_mismatch
 
 
-def _proxy_diagnostics(deployment: ClientDeployment | None, session_ids: list[str]) -> list[str]:
-    """The sessions' failed requests as nginx saw them, and nginx's own errors."""
+def _proxy_diagnostics(
+    deployment: ClientDeployment | None, session_ids: list[str], ignore: Sequence[str] = ()
+) -> list[str]:
+    """The sessions' failed requests as nginx saw them, and nginx's own errors (but those
+    containing `ignore`)."""
     if deployment is None:
         return []
     by_session = deployment.session_requests()
@@ -19,7 +23,7 @@ def _proxy_diagnostics(deployment: ClientDeployment | None, session_ids: list[st
     failed = [r for r in requests if r.status >= 400]
     for r in failed[:20]:
         lines.append(f"  {r.status} {r.method} {r.uri[:120]} upstream={r.upstream}")
-    errors = deployment.nginx_errors()
+    errors = deployment.nginx_errors(ignore=ignore)
     if errors:
         lines.append("nginx error.log (warn and worse):\n" + errors)
     return lines
@@ -116,3 +120,49 @@ def assert_spread_over_processes(
         f"{transport}: all {len(requests)} requests of the session went to {upstreams}; "
         f"nginx should have spread them: {summary}"
     )
+
+
+def assert_live_sessions(
+    results: dict[str, dict[str, Any]],
+    transports: list[str],
+    min_sent: int,
+    deployment: ClientDeployment | None = None,
+) -> None:
+    """Live runs (runLive), by driver name: every client on its transport stayed open
+    (no close event), sent at least min_sent messages, and got each echo back exactly
+    once, in order; the run was stopped by the test, not by its own time cap."""
+    problems: list[str] = []
+    details: list[str] = []
+    session_ids: list[str] = []
+    for driver, result in results.items():
+        if result.get("error"):
+            problems.append(f"{driver}: {result['error']}")
+        if result.get("stoppedBy") != "signal":
+            problems.append(f"{driver}: stopped by {result.get('stoppedBy')!r}, not by the test")
+        clients = result.get("clients") or []
+        if [c.get("requested") for c in clients] != transports:
+            problems.append(f"{driver}: clients {[c.get('requested') for c in clients]}")
+        for client in clients:
+            name = f"{driver} {client.get('requested')}"
+            sent: list[str] = client.get("sent") or []
+            received: list[str] = client.get("received") or []
+            ids = client.get("sessionIds") or []
+            session_ids += ids
+            details.append(f"{name}: sessions {ids}, events {client.get('events')}")
+            if client.get("used") != client.get("requested"):
+                problems.append(f"{name}: sockjs-client used {client.get('used')!r}")
+            close = client.get("closeEvent")
+            if close:
+                problems.append(
+                    f"{name}: session closed {close.get('code')} {close.get('reason')!r} "
+                    f"after {len(sent)} sent, {len(received)} received"
+                )
+            elif len(sent) < min_sent:
+                problems.append(f"{name}: sent only {len(sent)} messages, expected >= {min_sent}")
+            mismatch = describe_mismatch(sent, received)
+            if mismatch:
+                problems.append(f"{name}: {mismatch}")
+    if problems:
+        # Processes refuse connections while they restart; nginx tries the next one.
+        proxy = _proxy_diagnostics(deployment, session_ids, ignore=["(111: Connection refused)"])
+        raise AssertionError("\n".join(["live sessions:", *problems, *details, *proxy]))

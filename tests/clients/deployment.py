@@ -23,15 +23,16 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.procs import LOCALHOST, find_executable, free_port
+from support.procs import LOCALHOST, ManagedProcess, find_executable, free_port
 from support.servers import (
     REPO_ROOT,
     Deployment,
     ProcessRegistry,
+    restart_sockhop,
     start_redis,
     start_sockhop_processes,
     wait_http_ready,
@@ -75,8 +76,8 @@ class ClientDeployment(Deployment):
         """The other origin: same nginx, another port, serving only the page and scripts."""
         return f"http://{self.host}:{self.page_port}"
 
-    def nginx_errors(self, tail: int = 4000) -> str:
-        """The end of nginx's error log (warnings and errors only)."""
+    def nginx_errors(self, tail: int = 4000, ignore: Sequence[str] = ()) -> str:
+        """The end of nginx's error log (warnings and errors only, none containing `ignore`)."""
         assert self.access_log is not None
         path = self.access_log.with_name("error.log")
         if not path.exists():
@@ -85,14 +86,33 @@ class ClientDeployment(Deployment):
             line
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
             if "[info]" not in line and "[notice]" not in line
+            and not any(text in line for text in ignore)
         ]
         return "\n".join(lines)[-tail:]
 
     def session_requests(self) -> dict[str, list[ProxiedRequest]]:
         """Every proxied request of every SockJS session so far, by session id."""
-        assert self.access_log is not None
         found: dict[str, list[ProxiedRequest]] = defaultdict(list)
-        for line in self.access_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        for session, request in self._proxied(0):
+            found[session].append(request)
+        return found
+
+    def access_log_size(self) -> int:
+        assert self.access_log is not None
+        return self.access_log.stat().st_size if self.access_log.exists() else 0
+
+    def session_requests_to(self, upstream: tuple[str, int], since: int) -> int:
+        """How many session requests nginx sent to upstream in the log past offset `since`."""
+        name = f"{upstream[0]}:{upstream[1]}"
+        return sum(1 for _, request in self._proxied(since) if request.upstream == name)
+
+    def _proxied(self, offset: int) -> Iterator[tuple[str, ProxiedRequest]]:
+        """(session id, request) for each session request in the access log past offset."""
+        assert self.access_log is not None
+        with self.access_log.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode("utf-8", errors="replace")
+        for line in text.splitlines():
             entry = _LOG_LINE.match(line)
             if not entry:
                 continue
@@ -100,16 +120,22 @@ class ClientDeployment(Deployment):
             if not session:
                 continue
             upstreams = [u.strip() for u in entry["up"].split(",") if u.strip() not in ("", "-")]
-            found[session["session"]].append(
-                ProxiedRequest(
-                    method=entry["method"],
-                    uri=entry["uri"],
-                    status=int(entry["status"]),
-                    kind=session["kind"],
-                    upstream=upstreams[-1] if upstreams else "-",
-                )
+            yield session["session"], ProxiedRequest(
+                method=entry["method"],
+                uri=entry["uri"],
+                status=int(entry["status"]),
+                kind=session["kind"],
+                upstream=upstreams[-1] if upstreams else "-",
             )
-        return found
+
+    def restart_backend(self, registry: ProcessRegistry, index: int) -> ManagedProcess:
+        """SIGTERM sockhop process `index`, start it again on its port once it has
+        exited, and return the old process (its returncode: 0 if it drained and exited
+        by itself)."""
+        old = next(p for p in self.servers if p.name == f"{self.name}-sockhop{index}")
+        new = restart_sockhop(registry, old, self.backends[index], workers=WORKERS_PER_PROCESS)
+        self.servers[self.servers.index(old)] = new
+        return old
 
 
 # Both origins serve sockjs-client and the test page.
@@ -124,8 +150,10 @@ def nginx_config(
     api_port: int,
     page_port: int,
     backends: Sequence[tuple[str, int]],
+    upstream_params: str = "",
 ) -> str:
-    servers = "\n".join(f"        server {host}:{port};" for host, port in backends)
+    params = f" {upstream_params}" if upstream_params else ""
+    servers = "\n".join(f"        server {host}:{port}{params};" for host, port in backends)
     return textwrap.dedent(
         """\
         user root;
@@ -205,8 +233,14 @@ def nginx_config(
     )
 
 
-def deploy_for_clients(registry: ProcessRegistry, name: str) -> ClientDeployment:
-    """Redis + three `sockhop serve --workers 2 --examples` + nginx (round-robin, no affinity)."""
+def deploy_for_clients(
+    registry: ProcessRegistry, name: str, *, upstream_params: str = ""
+) -> ClientDeployment:
+    """Redis + three `sockhop serve --workers 2 --examples` + nginx (round-robin, no affinity).
+
+    upstream_params go on each upstream `server` line (e.g. "max_fails=0": never
+    set a refusing process aside, keep round-robin strict through restarts).
+    """
     redis = start_redis(registry, f"{name}-redis")
     api_port = free_port()
     page_port = free_port()
@@ -227,7 +261,7 @@ def deploy_for_clients(registry: ProcessRegistry, name: str) -> ClientDeployment
     prefix = registry.log_dir / f"{name}-nginx-{api_port}"
     prefix.mkdir(parents=True, exist_ok=True)
     config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, api_port, page_port, backends))
+    config.write_text(nginx_config(prefix, api_port, page_port, backends, upstream_params))
     argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
     proxy = registry.start(f"{name}-nginx", argv)
     # One probe per backend (each probe is a new request, so round-robin visits them all).

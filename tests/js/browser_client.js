@@ -9,8 +9,12 @@
  *   chromium: "/usr/bin/chromium",
  *   messages: [...],                       default messages of every run
  *   runs: [{ id, pageUrl, mode: "echo", url, transport, pingPong, timeoutMs, sessionPrefix }
- *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }]
+ *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }
+ *        | { id, pageUrl, mode: "live", url, transports, rate, timeoutMs, maxMs, drainMs,
+ *            sessionPrefix, readyPath, stopPath }]
  * }
+ * A live run writes readyPath once its clients are open and sends until stopPath
+ * exists (see web/runner.js runLive).
  * Each run gets a fresh page (tab) that loads pageUrl (web/index.html) and
  * calls web/runner.js there. RESULT is rewritten after every run, so a driver
  * killed on timeout still leaves the runs it finished:
@@ -22,6 +26,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
+
+const control = require(path.join(__dirname, 'control.js'));
 
 const MAX_LOG_LINES = 200;
 
@@ -66,6 +72,14 @@ async function runOne(context, job, run) {
   try {
     await page.goto(run.pageUrl, { waitUntil: 'load', timeout: 15000 });
     await page.waitForFunction(() => !!(window.SockJS && window.SockhopRunner), null, { timeout: 10000 });
+    let budgetMs = run.timeoutMs;
+    if (run.mode === 'live') {
+      await page.exposeFunction('sockhopLiveReady',
+        (sessionIds) => control.writeJsonAtomically(run.readyPath, sessionIds));
+      control.untilFileExists(run.stopPath).then(
+        () => page.evaluate(() => window.sockhopLiveStop()).catch(() => {}));
+      budgetMs = run.timeoutMs + run.maxMs + run.drainMs;
+    }
     const args = {
       mode: run.mode,
       url: run.url,
@@ -75,18 +89,28 @@ async function runOne(context, job, run) {
       pingPong: run.pingPong || 0,
       timeoutMs: run.timeoutMs,
       sessionPrefix: run.sessionPrefix,
+      rate: run.rate,
+      maxMs: run.maxMs,
+      drainMs: run.drainMs,
     };
     const evaluation = page.evaluate(async (a) => {
       const opts = Object.assign({ SockJS: window.SockJS }, a);
-      const result = a.mode === 'broadcast'
-        ? await window.SockhopRunner.runBroadcast(opts)
-        : await window.SockhopRunner.runEcho(opts);
+      let result;
+      if (a.mode === 'live') {
+        opts.onReady = window.sockhopLiveReady;
+        opts.stopped = new Promise((resolve) => { window.sockhopLiveStop = resolve; });
+        result = await window.SockhopRunner.runLive(opts);
+      } else if (a.mode === 'broadcast') {
+        result = await window.SockhopRunner.runBroadcast(opts);
+      } else {
+        result = await window.SockhopRunner.runEcho(opts);
+      }
       result.sockjsVersion = window.SockJS.version;
       result.origin = window.location.origin;
       result.userAgent = navigator.userAgent;
       return result;
     }, args);
-    const result = await withTimeout(evaluation, run.timeoutMs + 10000, run.id);
+    const result = await withTimeout(evaluation, budgetMs + 10000, run.id);
     return Object.assign(result, diagnostics);
   } catch (err) {
     return Object.assign({ error: 'driver: ' + (err && err.message ? err.message : String(err)) }, diagnostics);

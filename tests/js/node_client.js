@@ -6,6 +6,9 @@
  *
  * JOB: { mode: "echo", url, transport, messages, pingPong, timeoutMs, sessionPrefix }
  *   or { mode: "broadcast", url, transports: [a, b], messages, timeoutMs, sessionPrefix }
+ *   or { mode: "live", url, transports, rate, timeoutMs, maxMs, drainMs, sessionPrefix,
+ *        readyPath, stopPath }: writes readyPath (the session ids) once every client
+ *        is open, sends until stopPath exists (see web/runner.js runLive).
  * RESULT: what web/runner.js reports, plus the sockjs-client version. The exit
  * status is 0 whenever a result was written, whatever it says: judging is the
  * Python test's job.
@@ -18,6 +21,7 @@ const path = require('path');
 const SockJS = require('sockjs-client');
 const sockjsVersion = require('sockjs-client/package.json').version;
 const runner = require(path.join(__dirname, 'web', 'runner.js'));
+const control = require(path.join(__dirname, 'control.js'));
 
 async function main() {
   const [jobPath, resultPath] = process.argv.slice(2);
@@ -31,6 +35,10 @@ async function main() {
     result = await runner.runEcho(opts);
   } else if (job.mode === 'broadcast') {
     result = await runner.runBroadcast(opts);
+  } else if (job.mode === 'live') {
+    opts.onReady = (sessionIds) => control.writeJsonAtomically(job.readyPath, sessionIds);
+    opts.stopped = control.untilFileExists(job.stopPath);
+    result = await runner.runLive(opts);
   } else {
     throw new Error('unknown mode ' + job.mode);
   }

@@ -53,6 +53,8 @@ class ManagedProcess:
     ) -> None:
         self.name = name
         self.argv = list(argv)
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -61,7 +63,7 @@ class ManagedProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
+            env=self.env,
             cwd=cwd,
             start_new_session=True,
         )

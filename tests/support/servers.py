@@ -155,6 +155,13 @@ class ProcessRegistry:
         self.processes.append(proc)
         return proc
 
+    def restart(self, proc: ManagedProcess, grace: float) -> ManagedProcess:
+        """SIGTERM, up to grace for it to exit by itself (then SIGKILL), and the same
+        command started again (same port, environment, directory) under a new log.
+        The old process's popen.returncode says whether it exited by itself."""
+        self.stop([proc], grace)
+        return self.start(proc.name, proc.argv, env=proc.env, cwd=proc.cwd)
+
     def stop(self, procs: Sequence[ManagedProcess], grace: float = 5.0) -> None:
         stop_all(procs, grace)
         for proc in procs:
@@ -223,6 +230,9 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
 
 # -- sockhop --
 
+# What each sockhop worker logs once it accepts connections (workers/httpserver/worker.py).
+WORKER_ACCEPTING = "Accepting connections (pid: "
+
 
 def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings.
@@ -269,7 +279,41 @@ def start_sockhop_processes(
         )
         addresses.append((LOCALHOST, port))
     wait_http_ready(procs, addresses, "/echo/info")
+    wait_workers_accepting(procs, workers)
     return procs, addresses
+
+
+def restart_sockhop(
+    registry: ProcessRegistry,
+    proc: ManagedProcess,
+    address: tuple[str, int],
+    *,
+    workers: int,
+    grace: float = 15.0,
+) -> ManagedProcess:
+    """A rolling-restart step: graceful stop (drain), then the same `sockhop serve` on the
+    same port, returned once every worker accepts. grace exceeds gunicorn's graceful_timeout
+    (10 s), so a SIGKILL (returncode -9 on the old process) means the drain hung."""
+    new = registry.restart(proc, grace)
+    wait_http_ready([new], [address], "/echo/info")
+    wait_workers_accepting([new], workers)
+    return new
+
+
+def wait_workers_accepting(
+    procs: Sequence[ManagedProcess], workers: int, timeout: float = READY_TIMEOUT
+) -> None:
+    """Every worker of each process is in its accept loop. One answer proves only one
+    worker: another may still be booting, holding the listening socket and serving nothing."""
+    try:
+        wait_for(
+            lambda: all(p.log_text().count(WORKER_ACCEPTING) >= workers for p in procs),
+            timeout,
+            interval=0.05,
+            message=f"{workers} workers accepting in each of {[p.name for p in procs]}",
+        )
+    except WaitTimeout as exc:
+        raise StartupError(f"{exc}\n" + "\n".join(p.describe() for p in procs)) from None
 
 
 # -- sockjs-node (reference) --

@@ -7,8 +7,8 @@ import time
 
 def test_max_requests_restarts_the_worker_without_failing_requests(fresh_server_factory):
     """As gunicorn's own workers: past max_requests the worker answers with
-    Connection: close, stops accepting (its run loop looks once a second) and
-    a fresh worker takes over; no request fails meanwhile."""
+    Connection: close, stops accepting and a fresh worker takes over; no
+    request fails meanwhile."""
     server = fresh_server_factory(extra_args=("--max-requests", "5"))
     first = server.worker_pid
     answers = []

@@ -1,11 +1,20 @@
 """The gunicorn worker class sockhop runs: gunicorn's gevent worker (process
-management, signals, accept loop, connection pool, graceful shutdown) with
-sockhop's own HTTP/1.1 connection handling in place of gunicorn's."""
+management, signals, connection pool, graceful shutdown) with sockhop's own
+HTTP/1.1 connection handling in place of gunicorn's, and an accept loop that
+stops the moment shutdown starts."""
 
 from __future__ import annotations
 
+import contextlib
+import time
+from functools import partial
 from typing import Any
 
+import gevent
+import gevent.event
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
 from workers.httpserver.connection import Connection, Limits, base_environ
@@ -13,11 +22,94 @@ from workers.httpserver.connection import Connection, Limits, base_environ
 # Used when the app does not say (a plain WSGI app under this worker).
 DEFAULT_WRITE_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+# How often the run loop tells the master it is alive (gunicorn's own pace).
+NOTIFY_INTERVAL = 1.0
 
 
 class SockhopWorker(GeventWorker):  # type: ignore[misc]
+    """`stopping` is set once this worker begins to shut down (SIGTERM, max_requests,
+    anything else that clears `alive`): it accepts no connection from then on, and
+    what waits on it (the drain in gunicorn_hooks) starts at once."""
+
     _environ: dict[str, Any] | None = None
     _limits: Limits | None = None
+
+    def init_signals(self) -> None:
+        # After fork and gevent's hub reinit, before post_worker_init (which waits on it).
+        self.stopping = gevent.event.Event()
+        self._servers: list[StreamServer] = []
+        self._addresses: dict[Any, tuple[str, str]] = {}
+        super().init_signals()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM, gunicorn's graceful stop. gunicorn only clears `alive`, which its
+        run loop reads once a second: until then the worker would go on accepting
+        connections (requests a draining worker must not take)."""
+        super().handle_exit(sig, frame)
+        self._begin_stopping()
+
+    def _begin_stopping(self) -> None:
+        """Have the event loop stop everything at its next turn. This may run in a
+        signal handler, i.e. wherever Python next gets control, possibly inside the
+        hub after this turn's callbacks have run: the thread-safe variant also wakes
+        the loop, so the callback never waits for the next event or timer."""
+        gevent.get_hub().loop.run_callback_threadsafe(self._stop)
+
+    def _stop(self) -> None:
+        """Close the listeners, then wake whoever waits on `stopping`. Idempotent.
+
+        Once the master and every worker have closed it, the port refuses connections:
+        a balancer moves on to another process, a new process can bind the port. But
+        the kernel resets what is still queued on a listening socket when its last
+        holder closes it, requests a proxy has already sent (for a POST, nginx answers
+        502 and does not retry). So first take what is queued: served as usual, the
+        last connections of this worker."""
+        for server in self._servers:
+            if not server.closed:
+                with contextlib.suppress(OSError):  # best effort (EMFILE...): close anyway
+                    while not server.full() and (queued := server.do_read()) is not None:
+                        server.do_handle(*queued)  # do_read: None once the queue is empty
+                server.close()
+        self.stopping.set()
+
+    def run(self) -> None:
+        """GeventWorker.run, but it stops accepting as soon as shutdown starts instead
+        of at its next 1 s tick, and exits as soon as the last connection is done
+        instead of at the next 1 s check."""
+        ssl_args = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
+        for listener in self.sockets:
+            listener.setblocking(1)
+            name = listener.getsockname()  # not per connection: the listener may be closed
+            self._addresses[listener] = (
+                (str(name[0]), str(name[1])) if isinstance(name, tuple) else (str(name), "")
+            )
+            server = StreamServer(listener, handle=partial(self.handle, listener),
+                                  spawn=Pool(self.worker_connections), **ssl_args)
+            if self.cfg.workers > 1:
+                server.max_accept = 1  # leave the other workers their share
+            self._servers.append(server)
+            server.start()
+        # Tests wait for this: a booting worker holds the listening socket but takes nothing.
+        self.log.info("Accepting connections (pid: %s)", self.pid)
+        while self.alive:
+            self.notify()
+            self.stopping.wait(NOTIFY_INTERVAL)
+        self._stop()  # whatever cleared `alive`, if not one of our own paths
+        self._finish_connections()
+
+    def _finish_connections(self) -> None:
+        """Let held connections end (the drain answers them) until graceful_timeout,
+        then cut what is left, as gunicorn does."""
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while busy := [s.pool for s in self._servers if s.pool.free_count() != s.pool.size]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+                for server in self._servers:
+                    server.stop(timeout=1)
+                return
+            self.notify()
+            busy[0].join(timeout=min(NOTIFY_INTERVAL, remaining))
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         if self._limits is None:
@@ -29,11 +121,9 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             )
             self._environ = base_environ(multiprocess=self.cfg.workers > 1)
         assert self._environ is not None
-        name = listener.getsockname()
-        server = (str(name[0]), str(name[1])) if isinstance(name, tuple) else (str(name), "")
         try:
-            Connection(client, addr, server, self.wsgi, self._limits, self._environ,
-                       self._request_served).serve()
+            Connection(client, addr, self._addresses[listener], self.wsgi, self._limits,
+                       self._environ, self._request_served).serve()
         finally:
             client.close()
 
@@ -44,4 +134,5 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
+            self._begin_stopping()
         return bool(self.alive)

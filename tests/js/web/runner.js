@@ -9,6 +9,9 @@
  * runBroadcast: two clients on two transports join a broadcast service; they
  *               take turns sending `messages`, and each message must reach
  *               both before the next one goes out.
+ * runLive:      several clients (one per transport) send numbered messages to
+ *               an echo service at a steady rate until told to stop, then wait
+ *               for the last echoes (live load while the servers restart).
  */
 (function (root, factory) {
   if (typeof module === 'object' && module.exports) {
@@ -111,6 +114,17 @@
     return null;
   };
 
+  // Why the first closed client of several closed, or null.
+  function firstBrokenReason(clients) {
+    for (var c = 0; c < clients.length; c++) {
+      var reason = clients[c].brokenReason();
+      if (reason) {
+        return reason;
+      }
+    }
+    return null;
+  }
+
   Client.prototype.close = function () {
     try {
       this.sock.close();
@@ -193,15 +207,7 @@
       opts.transports.forEach(function (transport, index) {
         clients.push(new Client(hub, opts.SockJS, opts.url, transport, opts.sessionPrefix + '-' + index));
       });
-      var broken = function () {
-        for (var c = 0; c < clients.length; c++) {
-          var reason = clients[c].brokenReason();
-          if (reason) {
-            return reason;
-          }
-        }
-        return null;
-      };
+      var broken = function () { return firstBrokenReason(clients); };
       await hub.waitFor('every client open', function () {
         return clients.every(function (c) { return c.opened; });
       }, deadline, broken);
@@ -225,5 +231,81 @@
     return result;
   }
 
-  return { runEcho: runEcho, runBroadcast: runBroadcast };
+  /*
+   * opts: SockJS, url, transports, rate (messages per second per client),
+   * timeoutMs (to open every client), maxMs (sending stops by itself after it),
+   * drainMs (after the stop: how long the last echoes may take), sessionPrefix,
+   * onReady(sessionIds) (called once every client is open; may return a promise),
+   * stopped (a promise: stop sending when it resolves).
+   * Client c sends "<sessionPrefix>-<transport>:<n>" for n = 0, 1, ... while it is
+   * open. A client that closes is not reopened: the close is the finding.
+   */
+  async function runLive(opts) {
+    var started = Date.now();
+    var hub = new Hub();
+    var result = { transports: opts.transports, error: null, stage: 'connecting' };
+    var clients = [];
+    var timer = null;
+    try {
+      opts.transports.forEach(function (transport) {
+        var client = new Client(hub, opts.SockJS, opts.url, transport, opts.sessionPrefix + '-' + transport);
+        client.label = opts.sessionPrefix + '-' + transport;
+        client.sent = [];
+        clients.push(client);
+      });
+      await hub.waitFor('every client open', function () {
+        return clients.every(function (c) { return c.opened; });
+      }, started + opts.timeoutMs, function () { return firstBrokenReason(clients); });
+      await opts.onReady(clients.map(function (c) { return c.sessionIds; }));
+      result.stage = 'sending';
+      var stop = false;
+      var stopBy = function (why) {
+        return function () {
+          if (!stop) {
+            stop = true;
+            result.stoppedBy = why;
+            hub.poke();
+          }
+        };
+      };
+      opts.stopped.then(stopBy('signal'));
+      var cap = setTimeout(stopBy('maxMs'), opts.maxMs);
+      timer = setInterval(function () {
+        clients.forEach(function (c) {
+          if (c.sock.readyState === 1) { // OPEN: a closing client would drop it silently
+            var message = c.label + ':' + c.sent.length;
+            c.sock.send(message);
+            c.sent.push(message);
+          }
+        });
+      }, 1000 / opts.rate);
+      // The cap stops it first; this deadline only bounds the wait.
+      await hub.waitFor('the stop', function () { return stop; }, Date.now() + opts.maxMs + 5000, null);
+      clearInterval(timer);
+      clearTimeout(cap);
+      timer = null;
+      result.stage = 'draining';
+      await hub.waitFor('the last echo at every client', function () {
+        return clients.every(function (c) {
+          return c.closeEvent || c.sent.length === 0
+            || c.received.indexOf(c.sent[c.sent.length - 1]) >= 0;
+        });
+      }, Date.now() + opts.drainMs, null);
+      result.stage = 'done';
+    } catch (err) {
+      result.error = errorText(err);
+    } finally {
+      if (timer) {
+        clearInterval(timer);
+      }
+      result.clients = clients.map(function (c) {
+        return Object.assign(c.report(), { sent: c.sent });
+      });
+      clients.forEach(function (c) { c.close(); });
+      result.elapsedMs = Date.now() - started;
+    }
+    return result;
+  }
+
+  return { runEcho: runEcho, runBroadcast: runBroadcast, runLive: runLive };
 }));
