@@ -170,8 +170,10 @@ class SessionStore:
         lim = self.limits
         replies = self.client.call_many([
             # First, so that a new session is in the expiry index even if this
-            # process dies right after creating it; LT: never delays a visit.
-            self._bring_forward(key),
+            # process dies right after creating it. A poll lets go at once, so
+            # its client's deadline is near; a receiver that holds (a stream,
+            # a websocket) brings the visit forward when it lets go.
+            self._bring_forward(key) if poll else self._index(key),
             self._open.command(key.keys, [holder, key.tag, lim.lease_ms, MAX_BATCH, lim.ttl_ms,
                                           lim.disconnect_ms, int(poll), int(probe)]),
         ])
@@ -245,9 +247,15 @@ class SessionStore:
 
     def _bring_forward(self, key: SessionKey) -> Command:
         """The reaper's visit no later than disconnect_delay from now (adds the
-        session to the index if it is not there)."""
+        session to the index if it is not there; LT never delays a visit)."""
         due = _now_ms_hint() + self.limits.disconnect_ms
         return ("ZADD", key.expiry_bucket, "LT", due, key.tag)
+
+    def _index(self, key: SessionKey) -> Command:
+        """The session in the expiry index, visited once a first lease could
+        have run out (an entry already there is left as it is)."""
+        due = _now_ms_hint() + self.limits.lease_ms + self.limits.disconnect_ms
+        return ("ZADD", key.expiry_bucket, "NX", due, key.tag)
 
     def subscriptions(self, key: SessionKey) -> dict[str, int]:
         flat = self.client.call("HGETALL", key.keys[2])

@@ -9,10 +9,9 @@ never as a wire format: each transport renders them at delivery.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -90,6 +89,15 @@ class Session:
         self.key = key
         self.publications = Publications(dispatcher.channels)
 
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        """A hook call (or a run of them) returned: its publications are
+        waited for once (raising StoreUnavailable if any may be lost)."""
+        if kind is None:
+            self.publications.wait()
+
     @property
     def id(self) -> str:
         return self.key.session_id
@@ -149,23 +157,15 @@ class Dispatcher:
             return True
         return False
 
-    @contextlib.contextmanager
-    def _hook(self, service: Service, key: SessionKey) -> Iterator[Session]:
-        """A handle for one hook call (or a run of them); the publications it
-        made are waited for once, when the calls return."""
-        session = Session(self, service, key)
-        yield session
-        session.publications.wait()
-
     def opened(self, service: Service, key: SessionKey) -> None:
         log.debug("on_open service=%s session=%s", service.name, key.session_id)
-        with self._hook(service, key) as session:
+        with Session(self, service, key) as session:
             service.handler.on_open(session)
 
     def messages(self, service: Service, key: SessionKey, messages: Sequence[str]) -> None:
         """Run on_message for each message, in order; their publications then
         cost one round trip in all (the messages of one read of a socket)."""
-        with self._hook(service, key) as session:
+        with Session(self, service, key) as session:
             for message in messages:
                 service.handler.on_message(session, message)
 
@@ -173,14 +173,14 @@ class Dispatcher:
         """The close hook: the caller won the one atomic close or expiry of this session."""
         log.debug("on_close service=%s session=%s", service.name, key.session_id)
         try:
-            with self._hook(service, key) as session:
+            with Session(self, service, key) as session:
                 service.handler.on_close(session)
         except Exception:
             log.exception("on_close of %s failed", key.tag)
 
     def fell_behind(self, service: Service, key: SessionKey, channel: str) -> None:
         """The gap policy is the service's (on_channel_gap)."""
-        with self._hook(service, key) as session:
+        with Session(self, service, key) as session:
             service.handler.on_channel_gap(session, channel)
 
     def expired(self, key: SessionKey) -> None:

@@ -25,10 +25,14 @@ def _escape_char(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+# One encoder: json.dumps with options builds a new one per call, and a string
+# goes straight to the C encoder.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_json(value: object) -> str:
     """Compact JSON with the SockJS escapes applied (safe for every transport)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return _ESCAPABLE.sub(_escape_char, text)
+    return _ESCAPABLE.sub(_escape_char, _JSON.encode(value))
 
 
 def close_frame(code: int, reason: str) -> str:
@@ -104,13 +108,18 @@ def _encoded(part: Part) -> bytes:
 
 
 def _encode_all(payloads: Sequence[bytes]) -> bytes:
+    if len(payloads) == 1:  # the usual case: an echo, a reply
+        return encode_json(text(payloads[0])).encode()
     return ",".join([encode_json(text(p)) for p in payloads]).encode()
 
 
 def frame_of(event: Event) -> bytes:
     """The SockJS frame of an event: o, h, a[...] or c[code,"reason"]."""
     if isinstance(event, Messages):
-        return b"a[" + b",".join([_encoded(part) for part in event.parts]) + b"]"
+        parts = event.parts
+        if len(parts) == 1:
+            return b"a[" + _encoded(parts[0]) + b"]"
+        return b"a[" + b",".join([_encoded(part) for part in parts]) + b"]"
     if isinstance(event, Closing):
         return close_frame(event.close.code, event.close.reason).encode()
     if isinstance(event, Opened):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from session_store.items import Close
 
@@ -19,8 +20,9 @@ class Heartbeat:
     """Nothing to send for heartbeat_delay: say the connection is alive."""
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+# Tuples: one is made per message on the hot path, where a frozen dataclass's
+# __init__ cost several times as much.
+class Part(NamedTuple):
     """Stored messages (see session_store.items.text) in order. `shared` is
     given when every follower of a channel run gets exactly these: what a
     protocol builds from them once may be kept there for the others."""
@@ -29,8 +31,7 @@ class Part:
     shared: dict[object, bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Messages:
+class Messages(NamedTuple):
     """Messages for the client; writing them delivers `queue_items` queue
     items and the channel offsets in `positions`."""
 
@@ -39,8 +40,7 @@ class Messages:
     positions: dict[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Closing:
+class Closing(NamedTuple):
     """The session's close (or, for this request only, 2010): nothing follows."""
 
     close: Close

@@ -36,49 +36,46 @@ class Transport(Protocol):
 
 def receive(receiver: Receiver, transport: Transport,
             heartbeat_delay: float) -> Iterator[None]:
-    """Serve the session to transport until it must end. The caller runs it
-    after taking nothing but the request; it lets go of the lease itself."""
+    """Serve the session over transport until it must end, letting go of the
+    lease before the driver ends the response."""
     try:
-        yield from _cycle(receiver, transport, heartbeat_delay)
+        first = receiver.open()
+        if first is None:
+            yield  # the lease is ours: a stream's driver may start its response
+        else:
+            transport.write(first)
+            yield
+            if transport.once or isinstance(first, Closing):
+                return  # answered; or 2010 or the session's close: nothing follows
+        while True:
+            for event in receiver.events():
+                if transport.once:
+                    receiver.let_go(event)  # the next receiver acknowledges it
+                transport.write(event)
+                yield
+                receiver.sent(event)
+                if transport.once or isinstance(event, Closing):
+                    return
+            if transport.full():
+                return
+            receiver.express = transport.express  # only while waiting: events keep their order
+            try:
+                outcome = receiver.wait(heartbeat_delay)
+            finally:
+                receiver.express = None
+            yield  # the driver finishes what an express write left, before anything else
+            if outcome is HEARTBEAT:
+                if transport.once:
+                    receiver.let_go()
+                transport.write(HEARTBEAT)
+                yield
+                if transport.once:
+                    return
+                receiver.renew()
     except Ended:
         if transport.once:  # a poll always answers: a heartbeat is well-formed
             receiver.let_go()
             transport.write(HEARTBEAT)
             yield
-    receiver.let_go()
-
-
-def _cycle(receiver: Receiver, transport: Transport, heartbeat_delay: float) -> Iterator[None]:
-    first = receiver.open()
-    if first is None:
-        yield  # the lease is ours: a stream's driver may start its response
-    else:
-        transport.write(first)
-        yield
-        if transport.once or isinstance(first, Closing):
-            return  # answered; or 2010 or the session's close: nothing follows
-    while True:
-        for event in receiver.events():
-            if transport.once:
-                receiver.let_go(event)  # the next receiver acknowledges it
-            transport.write(event)
-            yield
-            receiver.sent(event)
-            if transport.once or isinstance(event, Closing):
-                return
-        if transport.full():
-            return
-        receiver.express = transport.express  # only while waiting: events keep their order
-        try:
-            outcome = receiver.wait(heartbeat_delay)
-        finally:
-            receiver.express = None
-        yield  # the driver finishes what an express write left, before anything else
-        if outcome is HEARTBEAT:
-            if transport.once:
-                receiver.let_go()
-            transport.write(HEARTBEAT)
-            yield
-            if transport.once:
-                return
-            receiver.renew()
+    finally:
+        receiver.let_go()

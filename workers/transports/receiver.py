@@ -7,7 +7,8 @@ within ~100 ms (session_store.acknowledgements), so a worker killed
 mid-request loses nothing that had not reached the client's socket and sends
 again at most what it wrote in its last ~100 ms. Channel publications are
 handed over in memory by the process's fan-out; the receiver keeps their
-offsets and saves them with the acknowledgements and when it lets go.
+offsets and saves them when it lets go (and along with its acknowledgements
+of queue items).
 
 A receiver lets go of the lease *before* its client can see the answer end
 (a poll's one chunk, a stream's last chunk), so that the client's next
@@ -50,7 +51,7 @@ class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
     __slots__ = ("_watch", "catch_up", "client_gone", "delivered", "direct", "express",
                  "holder", "holding", "items", "key", "poll", "positions", "publications",
-                 "runtime", "service", "unsaved", "version", "waiter", "written")
+                 "runtime", "service", "version", "waiter", "written")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
                  sock: Any = None, *, poll: bool = False) -> None:
@@ -66,12 +67,10 @@ class Receiver:
         self.written = 0  # queue items written and not yet acknowledged
         self.holding = False
         self.client_gone = False
-        # Channels: offsets buffered up to, offsets written up to (and those not
-        # saved yet), and what is buffered.
+        # Channels: offsets buffered up to, offsets written up to, and what is buffered.
         self.version = b""
         self.positions: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
-        self.unsaved: dict[str, int] = {}
         self.publications: list[Part] = []
         # Messages this process sent to a session it holds by websocket (no Redis).
         self.direct: list[bytes] = []
@@ -139,7 +138,7 @@ class Receiver:
         if not self.holding:
             return
         # Taken before the call: the acknowledgement batch may run while it waits.
-        acked, self.written, self.unsaved = self.written, 0, {}
+        acked, self.written = self.written, 0
         self._not_holding()
         pending = 0
         positions = self.delivered
@@ -198,25 +197,24 @@ class Receiver:
         return events
 
     def sent(self, event: Event) -> None:
-        if isinstance(event, Closing):
+        if isinstance(event, Messages) and event.positions is not None:
+            self.delivered.update(event.positions)
+        if isinstance(event, Messages | Closing) and event.queue_items:
             self.written += event.queue_items
-        elif isinstance(event, Messages):
-            self.written += event.queue_items
-            if event.positions is not None:
-                self.delivered.update(event.positions)
-                self.unsaved.update(event.positions)
-        else:
-            return
-        if self.holding:
-            self.runtime.acknowledgements.mark(self)
+            if self.holding:
+                self.runtime.acknowledgements.mark(self)
 
     def acknowledgement(self) -> Acknowledgement | None:
-        """What was written since the last acknowledgement (the process's batch)."""
-        if not self.holding or not (self.written or self.unsaved):
+        """What was written since the last acknowledgement (the process's batch).
+
+        Channel offsets ride along, but never call for a batch of their own: a
+        write per follower would make a publication's cost grow with its
+        audience. They are saved when the receiver lets go.
+        """
+        if not self.holding or not self.written:
             return None
-        ack = Acknowledgement(self.key, self.holder, self.written, self.unsaved)
+        ack = Acknowledgement(self.key, self.holder, self.written, self.delivered)
         self.written = 0
-        self.unsaved = {}
         return ack
 
     # --- waiting ---
@@ -272,9 +270,6 @@ class Receiver:
             if self.express is not None and not self._pending() \
                     and self.express(Messages([part])):
                 self.delivered[channel] = run.last
-                self.unsaved[channel] = run.last
-                if self.holding:
-                    self.runtime.acknowledgements.mark(self)
                 return  # written without waking this receiver
             self.publications.append(part)
         self.waiter.event.set()
