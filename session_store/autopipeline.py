@@ -77,6 +77,8 @@ class AutoPipeline:
     def script(self, source: str) -> Script:
         script = Script(self, source)
         self._scripts[script.sha] = source
+        if self._sock is not None:  # loaded before its first call, as at connect
+            self.send(("SCRIPT", "LOAD", source))
         return script
 
     def close(self) -> None:
@@ -156,6 +158,10 @@ class AutoPipeline:
                 setup.append(("AUTH", self._password))
             if self._db:
                 setup.append(("SELECT", self._db))
+            # Every script known so far, before any call of it: a NOSCRIPT reply
+            # makes the call run again after the commands queued behind it, which
+            # reorders them (see _collect).
+            setup += [("SCRIPT", "LOAD", source) for source in self._scripts.values()]
             # Queued before anything another greenlet sends on this connection.
             results = self._send(setup)
             self._greenlets = [

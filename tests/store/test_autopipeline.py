@@ -35,6 +35,22 @@ def test_errors_come_back_to_the_caller_only(client: AutoPipeline) -> None:
     assert client.call_many([("GET", "s"), ("INCR", "n")]) == [b"x", 1]
 
 
+def test_scripts_are_loaded_before_their_first_call(redis_server: RedisServer) -> None:
+    """A first call meeting NOSCRIPT would run after commands queued behind it:
+    scripts known at connect, or registered later, are loaded before any call."""
+    flusher = AutoPipeline(redis_server.url)
+    flusher.call("SCRIPT", "FLUSH")  # as a fresh Redis
+    flusher.close()
+    c = AutoPipeline(redis_server.url)
+    try:
+        early = c.script("return 'known at connect'")
+        assert c.call("SCRIPT", "EXISTS", early.sha) == [1]
+        late = c.script("return 'registered later'")
+        assert c.call("SCRIPT", "EXISTS", late.sha) == [1]
+    finally:
+        c.close()
+
+
 def test_a_script_redis_forgot_is_loaded_again(client: AutoPipeline) -> None:
     script = client.script("return {KEYS[1], ARGV[1]}")
     assert script(["a"], ["1"]) == [b"a", b"1"]
