@@ -75,13 +75,15 @@ class Taken:
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """The lease is ours; items are the head of the queue (not yet acknowledged).
+    """The lease is ours; items are the head of the queue (not yet acknowledged),
+    the first at absolute position `head`.
 
     subscriptions maps each channel the session follows to the offset it has
     received up to; version changes whenever they do.
     """
 
     items: list[bytes]
+    head: int = 0
     version: bytes = b"0"
     subscriptions: dict[str, int] = field(default_factory=dict)
 
@@ -103,20 +105,22 @@ ReceiverResult = Created | Taken | Opened | Busy | Closed
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """The lease was renewed: the head of the queue and the subscriptions version."""
+    """The lease was renewed: the head of the queue (the first item at absolute
+    position `head`) and the subscriptions version."""
 
     items: list[bytes]
+    head: int
     version: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Acknowledgement:
-    """What one receiver wrote since the last batch: the first `acked` queue items,
-    and the channel offsets it delivered up to."""
+    """What one receiver wrote: the queue items before absolute position
+    `written_upto`, and the channel offsets it delivered up to."""
 
     key: SessionKey
     holder: str
-    acked: int
+    written_upto: int
     positions: Mapping[str, int]
 
 
@@ -180,11 +184,11 @@ class SessionStore:
         reply = replies[1]
         status = reply[0]
         if status == b"open":
-            pairs = reply[3:]
+            pairs = reply[4:]
             subscriptions = {
                 pairs[i].decode(): int(pairs[i + 1]) for i in range(0, len(pairs), 2)
             }
-            return Opened(list(reply[1]), reply[2], subscriptions)
+            return Opened(list(reply[1]), int(reply[2]), reply[3], subscriptions)
         if status == b"taken":
             return Taken(list(reply[1]))
         if status == b"created":
@@ -193,31 +197,32 @@ class SessionStore:
             return Busy()
         return Closed(reply[1])
 
-    def next_items(self, key: SessionKey, holder: str, acked: int, *,
+    def next_items(self, key: SessionKey, holder: str, written_upto: int, *,
                    poll: bool = False) -> Held | Taken | None:
-        """Acknowledge `acked` written items, renew the lease, read more; a poll
-        that finds items takes them and lets go. None when the lease is lost."""
+        """Acknowledge what was written (before absolute position written_upto),
+        renew the lease, read more; a poll that finds items takes them and lets
+        go. None when the lease is lost."""
         lim = self.limits
         reply = self._next(keys=key.keys, args=[
-            holder, key.tag, acked, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
+            holder, key.tag, written_upto, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
             lim.disconnect_ms, lim.ttl_ms, 0,
         ])
         status = reply[0]
         if status == b"open":
-            return Held(list(reply[1]), reply[2])
+            return Held(list(reply[1]), int(reply[2]), reply[3])
         if status == b"taken":
             self.client.send(self._bring_forward(key))  # no need to wait
             return Taken(list(reply[1]))
         return None
 
-    def release(self, key: SessionKey, holder: str, acked: int, pending: int = 0,
+    def release(self, key: SessionKey, holder: str, written_upto: int, pending_upto: int = 0,
                 positions: Mapping[str, int] | None = None) -> None:
         """Acknowledge, save channel positions, let go: the client has disconnect_delay
-        to come back. The `pending` items after the acknowledged ones are being
-        written as the lease is let go: the session's next receiver acknowledges them."""
+        to come back. The items before pending_upto are being written as the lease
+        is let go: the session's next receiver acknowledges them."""
         lim = self.limits
-        args: list[Any] = [holder, key.tag, acked, "release", lim.lease_ms, MAX_BATCH,
-                           lim.disconnect_ms, lim.ttl_ms, pending]
+        args: list[Any] = [holder, key.tag, written_upto, "release", lim.lease_ms, MAX_BATCH,
+                           lim.disconnect_ms, lim.ttl_ms, pending_upto]
         for channel, offset in (positions or {}).items():
             args += [channel, offset]
         self.client.call_many([self._next.command(key.keys, args), self._bring_forward(key)])
@@ -229,7 +234,7 @@ class SessionStore:
         args: list[Any] = []
         for ack in batch:
             keys += ack.key.keys
-            args += [ack.holder, ack.acked, len(ack.positions)]
+            args += [ack.holder, ack.written_upto, len(ack.positions)]
             for channel, offset in ack.positions.items():
                 args += [channel, offset]
         replies = Replies(self.client)

@@ -3,12 +3,15 @@
 -- KEYS[3] channel subscriptions (hash: channel -> offset delivered up to).
 -- Meta fields: st (o = open, c = closed), cf (close item), rcv (lease holder
 -- "<process>:<token>"), rx (lease expiry, ms), dl (deadline for a receiver to
--- come back, ms; set when the receiver lets go), pn (items at the head of the
--- queue handed to a receiver that let go before writing them: the session's
--- next receiver acknowledges them), sv (subscriptions version, bumped on every
--- join and leave), want (a process whose receiver found the session busy and
--- asked the holder whether its client is still there: woken when it lets go).
+-- come back, ms; set when the receiver lets go), hd (the queue head's absolute
+-- position: how many items were ever acknowledged), pn (the position up to
+-- which a receiver that let go was writing: the session's next receiver
+-- acknowledges up to it), sv (subscriptions version, bumped on every join and
+-- leave), want (a process whose receiver found the session busy and asked the
+-- holder whether its client is still there: woken when it lets go).
 -- Queue items start with their kind: 'c' is a close (nothing follows it).
+-- Acknowledgements name an absolute position, not a count: applying one twice,
+-- late, or after a read changes nothing it should not.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -48,23 +51,36 @@ local function close_session(item, tag, ttl)
   keep_alive(ttl)
 end
 
+local function head(meta)
+  return tonumber(redis.call('HGET', meta, 'hd') or '0')
+end
+
+-- Drop the items before absolute position upto (written by the receiver).
+local function ack_upto(meta, queue, upto)
+  local hd = head(meta)
+  if upto > hd then
+    redis.call('LTRIM', queue, upto - hd, -1)
+    redis.call('HSET', meta, 'hd', upto)
+  end
+end
+
 -- Drop what the previous receiver wrote before it let go: a new receiver
 -- arrives only once the client has the previous answer.
 local function ack_pending()
   local pending = tonumber(redis.call('HGET', KEYS[1], 'pn') or '0')
   if pending > 0 then
-    redis.call('LTRIM', KEYS[2], pending, -1)
+    ack_upto(KEYS[1], KEYS[2], pending)
     redis.call('HDEL', KEYS[1], 'pn')
   end
 end
 
--- Let go of the lease; the first `pending` items are the ones the receiver is
--- about to write. The client has disconnect_ms to come back.
+-- Let go of the lease; the receiver is writing up to absolute position
+-- pending (0: nothing). The client has disconnect_ms to come back.
 local function release(now, disconnect, pending, tag)
   local want = redis.call('HGET', KEYS[1], 'want')
   if want then redis.call('PUBLISH', 'sh:p:' .. want, tag) end
   redis.call('HDEL', KEYS[1], 'rcv', 'rx', 'want')
-  if pending > 0 then redis.call('HSET', KEYS[1], 'pn', pending) end
+  if pending > head(KEYS[1]) then redis.call('HSET', KEYS[1], 'pn', pending) end
   redis.call('HSET', KEYS[1], 'dl', now + disconnect)
 end
 
@@ -88,6 +104,6 @@ local function poll_items(now, batch, disconnect, tag)
   local items = redis.call('LRANGE', KEYS[2], 0, batch - 1)
   if #items == 0 or redis.call('HLEN', KEYS[3]) > 0 then return nil end
   local n = first_frame(items)
-  release(now, disconnect, n, tag)
+  release(now, disconnect, head(KEYS[1]) + n, tag)
   return {unpack(items, 1, n)}
 end

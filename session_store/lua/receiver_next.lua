@@ -1,17 +1,17 @@
--- The lease holder acknowledges what it wrote, then renews and reads more,
--- or lets go. Nothing leaves the queue before it was written: what a receiver
--- is about to write as it lets go stays pending for the next receiver to
--- acknowledge.
--- ARGV: holder, tag, acked, action, lease_ms, batch, disconnect_ms, ttl_ms, pending,
---       channel, offset, channel, offset...
+-- The lease holder acknowledges what it wrote (up to an absolute position),
+-- then renews and reads more, or lets go. Nothing leaves the queue before it
+-- was written: what a receiver is about to write as it lets go stays pending
+-- for the next receiver to acknowledge.
+-- ARGV: holder, tag, written_upto, action, lease_ms, batch, disconnect_ms, ttl_ms,
+--       pending_upto, channel, offset, channel, offset...
 -- action: 'renew' (read more), 'poll' (read; let go if there is an answer),
 --         'release' (let go; `pending` items are being written now; save offsets)
--- Returns {'lost'} | {'released'} | {'taken', items} | {'open', items, sv}
+-- Returns {'lost'} | {'released'} | {'taken', items} | {'open', items, head, sv}
 if redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[1] then return {'lost'} end
-local tag, acked, action = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local tag, upto, action = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local lease, batch = tonumber(ARGV[5]), tonumber(ARGV[6])
 local disconnect, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
-if acked > 0 then redis.call('LTRIM', KEYS[2], acked, -1) end
+ack_upto(KEYS[1], KEYS[2], upto)
 local now = now_ms()
 if redis.call('HGET', KEYS[1], 'st') == 'o' then keep_alive(ttl) end
 if action == 'release' then
@@ -28,5 +28,5 @@ if action == 'poll' then
   if items then return {'taken', items} end
 end
 redis.call('HSET', KEYS[1], 'rx', now + lease)
-return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1),
+return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1), head(KEYS[1]),
         redis.call('HGET', KEYS[1], 'sv') or '0'}

@@ -2,7 +2,8 @@
 -- ARGV: holder, tag, lease_ms, batch, ttl_ms, disconnect_ms, poll (1/0), probe (1/0)
 -- Returns {'created'} (held; a poll has let go already) | {'busy'} | {'closed', item}
 --       | {'taken', items}   (a poll's answer: the lease is let go already)
---       | {'open', items, sv, channel, offset, channel, offset...}   (held)
+--       | {'open', items, head, sv, channel, offset, channel, offset...}   (held;
+--         head: the absolute position of the first item)
 local holder = ARGV[1]
 local lease, batch, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local disconnect, poll = tonumber(ARGV[6]), ARGV[7] == '1'
@@ -43,7 +44,7 @@ if poll then
   if items then return {'taken', items} end
 end
 redis.call('HSET', KEYS[1], 'rcv', holder, 'rx', now + lease)
-local reply = {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1),
+local reply = {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1), head(KEYS[1]),
                redis.call('HGET', KEYS[1], 'sv') or '0'}
 for _, v in ipairs(redis.call('HGETALL', KEYS[3])) do reply[#reply + 1] = v end
 return reply

@@ -49,9 +49,9 @@ class Ended(Exception):
 
 class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
-    __slots__ = ("_watch", "catch_up", "client_gone", "delivered", "direct", "express",
-                 "holder", "holding", "items", "key", "poll", "positions", "publications",
-                 "runtime", "service", "version", "waiter", "written")
+    __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "delivered", "direct",
+                 "express", "holder", "holding", "items", "key", "poll", "positions",
+                 "publications", "runtime", "service", "version", "waiter", "written_upto")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
                  sock: Any = None, *, poll: bool = False) -> None:
@@ -64,7 +64,10 @@ class Receiver:
         # Registered before the lease is taken, so no wake-up can be missed.
         self.waiter = runtime.wakeups.register(self.key.tag)
         self.items: list[bytes] = []
-        self.written = 0  # queue items written and not yet acknowledged
+        # Absolute queue positions: written up to, and acknowledged up to.
+        # Acknowledging a position is idempotent, whatever the order it lands in.
+        self.written_upto = 0
+        self.acked_upto = 0
         self.holding = False
         self.client_gone = False
         # Channels: offsets buffered up to, offsets written up to, and what is buffered.
@@ -106,6 +109,7 @@ class Receiver:
         if isinstance(result, Opened):
             self._hold()
             self.items = result.items
+            self.written_upto = self.acked_upto = result.head
             self._follow(result.version, result.subscriptions)
             return None
         if isinstance(result, Taken):
@@ -137,17 +141,16 @@ class Receiver:
         the event about to be written, which the next receiver acknowledges."""
         if not self.holding:
             return
-        # Taken before the call: the acknowledgement batch may run while it waits.
-        acked, self.written = self.written, 0
         self._not_holding()
-        pending = 0
+        pending_upto = 0
         positions = self.delivered
         if isinstance(last, Messages | Closing):
-            pending = last.queue_items
+            pending_upto = self.written_upto + last.queue_items
             if isinstance(last, Messages) and last.positions:
                 positions = {**positions, **last.positions}
         try:
-            self.runtime.store.release(self.key, self.holder, acked, pending, positions)
+            self.runtime.store.release(self.key, self.holder, self.written_upto, pending_upto,
+                                       positions)
         except StoreUnavailable:
             # The lease lapses by itself; unacknowledged items are sent again.
             log.warning("release of %s failed: Redis unavailable", self.key.tag)
@@ -157,15 +160,22 @@ class Receiver:
         (a poll that finds something takes it and lets go). Raises Ended when
         the lease is lost."""
         self.waiter.reset()
-        acked, self.written = self.written, 0  # before the call: see let_go
-        reply = self.runtime.store.next_items(self.key, self.holder, acked, poll=self.poll)
+        self.acked_upto = self.written_upto
+        reply = self.runtime.store.next_items(self.key, self.holder, self.written_upto,
+                                              poll=self.poll)
         if reply is None:
             self._not_holding()
             raise Ended
-        self.items = reply.items
         if isinstance(reply, Taken):
+            self.items = reply.items
             self._not_holding()
-        elif reply.version != self.version:
+            return
+        # What this receiver wrote but Redis had not acknowledged yet when it
+        # read (an acknowledgement sent again after NOSCRIPT) is not sent twice.
+        skip = max(0, self.written_upto - reply.head)
+        self.items = reply.items[skip:]
+        self.written_upto = max(self.written_upto, reply.head)
+        if reply.version != self.version:
             self._follow(reply.version, self.runtime.store.subscriptions(self.key))
 
     # --- events ---
@@ -200,7 +210,7 @@ class Receiver:
         if isinstance(event, Messages) and event.positions is not None:
             self.delivered.update(event.positions)
         if isinstance(event, Messages | Closing) and event.queue_items:
-            self.written += event.queue_items
+            self.written_upto += event.queue_items
             if self.holding:
                 self.runtime.acknowledgements.mark(self)
 
@@ -211,11 +221,10 @@ class Receiver:
         write per follower would make a publication's cost grow with its
         audience. They are saved when the receiver lets go.
         """
-        if not self.holding or not self.written:
+        if not self.holding or self.written_upto <= self.acked_upto:
             return None
-        ack = Acknowledgement(self.key, self.holder, self.written, self.delivered)
-        self.written = 0
-        return ack
+        self.acked_upto = self.written_upto
+        return Acknowledgement(self.key, self.holder, self.written_upto, self.delivered)
 
     # --- waiting ---
 
