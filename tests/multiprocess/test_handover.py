@@ -24,8 +24,8 @@ from support.waiting import wait_for
 BUSY = (ANOTHER_CONNECTION + "\n").encode()
 TRIES = 200
 REFUSAL_LIMIT = 0.1  # s: the p99 a second receiver waits for its 2010
-# A try may take longer than the limit, so that today's ~1 s answer (BUSY_GRACE)
-# is measured and reported rather than lost in a timeout.
+# A try may take longer than the limit, so that a slow answer (the first design
+# waited ~1 s before answering 2010) is measured and reported, not lost in a timeout.
 ANSWER_TIMEOUT = 2.0
 # Tries over the limit that still leave p99 (nearest rank) under it: 2 of 200.
 SLOW_ALLOWED = TRIES - math.ceil(0.99 * TRIES)
@@ -46,7 +46,7 @@ def figures(latencies: list[float]) -> str:
 
 def wait_released(c: Cluster, sid: str) -> None:
     """Wait until no receiver holds the session, so that the next one to hold it is
-    known to be the request sent next (today a poll lets go just after answering)."""
+    known to be the request sent next."""
     wait_for(lambda: c.lease_holder("echo", sid) is None, TIMEOUT,
              message=f"the previous receiver of {sid} let go")
 
