@@ -71,8 +71,8 @@ def test_a_batch_wakes_each_follower_once_with_one_run_joined_once_for_all() -> 
     a, b = follower(runtime, 0), follower(runtime, 0)
     runtime.wakeups.announce(1, 2, 3)
     assert a.waiter.event.is_set() and b.waiter.event.is_set()
-    assert len(a.publications) == 1
-    assert a.publications[0].shared is b.publications[0].shared is not None
+    assert len(a.outbox.publications) == 1
+    assert a.outbox.publications[0].shared is b.outbox.publications[0].shared is not None
     events = a.events()
     assert events == [Messages(events[0].parts, 0, {CHANNEL: 3})]  # type: ignore[union-attr]
     assert frame_of(events[0]) == b'a["m1","m2","m3"]'
@@ -109,20 +109,20 @@ def test_a_gap_makes_the_follower_catch_up_never_skip() -> None:
     receiver = follower(runtime, 0)
     runtime.wakeups.announce(3, 4)  # 1 and 2 were never announced here
     assert receiver.catch_up == {CHANNEL}
-    assert receiver.positions[CHANNEL] == 0 and receiver.publications == []
+    assert receiver.positions[CHANNEL] == 0 and receiver.outbox.publications == []
     assert receiver.waiter.event.is_set()
 
     receiver.catch_up.clear()
     runtime.wakeups.announce(1, 2, 4, 5)  # two runs: the first is taken, the gap before 4 is not
     assert receiver.positions[CHANNEL] == 2 and receiver.catch_up == {CHANNEL}
-    assert [list(p.payloads) for p in receiver.publications] == [[b"m1", b"m2"]]
+    assert [list(p.payloads) for p in receiver.outbox.publications] == [[b"m1", b"m2"]]
 
 
 def test_queue_items_and_a_close_frame_follow_the_publications_as_before() -> None:
     runtime = make_runtime()
     receiver = follower(runtime, 0)
     runtime.wakeups.announce(1, 2)
-    receiver.items = [message_item("q1"), CLOSE, message_item("late")]
+    receiver.outbox.items = [message_item("q1"), CLOSE, message_item("late")]
     events = receiver.events()
     assert [frame_of(e) for e in events] == [b'a["m1","m2","q1"]', b'c[3000,"Go away!"]']
     assert events[0] == Messages(events[0].parts, 1, {CHANNEL: 2})  # type: ignore[union-attr]

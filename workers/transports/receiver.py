@@ -24,13 +24,14 @@ from typing import Any
 
 from session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
 from session_store.fanout import Run
-from session_store.items import close_of, is_close, payload_of
+from session_store.items import close_of
 from session_store.sessions import Acknowledgement
 from workers.application import Service
 from workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
 from workers.httpserver.streams import DisconnectWatch
 from workers.runtime import Runtime
 from workers.transports.events import HEARTBEAT, OPENED, Closing, Event, Messages, Part
+from workers.transports.outbox import Outbox
 
 log = logging.getLogger("sockhop.receiver")
 
@@ -49,9 +50,9 @@ class Ended(Exception):
 
 class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
-    __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "delivered", "direct",
-                 "express", "holder", "holding", "items", "key", "poll", "positions",
-                 "publications", "runtime", "service", "version", "waiter", "written_upto")
+    __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "delivered", "express",
+                 "holder", "holding", "key", "outbox", "poll", "positions", "runtime",
+                 "service", "version", "waiter", "written_upto")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
                  sock: Any = None, *, poll: bool = False) -> None:
@@ -63,7 +64,7 @@ class Receiver:
         self.poll = poll
         # Registered before the lease is taken, so no wake-up can be missed.
         self.waiter = runtime.wakeups.register(self.key.tag)
-        self.items: list[bytes] = []
+        self.outbox = Outbox()
         # Absolute queue positions: written up to, and acknowledged up to.
         # Acknowledging a position is idempotent, whatever the order it lands in.
         self.written_upto = 0
@@ -74,9 +75,6 @@ class Receiver:
         self.version = b""
         self.positions: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
-        self.publications: list[Part] = []
-        # Messages this process sent to a session it holds by websocket (no Redis).
-        self.direct: list[bytes] = []
         self.catch_up: set[str] = set()
         # Set by the receive cycle while it waits, if its transport can write from
         # another greenlet: a delivery then needs no wake-up of this receiver.
@@ -108,12 +106,12 @@ class Receiver:
             result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=False)
         if isinstance(result, Opened):
             self._hold()
-            self.items = result.items
+            self.outbox.items = result.items
             self.written_upto = self.acked_upto = result.head
             self._follow(result.version, result.subscriptions)
             return None
         if isinstance(result, Taken):
-            self.items = result.items  # the lease is let go already
+            self.outbox.items = result.items  # the lease is let go already
             return None
         if isinstance(result, Created):
             if not self.poll:
@@ -167,13 +165,13 @@ class Receiver:
             self._not_holding()
             raise Ended
         if isinstance(reply, Taken):
-            self.items = reply.items
+            self.outbox.items = reply.items
             self._not_holding()
             return
         # What this receiver wrote but Redis had not acknowledged yet when it
         # read (an acknowledgement sent again after NOSCRIPT) is not sent twice.
         skip = max(0, self.written_upto - reply.head)
-        self.items = reply.items[skip:]
+        self.outbox.items = reply.items[skip:]
         self.written_upto = max(self.written_upto, reply.head)
         if reply.version != self.version:
             self._follow(reply.version, self.runtime.store.subscriptions(self.key))
@@ -181,30 +179,11 @@ class Receiver:
     # --- events ---
 
     def events(self) -> list[Event]:
-        """Events of what is loaded; call sent() for each once it was written.
-
-        Publications go first, all in the first event; queue messages follow,
-        and the session's close, if queued, ends the list.
-        """
+        """Events of what is loaded (see Outbox.events); call sent() for each
+        once it was written."""
         if self.catch_up:
             self._catch_up()
-        parts, self.publications = self.publications, []
-        positions = dict(self.positions) if parts else None
-        if self.direct:
-            parts.append(Part(self.direct))
-            self.direct = []
-        items, self.items = self.items, []
-        messages = 0
-        while messages < len(items) and not is_close(items[messages]):
-            messages += 1
-        if messages:
-            parts.append(Part([payload_of(item) for item in items[:messages]]))
-        events: list[Event] = []
-        if parts:
-            events.append(Messages(parts, messages, positions))
-        if messages < len(items):
-            events.append(Closing(close_of(items[messages]), 1))
-        return events
+        return self.outbox.events(self.positions)
 
     def sent(self, event: Event) -> None:
         if isinstance(event, Messages) and event.positions is not None:
@@ -233,7 +212,7 @@ class Receiver:
         when the heartbeat is due. Raises Ended when this receiver must end."""
         if self.runtime.draining:
             raise Ended
-        if self.publications or self.direct or self.catch_up:
+        if self.outbox or self.catch_up:
             return None
         rung = self.waiter.wait(timeout)
         if self.client_gone:
@@ -254,12 +233,13 @@ class Receiver:
 
     def push(self, messages: list[bytes]) -> bool:
         """Messages sent from this process to the session this websocket holds."""
-        if len(self.direct) + len(messages) > self.runtime.settings.max_queue_length:
+        direct = self.outbox.direct
+        if len(direct) + len(messages) > self.runtime.settings.max_queue_length:
             return False
         if self.express is not None and not self._pending() \
                 and self.express(Messages([Part(messages)])):
             return True
-        self.direct.extend(messages)
+        direct.extend(messages)
         self.waiter.event.set()
         return True
 
@@ -280,11 +260,11 @@ class Receiver:
                     and self.express(Messages([part])):
                 self.delivered[channel] = run.last
                 return  # written without waking this receiver
-            self.publications.append(part)
+            self.outbox.publications.append(part)
         self.waiter.event.set()
 
     def _pending(self) -> bool:
-        return bool(self.publications or self.direct or self.items or self.catch_up)
+        return bool(self.outbox or self.catch_up)
 
     def lost_track(self, channel: str) -> None:
         if channel in self.positions:
@@ -325,7 +305,7 @@ class Receiver:
             skip = self.positions[channel] - start
             fresh = result.items[skip:]
             if fresh:
-                self.publications.append(Part(fresh))
+                self.outbox.publications.append(Part(fresh))
             self.positions[channel] += len(fresh)
             if self.positions[channel] < result.top:
                 self.catch_up.add(channel)  # more than one read's worth
