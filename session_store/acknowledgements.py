@@ -24,7 +24,7 @@ ACK_BATCH = 300
 
 class Acknowledging(Protocol):
     def acknowledgement(self) -> Acknowledgement | None:
-        """What was written since the last call (and forget it), or None."""
+        """What was written, if more than the last call said, or None."""
 
 
 class Acknowledgements(Background):

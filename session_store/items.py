@@ -25,7 +25,7 @@ class Close:
 
 
 def message_item(text: str) -> bytes:
-    return MESSAGE + text.encode(*_TEXT)
+    return MESSAGE + stored(text)
 
 
 def close_item(close: Close) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -83,9 +83,9 @@ class Opened:
     """
 
     items: list[bytes]
-    head: int = 0
-    version: bytes = b"0"
-    subscriptions: dict[str, int] = field(default_factory=dict)
+    head: int
+    version: bytes
+    subscriptions: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +105,10 @@ ReceiverResult = Created | Taken | Opened | Busy | Closed
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """The lease was renewed: the head of the queue (the first item at absolute
-    position `head`) and the subscriptions version."""
+    """The lease was renewed: the head of the queue, read after what was written
+    was acknowledged, and the subscriptions version."""
 
     items: list[bytes]
-    head: int
     version: bytes
 
 
@@ -209,7 +208,7 @@ class SessionStore:
         ])
         status = reply[0]
         if status == b"open":
-            return Held(list(reply[1]), int(reply[2]), reply[3])
+            return Held(list(reply[1]), reply[2])
         if status == b"taken":
             self.client.send(self._bring_forward(key))  # no need to wait
             return Taken(list(reply[1]))

@@ -209,10 +209,11 @@ class Wakeups:
         of ours. If a client of ours left, its receiver lets go, which wakes the
         asker; otherwise say at once that the session really is busy."""
         asker, _, tag = question.partition(" ")
-        holders = [w for w in self._waiters.get(tag, ()) if w.client_present is not None]
+        checks = [w.client_present for w in self._waiters.get(tag, ())
+                  if w.client_present is not None]
         # Every check runs: each one that finds its client gone ends its receiver.
-        present = [w.client_present() for w in holders if w.client_present is not None]
-        if not holders or any(present):
+        present = [check() for check in checks]
+        if not checks or any(present):
             with contextlib.suppress(StoreUnavailable):
                 self.commands.send(("PUBLISH", f"sh:p:{asker}", tag))
 

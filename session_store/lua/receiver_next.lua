@@ -6,7 +6,7 @@
 --       pending_upto, channel, offset, channel, offset...
 -- action: 'renew' (read more), 'poll' (read; let go if there is an answer),
 --         'release' (let go; `pending` items are being written now; save offsets)
--- Returns {'lost'} | {'released'} | {'taken', items} | {'open', items, head, sv}
+-- Returns {'lost'} | {'released'} | {'taken', items} | {'open', items, sv}
 if redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[1] then return {'lost'} end
 local tag, upto, action = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local lease, batch = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -28,5 +28,5 @@ if action == 'poll' then
   if items then return {'taken', items} end
 end
 redis.call('HSET', KEYS[1], 'rx', now + lease)
-return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1), head(KEYS[1]),
+return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1),
         redis.call('HGET', KEYS[1], 'sv') or '0'}

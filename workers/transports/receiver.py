@@ -168,11 +168,7 @@ class Receiver:
             self.outbox.items = reply.items
             self._not_holding()
             return
-        # What this receiver wrote but Redis had not acknowledged yet when it
-        # read (an acknowledgement sent again after NOSCRIPT) is not sent twice.
-        skip = max(0, self.written_upto - reply.head)
-        self.outbox.items = reply.items[skip:]
-        self.written_upto = max(self.written_upto, reply.head)
+        self.outbox.items = reply.items  # read after written_upto was acknowledged
         if reply.version != self.version:
             self._follow(reply.version, self.runtime.store.subscriptions(self.key))
 
