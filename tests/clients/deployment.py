@@ -42,6 +42,7 @@ JS_DIR = REPO_ROOT / "tests" / "js"
 WEB_DIR = JS_DIR / "web"
 NODE_MODULES = JS_DIR / "node_modules"
 SOCKJS_DIST = NODE_MODULES / "sockjs-client" / "dist"
+CENTRIFUGE_DIST = NODE_MODULES / "centrifuge" / "dist"
 SOCKJS_PATH = "/static/sockjs/sockjs.min.js"
 PAGE_PATH = "/static/web/index.html"
 SOCKHOP_PROCESSES = 3
@@ -50,7 +51,10 @@ WORKERS_PER_PROCESS = 2
 _LOG_LINE = re.compile(
     r"^(?P<msec>\S+) (?P<status>\d+) (?P<method>\S+) (?P<uri>\S+) up=(?P<up>.*)$"
 )
-_SESSION_URI = re.compile(r"^/[^/?]+/[^/?]+/(?P<session>[^/?]+)/(?P<kind>[a-z_]+)(?:\?.*)?$")
+# <service prefix, one or more segments>/<server id>/<session id>/<transport kind>
+_SESSION_URI = re.compile(
+    r"^(?:/[^/?]+)+/[^/?]+/(?P<session>[^/?]+)/(?P<kind>[a-z_]+)(?:\?.*)?$"
+)
 
 
 @dataclass
@@ -138,9 +142,10 @@ class ClientDeployment(Deployment):
         return old
 
 
-# Both origins serve sockjs-client and the test page.
+# Both origins serve sockjs-client, centrifuge-js and the test pages.
 STATIC_LOCATIONS = """
     location /static/sockjs/ {{ alias {dist}/; add_header Cache-Control "no-store"; }}
+    location /static/centrifuge/ {{ alias {centrifuge}/; add_header Cache-Control "no-store"; }}
     location /static/web/ {{ alias {web}/; add_header Cache-Control "no-store"; }}
 """
 
@@ -229,8 +234,42 @@ def nginx_config(
         api_port=api_port,
         page_port=page_port,
         servers=servers,
-        static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, web=WEB_DIR),
+        static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, centrifuge=CENTRIFUGE_DIST, web=WEB_DIR),
     )
+
+
+def two_free_ports() -> tuple[int, int]:
+    """The sockhop origin's port and the page origin's port, known before anything starts
+    (the servers are told URLs on them)."""
+    api_port = free_port()
+    page_port = free_port()
+    while page_port == api_port:
+        page_port = free_port()
+    return api_port, page_port
+
+
+def start_nginx(
+    registry: ProcessRegistry,
+    name: str,
+    api_port: int,
+    page_port: int,
+    backends: Sequence[tuple[str, int]],
+    *,
+    ready_path: str,
+    upstream_params: str = "",
+) -> tuple[ManagedProcess, Path]:
+    """nginx in front of backends (see nginx_config); returns it and its access log once
+    ready_path answers through it from every backend and the page origin serves the page."""
+    prefix = registry.log_dir / f"{name}-nginx-{api_port}"
+    prefix.mkdir(parents=True, exist_ok=True)
+    config = prefix / "nginx.conf"
+    config.write_text(nginx_config(prefix, api_port, page_port, backends, upstream_params))
+    argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
+    proxy = registry.start(f"{name}-nginx", argv)
+    # One probe per backend (each probe is a new request, so round-robin visits them all).
+    wait_http_ready([proxy], [(LOCALHOST, api_port)] * len(backends), ready_path)
+    wait_http_ready([proxy], [(LOCALHOST, page_port)], PAGE_PATH)
+    return proxy, prefix / "access.log"
 
 
 def deploy_for_clients(
@@ -242,10 +281,7 @@ def deploy_for_clients(
     set a refusing process aside, keep round-robin strict through restarts).
     """
     redis = start_redis(registry, f"{name}-redis")
-    api_port = free_port()
-    page_port = free_port()
-    while page_port == api_port:
-        page_port = free_port()
+    api_port, page_port = two_free_ports()
     # Known before nginx starts, because sockhop reads it at start.
     sockjs_url = f"http://{LOCALHOST}:{api_port}{SOCKJS_PATH}"
     servers, backends = start_sockhop_processes(
@@ -257,16 +293,15 @@ def deploy_for_clients(
         env={"SOCKHOP_SOCKJS_URL": sockjs_url},
     )
     servers.insert(0, redis.proc)
-
-    prefix = registry.log_dir / f"{name}-nginx-{api_port}"
-    prefix.mkdir(parents=True, exist_ok=True)
-    config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, api_port, page_port, backends, upstream_params))
-    argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
-    proxy = registry.start(f"{name}-nginx", argv)
-    # One probe per backend (each probe is a new request, so round-robin visits them all).
-    wait_http_ready([proxy], [(LOCALHOST, api_port)] * len(backends), "/echo/info")
-    wait_http_ready([proxy], [(LOCALHOST, page_port)], PAGE_PATH)
+    proxy, access_log = start_nginx(
+        registry,
+        name,
+        api_port,
+        page_port,
+        backends,
+        ready_path="/echo/info",
+        upstream_params=upstream_params,
+    )
     return ClientDeployment(
         name=name,
         kind="sockhop",
@@ -277,6 +312,6 @@ def deploy_for_clients(
         env={"SOCKHOP_SOCKJS_URL": sockjs_url},
         backends=list(backends),
         page_port=page_port,
-        access_log=prefix / "access.log",
+        access_log=access_log,
         sockjs_url=sockjs_url,
     )

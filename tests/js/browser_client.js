@@ -11,7 +11,9 @@
  *   runs: [{ id, pageUrl, mode: "echo", url, transport, pingPong, timeoutMs, sessionPrefix }
  *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }
  *        | { id, pageUrl, mode: "live", url, transports, rate, timeoutMs, maxMs, drainMs,
- *            sessionPrefix, readyPath, stopPath }]
+ *            sessionPrefix, readyPath, stopPath }
+ *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream", askDir, timeoutMs,
+ *            ...the env of web/hub_runner.js's runScenario / runStream }]
  * }
  * A live run writes readyPath once its clients are open and sends until stopPath
  * exists (see web/runner.js runLive).
@@ -72,6 +74,9 @@ async function runOne(context, job, run) {
   try {
     await page.goto(run.pageUrl, { waitUntil: 'load', timeout: 15000 });
     await page.waitForFunction(() => !!(window.SockJS && window.SockhopRunner), null, { timeout: 10000 });
+    if (HUB_RUNS[run.mode]) {
+      return Object.assign(await runHub(page, run), diagnostics);
+    }
     let budgetMs = run.timeoutMs;
     if (run.mode === 'live') {
       await page.exposeFunction('sockhopLiveReady',
@@ -117,6 +122,33 @@ async function runOne(context, job, run) {
   } finally {
     await page.close().catch(() => {});
   }
+}
+
+// Hub runs (web/hub.html): mode -> the web/hub_runner.js function the page calls.
+const HUB_RUNS = { 'hub-scenario': 'runScenario', 'hub-stream': 'runStream' };
+
+/*
+ * A centrifuge-js run in the page. The page asks the test through the driver
+ * (control.ask in run.askDir); everything else in `run` is the runner's env.
+ */
+async function runHub(page, run) {
+  await page.waitForFunction(() => !!(window.Centrifuge && window.HubRunner), null, { timeout: 10000 });
+  await page.exposeFunction('hubAsk', (what, args) => control.ask(run.askDir, what, args));
+  const env = Object.assign({}, run, { runner: HUB_RUNS[run.mode] });
+  const evaluation = page.evaluate(async (e) => {
+    const full = Object.assign({}, e, {
+      Centrifuge: window.Centrifuge,
+      SockJS: window.SockJS,
+      WebSocket: null,
+      ask: window.hubAsk,
+    });
+    const result = await window.HubRunner[e.runner](full);
+    result.sockjsVersion = window.SockJS.version;
+    result.origin = window.location.origin;
+    result.userAgent = navigator.userAgent;
+    return result;
+  }, env);
+  return withTimeout(evaluation, run.timeoutMs + 10000, run.id);
 }
 
 async function main() {
