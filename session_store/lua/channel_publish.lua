@@ -12,7 +12,7 @@
 -- Returns {offset, epoch}
 local top = redis.call('HINCRBY', KEYS[2], 'top', 1)
 if top == 1 then
-  redis.call('HSET', KEYS[2], 'ep', ARGV[7])
+  redis.call('HSETNX', KEYS[2], 'ep', ARGV[7])  -- a subscriber may have made it already
   redis.call('DEL', KEYS[1])  -- a stream left from a lost position would clash
 end
 local text = ARGV[1] .. ARGV[3]

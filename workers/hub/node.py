@@ -8,6 +8,7 @@ process may act for any connection.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -85,7 +86,7 @@ class Node:
         self.runtime = runtime
         self.config = config
         self.service = service
-        self.channels = runtime.channels
+        self.streams = runtime.channels
         self.presence_store = PresenceStore(runtime.client)
         self.registry = Registry(runtime.client)
         self.started = time.time()
@@ -115,7 +116,7 @@ class Node:
             pub += ',"tags":' + protocol.encode(tags)
         head = protocol.publication_head(channel, pub).encode()
         tail = protocol.PUBLICATION_TAIL.encode()
-        pending = publications or Publications(self.channels)
+        pending = publications or Publications(self.streams)
         pending.add(channel, head, tail=tail, options=self.stream(resolved))
         if publications is not None:
             return None
@@ -139,7 +140,7 @@ class Node:
             raise HubError(NOT_AVAILABLE)
         if reverse and since is not None and since.offset == 0:
             raise HubError(BAD_REQUEST)
-        position, entries = self.channels.history(channel, since.offset if since else 0,
+        position, entries = self.streams.history(channel, since.offset if since else 0,
                                                   limit, reverse)
         if since is not None and since.epoch and since.epoch != position.epoch:
             raise HubError(UNRECOVERABLE_POSITION)
@@ -150,20 +151,22 @@ class Node:
         resolved = self.resolve(channel)
         if not history_enabled(resolved.options):
             raise HubError(NOT_AVAILABLE)
-        self.channels.remove_history(channel)
+        self.streams.remove_history(channel)
 
-    def presence(self, channel: str) -> dict[str, bytes]:
-        """client id -> ClientInfo JSON."""
+    def presence(self, channel: str) -> dict[str, dict[str, Any]]:
+        """client id -> ClientInfo."""
         if not self.resolve(channel).options.presence:
             raise HubError(NOT_AVAILABLE)
-        return self.presence_store.clients(channel)
+        return {client: json.loads(info)
+                for client, info in self.presence_store.clients(channel).items()}
 
     def presence_stats(self, channel: str) -> tuple[int, int]:
         if not self.resolve(channel).options.presence:
             raise HubError(NOT_AVAILABLE)
         return self.presence_store.stats(channel)
 
-    def channel_counts(self, pattern: str = "") -> dict[str, int]:
+    def channels(self, pattern: str = "") -> dict[str, int]:
+        """Channels with subscribers (matching a glob pattern) -> their number of clients."""
         return self.registry.channels(pattern)
 
     def info(self) -> list[dict[str, Any]]:
@@ -190,7 +193,7 @@ class Node:
         name = channel.name
         options = self.stream(channel)
         result: dict[str, Any] = {}
-        position = self.channels.position(name, options)
+        position = self.streams.position(name, options)
         start = position.offset
         if request.recoverable or request.positioned:
             result["positioned"] = True
@@ -218,7 +221,7 @@ class Node:
         conn.subs[name] = sub
         if request.join_leave:
             jl = join_leave_channel(name)
-            changes.channels[jl] = self.channels.position(jl).offset
+            changes.channels[jl] = self.streams.position(jl).offset
         info = protocol.encode(conn.info_of(name))
         if sub.presence:
             changes.commands.append(
@@ -234,7 +237,7 @@ class Node:
         if since.epoch != position.epoch or since.offset > position.offset:
             return False, [], position.offset
         limit = self.config.client.recovery_max_publication_limit
-        caught = self.channels.since(channel, since.offset, limit)
+        caught = self.streams.since(channel, since.offset, limit)
         if caught.behind or caught.epoch != since.epoch \
                 or since.offset + len(caught.items) < caught.top:
             return False, [], max(position.offset, caught.top)
@@ -294,7 +297,7 @@ class Node:
         return done
 
     def apply_elsewhere(self, changes: Changes) -> None:
-        publications = Publications(self.channels)
+        publications = Publications(self.streams)
         for channel, text, options in changes.pushes:
             publications.add(channel, text.encode(), options=options)
         if changes.commands:
