@@ -109,6 +109,7 @@ class Frame:
         self.conn = conn
         self.state_changed = True
         self.node.connected(conn, self.session.key, self.changes)
+        self.node.deadline(self.session.key.tag, conn, self.changes)
         result: dict[str, Any] = {"client": conn.client, "version": "6.0.0-sockhop",
                                   "ping": int(client.ping_interval), "pong": True}
         _expiry_fields(result, expires_at)
@@ -144,6 +145,7 @@ class Frame:
         if claims.info is not None:
             self.conn.info = claims.info
         self.state_changed = True
+        self.node.deadline(self.session.key.tag, self.conn, self.changes)
         result: dict[str, Any] = {}
         _expiry_fields(result, expires_at)
         if result:
@@ -345,10 +347,14 @@ class HubHandler(SessionHandler):
             return
         frame.commit()
 
+    def on_open(self, session: Session) -> None:
+        changes = Changes()
+        node = self.node()
+        node.deadline(session.key.tag, None, changes)
+        node.apply_elsewhere(changes)
+
     def on_close(self, session: Session) -> None:
-        conn = Connection.load(session.state)
-        if conn is not None:
-            self.node().disconnected(conn)
+        self.node().disconnected(session.key.tag, Connection.load(session.state))
 
     def on_channel_gap(self, session: Session, channel: str) -> None:
         """Fell behind the stream: a client-side subscription is told to

@@ -18,6 +18,7 @@ from typing import Any
 
 from session_store.autopipeline import Command
 from session_store.channels import Publications, StreamOptions, StreamPosition
+from session_store.deadlines import Deadlines
 from session_store.items import Close
 from session_store.presence import PresenceStore
 from session_store.registry import Registry
@@ -35,6 +36,7 @@ from workers.hub.codes import (
     CONNECTION_EXPIRED,
     FORCE_DISCONNECT,
     NOT_AVAILABLE,
+    STALE,
     UNRECOVERABLE_POSITION,
     UNSUBSCRIBE_SERVER,
     HubError,
@@ -45,6 +47,7 @@ from workers.hub.names import Channel, resolve
 from workers.runtime import Runtime
 
 VERSION = "6.0.0-sockhop"
+DEADLINES_KEY = "sh:hub:deadlines"
 
 __all__ = ["Changes", "HistoryResult", "Node", "StreamPosition", "SubscribeRequest"]
 
@@ -90,6 +93,8 @@ class Node:
         self.presence_store = PresenceStore(runtime.client)
         self.registry = Registry(runtime.client)
         self.started = time.time()
+        self.deadlines = Deadlines(runtime.client, DEADLINES_KEY, self._due)
+        self.deadlines.start()
 
     # --- channels ---
 
@@ -279,9 +284,13 @@ class Node:
     def connected(self, conn: Connection, key: SessionKey, changes: Changes) -> None:
         changes.commands += self.registry.connected_commands(conn.user, conn.client, key.tag)
 
-    def disconnected(self, conn: Connection) -> None:
+    def disconnected(self, tag: str, conn: Connection | None) -> None:
         """The session ended (any way, once): presence, registry, leave pushes."""
         changes = Changes()
+        changes.commands.append(self.deadlines.clear_command(tag))
+        if conn is None:
+            self.apply_elsewhere(changes)
+            return
         for name, sub in conn.subs.items():
             self._left(conn, name, sub, changes)
         changes.commands += self.registry.disconnected_commands(conn.user, conn.client)
@@ -304,6 +313,40 @@ class Node:
             self.runtime.client.call_many(changes.commands)
         if changes.pushes:
             publications.wait()
+
+    # --- deadlines: connect in time, refresh in time ---
+
+    def deadline(self, tag: str, conn: Connection | None, changes: Changes) -> None:
+        """When the session must be checked: a connection that expires, some
+        time after its expiry (the client refreshes before); one not yet
+        connected, stale_close_delay after it opened; else never."""
+        client = self.config.client
+        if conn is None:
+            changes.commands.append(self.deadlines.set_command(
+                tag, time.time() + client.stale_close_delay))
+        elif conn.expires_at:
+            changes.commands.append(self.deadlines.set_command(
+                tag, conn.expires_at + client.expired_close_delay))
+        else:
+            changes.commands.append(self.deadlines.clear_command(tag))
+
+    def _due(self, tag: str) -> float | None:
+        """Close a session that did not connect (3502) or refresh (3005) in time."""
+        session = Session(self.runtime.dispatcher, self.service, SessionKey.from_tag(tag))
+        if self.runtime.store.state(session.key) != "open":
+            return None
+        conn = Connection.load(session.state)
+        client = self.config.client
+        if conn is None:
+            session.close(STALE.code, STALE.reason)
+            return None
+        if not conn.expires_at:
+            return None
+        due = conn.expires_at + client.expired_close_delay
+        if due > time.time():
+            return due
+        session.close(CONNECTION_EXPIRED.code, CONNECTION_EXPIRED.reason)
+        return None
 
     # --- the server API's actions on a user's connections ---
 
@@ -372,4 +415,6 @@ class Node:
                     conn.expires_at = expire_at
                 if info is not None:
                     conn.info = info
-                session.update(state=conn.dump())
+                changes = Changes()
+                self.deadline(session.key.tag, conn, changes)
+                self.apply(session, changes, state=conn)
