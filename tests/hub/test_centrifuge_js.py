@@ -25,14 +25,12 @@ from typing import Any
 import pytest
 from clients.checks import assert_spread_over_processes
 from clients.jsrun import JsRunner
-from clients.test_browser_client import BROWSER_TRANSPORTS
 
 from .answers import hub_answers
 from .deployment import HubDeployment
+from .setups import CHROMIUM_TRANSPORTS, NODE_TRANSPORTS
 from .verdicts import check, peer, step
 
-NODE_TRANSPORTS = ["websocket", "sockjs-websocket", "sockjs-xhr-streaming", "sockjs-xhr-polling"]
-CHROMIUM_TRANSPORTS = [f"sockjs-{t}" for t in BROWSER_TRANSPORTS]
 SETUPS = [f"node/{t}" for t in NODE_TRANSPORTS] + [f"chromium/{t}" for t in CHROMIUM_TRANSPORTS]
 STEP_TIMEOUT_MS = 10_000
 # A short-lived connection token: the client must refresh it within the run.

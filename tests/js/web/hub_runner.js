@@ -240,7 +240,8 @@
     SUB_EVENTS.concat(['publication']).forEach(function (event) {
       sub.handle.on(event, function (ctx) {
         if (event === 'publication') {
-          sub.publications.push(publicationOf(ctx));
+          // round: how many times the subscription had been subscribed when it arrived.
+          sub.publications.push(Object.assign(publicationOf(ctx), { round: sub.subscribedCount }));
         } else {
           if (event === 'subscribed') {
             sub.subscribedCount += 1;
@@ -628,10 +629,11 @@
   /*
    * A subscriber pushed past the history window. env also has: channel (in a
    * namespace with a small history_size), user, before, after (how many
-   * publications before and after the stall). Asks 'publish' for `before`,
-   * waits for them, asks 'stall' (the test stops this process, publishes more
-   * than the history keeps, resumes it; answers {published}), then 'publish'
-   * for `after`, and waits until the last of those arrives.
+   * publications before and after the stall), resubscribeTimeoutMs. Asks
+   * 'publish' for `before`, waits for them, asks 'stall' (the test stops this
+   * process, publishes more than the history keeps, resumes it; answers their
+   * positions), waits for the resubscription, then asks 'publish' for `after`
+   * and waits until the last of those arrives.
    */
   async function runFallBehind(env) {
     var hub = new Hub();
@@ -659,6 +661,16 @@
       }, deadline, broken);
       result.stage = 'stall';
       result.stall = await env.ask('stall', { channel: env.channel });
+      // Publish the rest only once resubscribed, so that none of it is before the
+      // position a recovered:false resubscription starts from. Without a
+      // resubscription, go on anyway: the test says what was missing.
+      result.stage = 'resubscribe';
+      try {
+        await hub.waitFor('resubscribed', function () { return sub.subscribedCount > 1; },
+          Math.min(deadline, Date.now() + env.resubscribeTimeoutMs), broken);
+      } catch (err) {
+        result.resubscribeError = errorText(err);
+      }
       result.stage = 'after';
       data = [];
       for (var j = 0; j < env.after; j++) {
@@ -675,7 +687,9 @@
     } finally {
       if (peer) {
         result.subscriber = peer.report();
-        result.offsets = sub.publications.map(function (p) { return p.offset; });
+        result.publications = sub.publications.map(function (p) {
+          return { offset: p.offset, round: p.round };
+        });
         peer.disconnect();
       }
       result.elapsedMs = Date.now() - started;
