@@ -39,7 +39,7 @@ class LazyNode:
 def hub_service(config: HubConfig, node: LazyNode) -> Service:
     return Service("hub", HubHandler(config, node), path=SOCKJS_PATH,
                    websocket_path=WEBSOCKET_PATH, sockjs=config.sockjs,
-                   heartbeat_message=PING)
+                   heartbeat_message=PING, message_separator="\n")
 
 
 def hub_app(config: HubConfig, examples: bool = False,

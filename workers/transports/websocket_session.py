@@ -73,8 +73,11 @@ class WebSocketResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         ws = open_websocket(req, resp, ctx)
         if ws is not None:
-            serve_session(ctx, req, self.transport(ws),
+            serve_session(ctx, req, self.make_transport(ws, ctx),
                           lambda receiver, texts: self.on_texts(ctx, receiver, texts))
+
+    def make_transport(self, ws: WebSocket, ctx: SessionRequest) -> WebSocketTransport:
+        return self.transport(ws)
 
     def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
         """Hand the messages of one read to the handler; False closes the connection."""
