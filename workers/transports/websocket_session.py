@@ -101,7 +101,7 @@ def open_websocket(
     try:
         return accept(
             req.env,
-            max_message_size=settings.max_websocket_message_size,
+            max_message_size=ctx.service.max_message_size or settings.max_websocket_message_size,
             write_timeout=settings.write_timeout,
             ping_interval=settings.websocket_ping_interval,
         )
