@@ -86,7 +86,7 @@ def node_scenarios(
 
 
 @pytest.fixture(scope="module")
-def browser_scenarios(
+def chromium_scenarios(
     hub_target: HubDeployment,
     chromium: str,
     js_runner: JsRunner,
@@ -432,7 +432,6 @@ def test_polls_hop_between_processes(scenario: Scenario, hub_target: HubDeployme
     """No affinity: each SockJS HTTP session's requests reached several processes."""
     if scenario.sockjs_transport in (None, "websocket"):
         pytest.skip("one connection: nothing to hop")
-    step(scenario.result, "recovery", ["alice"])
     alice = peer(scenario.result, "alice")
     # Alice's first session: from connect to the disconnect before recovery.
     assert_spread_over_processes(

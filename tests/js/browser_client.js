@@ -12,8 +12,9 @@
  *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }
  *        | { id, pageUrl, mode: "live", url, transports, rate, timeoutMs, maxMs, drainMs,
  *            sessionPrefix, readyPath, stopPath }
- *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream", askDir, timeoutMs,
- *            ...the env of web/hub_runner.js's runScenario / runStream }]
+ *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream", timeoutMs,
+ *            ...the env of web/hub_runner.js's runScenario / runStream }],
+ *   askDir: where hub runs ask the test (control.js ask)
  * }
  * A live run writes readyPath once its clients are open and sends until stopPath
  * exists (see web/runner.js runLive).
@@ -75,7 +76,7 @@ async function runOne(context, job, run) {
     await page.goto(run.pageUrl, { waitUntil: 'load', timeout: 15000 });
     await page.waitForFunction(() => !!(window.SockJS && window.SockhopRunner), null, { timeout: 10000 });
     if (HUB_RUNS[run.mode]) {
-      return Object.assign(await runHub(page, run), diagnostics);
+      return Object.assign(await runHub(page, job, run), diagnostics);
     }
     let budgetMs = run.timeoutMs;
     if (run.mode === 'live') {
@@ -129,11 +130,11 @@ const HUB_RUNS = { 'hub-scenario': 'runScenario', 'hub-stream': 'runStream' };
 
 /*
  * A centrifuge-js run in the page. The page asks the test through the driver
- * (control.ask in run.askDir); everything else in `run` is the runner's env.
+ * (control.ask in the job's askDir); everything else in `run` is the runner's env.
  */
-async function runHub(page, run) {
+async function runHub(page, job, run) {
   await page.waitForFunction(() => !!(window.Centrifuge && window.HubRunner), null, { timeout: 10000 });
-  await page.exposeFunction('hubAsk', (what, args) => control.ask(run.askDir, what, args));
+  await page.exposeFunction('hubAsk', (what, args) => control.ask(job.askDir, what, args));
   const env = Object.assign({}, run, { runner: HUB_RUNS[run.mode] });
   const evaluation = page.evaluate(async (e) => {
     const full = Object.assign({}, e, {

@@ -45,7 +45,9 @@ async function main() {
     ask: (what, args) => control.ask(job.askDir, what, args),
   });
   const result = await run(env);
-  result.centrifugeVersion = require('centrifuge/package.json').version;
+  // centrifuge's package.json is not among its exports: read the file.
+  const manifest = path.join(__dirname, 'node_modules', 'centrifuge', 'package.json');
+  result.centrifugeVersion = JSON.parse(fs.readFileSync(manifest, 'utf8')).version;
   result.sockjsVersion = require('sockjs-client/package.json').version;
   result.nodeVersion = process.version;
   fs.writeFileSync(resultPath, JSON.stringify(result));

@@ -56,8 +56,9 @@
   function publicationOf(ctx) {
     var info = ctx.info ? { user: ctx.info.user, client: ctx.info.client,
       connInfo: plain(ctx.info.connInfo), chanInfo: plain(ctx.info.chanInfo) } : null;
-    return { channel: ctx.channel, data: plain(ctx.data), offset: ctx.offset, info: info,
-      tags: plain(ctx.tags) };
+    // null, not absent, for what a publication lacks: the test reads every key.
+    return { channel: ctx.channel, data: plain(ctx.data),
+      offset: ctx.offset === undefined ? null : ctx.offset, info: info, tags: plain(ctx.tags) };
   }
 
   /*
@@ -142,7 +143,7 @@
     this.connectedCount = 0;
     this.tokenRequests = [];
     this.sessionIds = [];
-    this.sockjsTransports = [];
+    this.sockjsUsed = [];
     this.subs = {};
     this.wire = new Wire();
     this.started = Date.now();
@@ -167,7 +168,8 @@
       var sockjsTransport = env.transport.replace(/^sockjs-/, '');
       endpoints = [{ transport: 'sockjs', endpoint: env.endpoints.sockjs }];
       config.sockjs = recording(env.SockJS, this.wire, function (sock) {
-        self.sockjsTransports.push(sock);
+        // Read at open: sockjs-client forgets its transport once closed.
+        sock.addEventListener('open', function () { self.sockjsUsed.push(sock.transport || null); });
       });
       config.sockjsOptions = {
         transports: [sockjsTransport],
@@ -209,10 +211,13 @@
     return this.client.state;
   };
 
-  // Why waiting for this client is pointless: it was disconnected for good.
+  // Why waiting for this client is pointless: it is disconnected (and so will not reconnect).
   Peer.prototype.broken = function () {
+    if (this.client.state !== 'disconnected') {
+      return null;
+    }
     var last = this.eventsOf('disconnected').pop();
-    return last ? this.name + ' disconnected: ' + last.ctx.code + ' ' + last.ctx.reason : null;
+    return this.name + ' disconnected: ' + (last ? last.ctx.code + ' ' + last.ctx.reason : '?');
   };
 
   // The first connecting or disconnected event after the first connected one, or null.
@@ -280,7 +285,7 @@
       subs: subs,
       tokenRequests: this.tokenRequests,
       sessionIds: this.sessionIds,
-      sockjsUsed: this.sockjsTransports.map(function (s) { return s.transport || null; }),
+      sockjsUsed: this.sockjsUsed,
       wire: {
         lines: this.wire.lines,
         unsubscribePushes: this.wire.unsubscribePushes,
