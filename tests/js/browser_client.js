@@ -14,7 +14,8 @@
  *            sessionPrefix, readyPath, stopPath }
  *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream", timeoutMs,
  *            ...the env of web/hub_runner.js's runScenario / runStream }],
- *   askDir: where hub runs ask the test (control.js ask)
+ *   askDir: where hub runs ask the test (control.js ask),
+ *   parallel: how many runs at once, each in its own tab (default 1)
  * }
  * A live run writes readyPath once its clients are open and sends until stopPath
  * exists (see web/runner.js runLive).
@@ -171,10 +172,16 @@ async function main() {
       timeout: 30000,
     });
     save();
-    for (const run of job.runs) {
-      output.runs[run.id] = await runOne(context, job, run);
-      save();
-    }
+    // job.parallel tabs at a time (default one): each takes the next run not started.
+    const pending = job.runs.slice();
+    const tab = async () => {
+      while (pending.length > 0) {
+        const run = pending.shift();
+        output.runs[run.id] = await runOne(context, job, run);
+        save();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, job.parallel || 1) }, tab));
     output.finished = true;
     save();
   } finally {
