@@ -156,7 +156,10 @@ def nginx_config(
     page_port: int,
     backends: Sequence[tuple[str, int]],
     upstream_params: str = "",
+    more_api_ports: Sequence[int] = (),
 ) -> str:
+    """more_api_ports: more ports of the sockhop origin's server, each its own origin
+    to a browser, so each has its own six-connection pool (see HubDeployment)."""
     params = f" {upstream_params}" if upstream_params else ""
     servers = "\n".join(f"        server {host}:{port}{params};" for host, port in backends)
     return textwrap.dedent(
@@ -200,7 +203,7 @@ def nginx_config(
 
             # The sockhop origin: the SockJS services, plus sockjs-client and the page.
             server {{
-                listen {host}:{api_port};
+                listen {host}:{api_port};{more_listens}
 
                 {static}
                 location / {{
@@ -232,19 +235,27 @@ def nginx_config(
         prefix=prefix,
         host=LOCALHOST,
         api_port=api_port,
+        more_listens="".join(f"\n        listen {LOCALHOST}:{port};" for port in more_api_ports),
         page_port=page_port,
         servers=servers,
         static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, centrifuge=CENTRIFUGE_DIST, web=WEB_DIR),
     )
 
 
+def free_ports(count: int) -> list[int]:
+    """count distinct free ports, known before anything starts (the servers are told
+    URLs on them)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def two_free_ports() -> tuple[int, int]:
-    """The sockhop origin's port and the page origin's port, known before anything starts
-    (the servers are told URLs on them)."""
-    api_port = free_port()
-    page_port = free_port()
-    while page_port == api_port:
-        page_port = free_port()
+    """The sockhop origin's port and the page origin's port."""
+    api_port, page_port = free_ports(2)
     return api_port, page_port
 
 
@@ -257,13 +268,16 @@ def start_nginx(
     *,
     ready_path: str,
     upstream_params: str = "",
+    more_api_ports: Sequence[int] = (),
 ) -> tuple[ManagedProcess, Path]:
     """nginx in front of backends (see nginx_config); returns it and its access log once
     ready_path answers through it from every backend and the page origin serves the page."""
     prefix = registry.log_dir / f"{name}-nginx-{api_port}"
     prefix.mkdir(parents=True, exist_ok=True)
     config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, api_port, page_port, backends, upstream_params))
+    config.write_text(
+        nginx_config(prefix, api_port, page_port, backends, upstream_params, more_api_ports)
+    )
     argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
     proxy = registry.start(f"{name}-nginx", argv)
     # One probe per backend (each probe is a new request, so round-robin visits them all).

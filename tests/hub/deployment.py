@@ -18,8 +18,8 @@ from clients.deployment import (
     SOCKJS_PATH,
     WORKERS_PER_PROCESS,
     ClientDeployment,
+    free_ports,
     start_nginx,
-    two_free_ports,
 )
 from support.procs import LOCALHOST
 from support.servers import ProcessRegistry, start_redis, start_sockhop_processes
@@ -28,9 +28,14 @@ HUB_PAGE_PATH = "/static/web/hub.html"
 SOCKJS_PREFIX = "/connection/sockjs"
 WEBSOCKET_PATH = "/connection/websocket"
 API_PREFIX = "/api"
-# How long the hub keeps a connection whose token expired without a refresh (short,
-# so the refresh test can outlast it).
-EXPIRED_CLOSE_DELAY = 1.0
+# How long the hub keeps a connection whose token expired without a refresh: short, so
+# the refresh test can outlast it, yet longer than a JWT's whole-second `exp` can leave
+# between the real expiry and the client's refresh (up to 1 s) plus getToken's time.
+EXPIRED_CLOSE_DELAY = 3.0
+# More ports of the hub's nginx server, one browser origin each: Chromium holds at
+# most six connections per origin, and each polling or streaming client holds one
+# (another while it sends), so the browser's clients spread over these.
+BROWSER_ORIGINS = 24
 # The namespace whose history is too small for a stalled subscriber (test_exactly_once).
 SMALL_HISTORY = 20
 # Enough history for the exactly-once channel's 1,000 publications.
@@ -91,6 +96,7 @@ class HubDeployment(ClientDeployment):
     api_key: str = ""
     secret: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    browser_ports: list[int] = field(default_factory=list)
 
     @property
     def websocket_endpoint(self) -> str:
@@ -99,6 +105,19 @@ class HubDeployment(ClientDeployment):
     @property
     def sockjs_endpoint(self) -> str:
         return self.url(SOCKJS_PREFIX)
+
+    def endpoints(self, port: int | None = None) -> dict[str, str]:
+        """The client URLs (web/hub_runner.js `endpoints`), through nginx on `port`."""
+        origin = f"{self.host}:{port or self.port}"
+        return {
+            "websocket": f"ws://{origin}{WEBSOCKET_PATH}",
+            "sockjs": f"http://{origin}{SOCKJS_PREFIX}",
+        }
+
+    def browser_endpoint_sets(self, first: int, count: int) -> list[dict[str, str]]:
+        """count endpoint sets on browser ports from the first-th on (wrapping around)."""
+        ports = self.browser_ports
+        return [self.endpoints(ports[(first + i) % len(ports)]) for i in range(count)]
 
     @property
     def api_url(self) -> str:
@@ -124,8 +143,8 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
     """Redis + three `sockhop serve --config hub.json --workers 2` + nginx (round-robin,
     no affinity), with fresh secrets."""
     redis = start_redis(registry, f"{name}-redis")
-    api_port, page_port = two_free_ports()
-    origins = [f"http://{LOCALHOST}:{port}" for port in (api_port, page_port)]
+    api_port, page_port, *browser_ports = free_ports(2 + BROWSER_ORIGINS)
+    origins = [f"http://{LOCALHOST}:{port}" for port in (api_port, page_port, *browser_ports)]
     # The iframe page of the SockJS endpoint loads sockjs-client from the test's nginx.
     sockjs_url = f"http://{LOCALHOST}:{api_port}{SOCKJS_PATH}"
     secret = secrets.token_hex(32)
@@ -145,7 +164,13 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
         ready_path=f"{SOCKJS_PREFIX}/info",
     )
     proxy, access_log = start_nginx(
-        registry, name, api_port, page_port, backends, ready_path=f"{SOCKJS_PREFIX}/info"
+        registry,
+        name,
+        api_port,
+        page_port,
+        backends,
+        ready_path=f"{SOCKJS_PREFIX}/info",
+        more_api_ports=browser_ports,
     )
     return HubDeployment(
         name=name,
@@ -162,4 +187,5 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
         api_key=api_key,
         secret=secret,
         config=config,
+        browser_ports=browser_ports,
     )

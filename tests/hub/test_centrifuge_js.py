@@ -41,6 +41,8 @@ BROWSER_DRIVER_TIMEOUT = 300.0
 # Tabs running scenarios at once: most of a scenario is waiting (for the token to expire,
 # for polls), so a few at a time shorten the run without crowding two cores.
 BROWSER_PARALLEL_RUNS = 4
+# refresher, alice, bob, forged, expired (web/hub_runner.js runScenario).
+CLIENTS_PER_SCENARIO = 5
 
 pytestmark = pytest.mark.timeout(BROWSER_DRIVER_TIMEOUT + 60)
 
@@ -103,8 +105,12 @@ def chromium_scenarios(
             "mode": "hub-scenario",
             "pageUrl": hub_target.page_url,
             "timeoutMs": BROWSER_RUN_TIMEOUT_MS,
+            # Each client of the run on its own origin (the browser's per-origin limit).
+            "endpointSets": hub_target.browser_endpoint_sets(
+                index * CLIENTS_PER_SCENARIO, CLIENTS_PER_SCENARIO
+            ),
         }
-        for transport in CHROMIUM_TRANSPORTS
+        for index, transport in enumerate(CHROMIUM_TRANSPORTS)
     ]
     workdir: Path = tmp_path_factory.mktemp("chromium-hub")
     output = js_runner.run(

@@ -135,7 +135,8 @@ const HUB_RUNS = { 'hub-scenario': 'runScenario', 'hub-stream': 'runStream' };
  */
 async function runHub(page, job, run) {
   await page.waitForFunction(() => !!(window.Centrifuge && window.HubRunner), null, { timeout: 10000 });
-  await page.exposeFunction('hubAsk', (what, args) => control.ask(job.askDir, what, args));
+  await page.exposeFunction('hubAsk',
+    (what, args, timeoutMs) => control.ask(job.askDir, what, args, timeoutMs));
   const env = Object.assign({}, run, { runner: HUB_RUNS[run.mode] });
   const evaluation = page.evaluate(async (e) => {
     const full = Object.assign({}, e, {

@@ -42,7 +42,7 @@ async function main() {
     Centrifuge: Centrifuge,
     SockJS: SockJS,
     WebSocket: WebSocket,
-    ask: (what, args) => control.ask(job.askDir, what, args),
+    ask: (what, args, timeoutMs) => control.ask(job.askDir, what, args, timeoutMs),
   });
   const result = await run(env);
   // centrifuge's package.json is not among its exports: read the file.

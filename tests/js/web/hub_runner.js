@@ -14,8 +14,9 @@
  *              all are subscribed, then records every publication until each
  *              has `expect` of them (or the deadline passes).
  *
- * env: Centrifuge, SockJS, WebSocket (null: the global one), ask,
- *      endpoints {websocket, sockjs}, sessionPrefix, stepTimeoutMs, timeoutMs,
+ * env: Centrifuge, SockJS, WebSocket (null: the global one), ask(what, args, timeoutMs),
+ *      endpoints {websocket, sockjs}, endpointSets (optional, see endpointsFor),
+ *      sessionPrefix, stepTimeoutMs, timeoutMs,
  *      and the run's own fields (see each run).
  * A transport name is 'websocket' (native) or 'sockjs-<sockjs-client transport>'.
  */
@@ -161,12 +162,13 @@
       };
     }
     var endpoints;
+    var urls = options.endpoints || env.endpoints;
     if (env.transport === 'websocket') {
-      endpoints = env.endpoints.websocket;
+      endpoints = urls.websocket;
       config.websocket = recording(env.WebSocket || WebSocket, this.wire);
     } else {
       var sockjsTransport = env.transport.replace(/^sockjs-/, '');
-      endpoints = [{ transport: 'sockjs', endpoint: env.endpoints.sockjs }];
+      endpoints = [{ transport: 'sockjs', endpoint: urls.sockjs }];
       config.sockjs = recording(env.SockJS, this.wire, function (sock) {
         // Read at open: sockjs-client forgets its transport once closed.
         sock.addEventListener('open', function () { self.sockjsUsed.push(sock.transport || null); });
@@ -295,6 +297,16 @@
     };
   };
 
+  /*
+   * The URLs of the index-th client: env.endpointSets (when given) are the same hub
+   * on several ports, one origin each, because a browser holds at most six
+   * connections per origin and every polling or streaming client holds one.
+   */
+  function endpointsFor(env, index) {
+    var sets = env.endpointSets;
+    return sets && sets.length ? sets[index % sets.length] : env.endpoints;
+  }
+
   function subscribedCtx(sub) {
     var found = sub.events.filter(function (e) { return e.event === 'subscribed'; });
     return found.length ? found[found.length - 1].ctx : null;
@@ -351,7 +363,8 @@
     }
 
     function newPeer(options) {
-      var peer = new Peer(env, hub, options);
+      var peer = new Peer(env, hub, Object.assign({ endpoints: endpointsFor(env, peers.length) },
+        options));
       peers.push(peer);
       return peer;
     }
@@ -585,7 +598,7 @@
         var user = env.userPrefix + '-' + transport;
         var answer = await env.ask('connectToken', { user: user, ttl: 3600 });
         var peer = new Peer(Object.assign({}, env, { transport: transport }), hub,
-          { name: transport, user: user, token: answer.token });
+          { name: transport, user: user, token: answer.token, endpoints: endpointsFor(env, i) });
         peer.subscription(env.channel);
         peers.push(peer);
         peer.connect();
@@ -604,7 +617,7 @@
         return null;
       });
       result.stage = 'ready';
-      var go = await env.ask('ready', { transports: env.transports });
+      var go = await env.ask('ready', { transports: env.transports }, env.timeoutMs);
       result.stage = 'receiving';
       var last = go.lastOffset;
       await hub.waitFor('offset ' + last + ' at every subscriber', function () {
@@ -623,7 +636,8 @@
         // Offsets and data are what the test checks; the full publication list is long.
         report.offsets = sub.publications.map(function (p) { return p.offset; });
         report.data = sub.publications.map(function (p) { return p.data; });
-        report.subs = { events: sub.events, state: sub.handle.state };
+        report.subs = {};
+        report.subs[env.channel] = { events: sub.events, state: sub.handle.state };
         delete report.publications;
         result.subscribers[peer.name] = report;
         peer.disconnect();
