@@ -21,19 +21,19 @@ from gunicorn.app.base import BaseApplication
 
 from workers.config import ConfigError
 from workers.embedded_redis import EmbeddedRedis
-from workers.hub.config import HubConfig, generate_config, load_config
+from workers.hub.config import HubConfig, config_text, generate_config, load_config
 
 DEFAULT_CONFIG_FILE = "config.json"
 DEFAULT_CENTRIFUGE_URL = "https://cdn.jsdelivr.net/npm/centrifuge@5.7.4/dist/centrifuge.js"
+# Read by the launcher for --demo only: not an option of the hub's configuration.
 CENTRIFUGE_URL_ENV = "SOCKHOP_DEMO_CENTRIFUGE_URL"
-# Variables the launcher reads itself: not options of the hub's configuration.
-LAUNCHER_ENV = ("SOCKHOP_BIND", "SOCKHOP_WORKERS", "SOCKHOP_LOG_LEVEL", CENTRIFUGE_URL_ENV)
 CHAT_PAGE_DIR = Path(__file__).resolve().parent.parent / "examples" / "chat"
 SCRIPT_URL_SCHEMES = ("http://", "https://", "/")
 
 # What `--demo` puts over a generated configuration so the chat page works as it is:
-# any origin (the page may be opened under any host name), and channels without a
-# namespace that clients may join, publish into and list, kept for recovery.
+# any origin (the page may be opened under any host name; the generated configuration
+# says so today, the demo must not depend on it), and channels without a namespace that
+# clients may join, publish into and list, kept for recovery.
 DEMO_OVERRIDES: dict[str, Any] = {
     "client": {"allowed_origins": ["*"]},
     "channel": {
@@ -152,10 +152,7 @@ def hub_config(args: argparse.Namespace, env: Mapping[str, str], workdir: Path) 
     --demo with --config keeps FILE's configuration as it is and only adds the page."""
     if args.demo and args.config is None:
         return demo_config(env, workdir)
-    try:
-        config = load_config(args.config, env)
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read {args.config}: {exc.strerror}") from None
+    config = load_config(args.config, env)
     if args.demo and not config.client.token.hmac_secret_key:
         raise ConfigError(f"--demo signs its tokens with client.token.hmac_secret_key, "
                           f"which {args.config} does not set")
@@ -169,7 +166,7 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     log = logging.getLogger("sockhop")
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
+    env = {k: v for k, v in os.environ.items() if k != CENTRIFUGE_URL_ENV}
     launcher = os.getpid()
     with contextlib.ExitStack() as cleanup:
         # Not TemporaryDirectory: its finalizer would also run in every worker at exit.
@@ -211,8 +208,14 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def genconfig(args: argparse.Namespace) -> int:
-    """Write a fresh configuration; never over an existing file (it holds secrets)."""
+    """Write a fresh configuration, JSON or YAML as the file's name says; never over an
+    existing file (it holds secrets)."""
     path = Path(args.file)
+    try:
+        text = config_text(generate_config(), path)
+    except ConfigError as exc:
+        print(f"sockhop: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         # Created readable by its owner only, and only if it does not exist yet.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -223,8 +226,7 @@ def genconfig(args: argparse.Namespace) -> int:
         print(f"sockhop: cannot create {path}: {exc.strerror}", file=sys.stderr)
         return 1
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(generate_config(), out, indent=2)
-        out.write("\n")
+        out.write(text)
     print(f"sockhop: configuration written to {path.resolve()}")
     return 0
 
@@ -254,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     genconfig_cmd = commands.add_parser("genconfig", help="write a configuration with fresh "
                                                           "secrets")
     genconfig_cmd.add_argument("file", nargs="?", default=DEFAULT_CONFIG_FILE,
-                               help=f"where to write it (default {DEFAULT_CONFIG_FILE})")
+                               help=f"where to write it: .json, .yaml or .yml "
+                                    f"(default {DEFAULT_CONFIG_FILE})")
     args = parser.parse_args(argv)
     if args.command == "genconfig":
         return genconfig(args)

@@ -2,7 +2,7 @@
 /*
  * The demo chat page (examples/chat) in Debian's Chromium, driven as a person would:
  * several pages, each in its own browser context, each joins with a name and a
- * transport, says one thing, and reads what everyone said.
+ * transport, says one thing, reads what everyone said and who is online.
  *
  *   node chat_pages.js JOB.json RESULT.json
  *
@@ -11,7 +11,7 @@
  *   pick "form": the driver types the name and picks the transport in the form;
  *   pick "query": url already carries ?transport=&name=, the driver only presses Connect.
  * RESULT: { finished, error?, pages: { id: { selected, transportShown, state, messages:
- *           [{author, text}], console, pageErrors, failedRequests, error? } } }
+ *           [{author, text}], online: [name], console, pageErrors, failedRequests, error? } } }
  * RESULT is written at every stage, so a driver stopped on timeout leaves what it saw.
  */
 'use strict';
@@ -59,6 +59,7 @@ async function pageState(page) {
   return page.evaluate(() => ({
     state: document.body.dataset.state,
     transportShown: document.getElementById('transport-in-use').textContent,
+    online: [...document.querySelectorAll('#presence li')].map((li) => li.textContent),
     messages: [...document.querySelectorAll('#messages li.message')].map((li) => ({
       author: li.querySelector('.author').textContent,
       text: li.querySelector('.text').textContent,
@@ -125,6 +126,14 @@ async function main() {
         const seen = [...document.querySelectorAll('#messages li.message .text')].map((el) => el.textContent);
         return texts.every((text) => seen.includes(text));
       }, everyText, budget(receiving)));
+    }
+    const everyName = job.pages.map((spec) => spec.name);
+    const listing = Date.now();
+    for (const spec of job.pages) {
+      await stage(spec, 'presence', () => pages[spec.id].waitForFunction((names) => {
+        const online = [...document.querySelectorAll('#presence li')].map((el) => el.textContent);
+        return names.every((name) => online.includes(name));
+      }, everyName, budget(listing)));
     }
     output.finished = true;
   } catch (err) {

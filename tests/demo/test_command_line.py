@@ -50,6 +50,18 @@ def test_genconfig_secrets_are_fresh_each_time(tmp_path: Path) -> None:
     assert keys[0].http_api.key != keys[1].http_api.key
 
 
+def test_genconfig_writes_yaml_for_a_yaml_name(tmp_path: Path) -> None:
+    path = tmp_path / "hub.yaml"
+    assert main(["genconfig", str(path)]) == 0
+    assert not path.read_text().lstrip().startswith("{")
+    assert load_config(str(path), {}).client.token.hmac_secret_key
+
+
+def test_genconfig_refuses_a_name_of_no_known_format(tmp_path: Path) -> None:
+    assert main(["genconfig", str(tmp_path / "hub.conf")]) == 2
+    assert not (tmp_path / "hub.conf").exists()
+
+
 def test_genconfig_writes_config_json_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

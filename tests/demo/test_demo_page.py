@@ -3,7 +3,8 @@
 Four people open the page, each in their own browser context: one over a native
 websocket, two over SockJS (xhr-streaming, xhr-polling), one leaving the default
 (websocket, then SockJS). Each says one thing once everyone is in the channel;
-every page must show every line exactly once and the transport its person picked.
+every page must show every line exactly once, the transport its person picked, and
+everyone in its presence panel.
 The server is one `sockhop serve --demo` process with its embedded Valkey and two
 workers, so the pages' connections and requests land on either worker.
 """
@@ -130,6 +131,13 @@ def test_every_line_reaches_every_page_once(
     for speaker, text in said.items():
         assert lines.count((speaker, text)) == 1, (speaker, lines)
     assert len(lines) == len(said), lines
+
+
+@pytest.mark.parametrize("person", PEOPLE, ids=PEOPLE_IDS)
+def test_page_lists_everyone_online(person: Person, chat_run: dict[str, Any]) -> None:
+    """The presence panel: the channel's presence when subscribed, then join pushes."""
+    result = page_result(chat_run, person)
+    assert sorted(result["online"]) == sorted(PEOPLE_IDS)
 
 
 def test_token_endpoint_names_the_user(demo_server: DemoServer) -> None:
