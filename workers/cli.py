@@ -30,32 +30,25 @@ CENTRIFUGE_URL_ENV = "SOCKHOP_DEMO_CENTRIFUGE_URL"
 CHAT_PAGE_DIR = Path(__file__).resolve().parent.parent / "examples" / "chat"
 SCRIPT_URL_SCHEMES = ("http://", "https://", "/")
 
-# What `--demo` puts over a generated configuration so the chat page works as it is:
-# any origin (the page may be opened under any host name; the generated configuration
-# says so today, the demo must not depend on it), and channels without a namespace that
-# clients may join, publish into and list, kept for recovery.
-DEMO_OVERRIDES: dict[str, Any] = {
-    "client": {"allowed_origins": ["*"]},
-    "channel": {
-        "without_namespace": {
-            "allow_subscribe_for_client": True,
-            "allow_publish_for_client": True,
-            "allow_presence_for_client": True,
-            "allow_history_for_client": True,
-            "presence": True,
-            "join_leave": True,
-            "force_push_join_leave": True,
-            "history_size": 100,
-            "history_ttl": "300s",
-            "force_recovery": True,
-        }
-    },
+# The demo's channels (those without a namespace): clients may join, publish, and ask
+# presence and history; join/leave pushes; publications kept for recovery.
+DEMO_CHANNEL_OPTIONS: dict[str, Any] = {
+    "allow_subscribe_for_client": True,
+    "allow_publish_for_client": True,
+    "allow_presence_for_client": True,
+    "allow_history_for_client": True,
+    "presence": True,
+    "join_leave": True,
+    "force_push_join_leave": True,
+    "history_size": 100,
+    "history_ttl": "300s",
+    "force_recovery": True,
 }
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     """Builds the app in each worker, after fork and after gevent's monkey-patching:
-    importing redis (and ssl: falcon, jwt) in the master first would leave them unpatched."""
+    importing redis (or falcon, jwt) in the master first would leave them unpatched."""
 
     def __init__(self, config: HubConfig, examples: bool, demo_dir: Path | None,
                  options: dict[str, Any]) -> None:
@@ -95,22 +88,16 @@ def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: s
     }
 
 
-def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """base with overrides put over it, section by section."""
-    result = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
 def demo_config(env: Mapping[str, str], workdir: Path) -> HubConfig:
-    """A generated configuration (fresh secrets) with DEMO_OVERRIDES, read back the way a
-    file is, so environment overrides and checks apply to it as to any other."""
+    """A generated configuration (fresh secrets) with the demo's channels, read back the way
+    a file is, so environment overrides and checks apply to it as to any other."""
+    data = generate_config()
+    data.setdefault("channel", {})["without_namespace"] = DEMO_CHANNEL_OPTIONS
+    # Any origin: the page may be opened under any host name (generated configurations say
+    # so today; the demo must not depend on that).
+    data.setdefault("client", {})["allowed_origins"] = ["*"]
     path = workdir / "demo-config.json"
-    path.write_text(json.dumps(merged(generate_config(), DEMO_OVERRIDES)), encoding="utf-8")
+    path.write_text(json.dumps(data), encoding="utf-8")
     return load_config(str(path), env)
 
 

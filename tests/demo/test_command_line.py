@@ -19,7 +19,7 @@ import pytest
 from support.procs import LOCALHOST, free_port
 from support.servers import REPO_ROOT, ProcessRegistry
 
-from workers.cli import main
+from workers.cli import demo_config, main
 from workers.hub.config import load_config
 
 CONFIG_ERROR = "sockhop: configuration error: "
@@ -76,6 +76,17 @@ def test_genconfig_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["genconfig", str(path)]) == 1
     assert path.read_text() == "mine\n"
     assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_configuration_is_fresh_and_keeps_history(tmp_path: Path) -> None:
+    """--demo alone: new secrets every run, SockJS on, and the channels the page uses keep
+    publications for recovery."""
+    first, second = demo_config({}, tmp_path), demo_config({}, tmp_path)
+    assert first.client.token.hmac_secret_key != second.client.token.hmac_secret_key
+    assert first.http_api.key != second.http_api.key
+    assert first.sockjs
+    lobby = first.channel.without_namespace
+    assert lobby.history_enabled and lobby.force_recovery and lobby.presence
 
 
 @pytest.fixture
