@@ -32,6 +32,10 @@ API_PREFIX = "/api"
 # the refresh test can outlast it, yet longer than a JWT's whole-second `exp` can leave
 # between the real expiry and the client's refresh (up to 1 s) plus getToken's time.
 EXPIRED_CLOSE_DELAY = 3.0
+# Server pings every 5 s (Centrifugo's default is 25 s): every run sees pings and pongs
+# on every transport.
+PING_INTERVAL = "5s"
+PONG_TIMEOUT = "3s"
 # More ports of the hub's nginx server, one browser origin each: Chromium holds at
 # most six connections per origin, and each polling or streaming client holds one
 # (another while it sends), so the browser's clients spread over these.
@@ -66,6 +70,8 @@ def hub_config(
             "token": {"hmac_secret_key": secret},
             "allowed_origins": allowed_origins,
             "expired_close_delay": f"{EXPIRED_CLOSE_DELAY:g}s",
+            "ping_interval": PING_INTERVAL,
+            "pong_timeout": PONG_TIMEOUT,
         },
         "http_api": {"key": api_key},
         "sockjs": True,

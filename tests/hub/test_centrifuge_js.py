@@ -437,6 +437,24 @@ def test_refresh_keeps_the_connection(scenario: Scenario) -> None:
     )
 
 
+def test_connections_outlive_pings(scenario: Scenario) -> None:
+    """The hub pings every 5 s; the longest-lived clients answer and stay connected: no
+    connecting or disconnected event of alice, bob or the refresher but those the run
+    asked for (code 0: connect called, disconnect called), and the refresher saw a
+    ping and answered it."""
+    r = scenario.result
+    step(r, "refresh", ["refresher"])
+    for name in ("alice", "bob", "refresher"):
+        unasked = [
+            e
+            for e in peer(r, name)["events"]
+            if e["event"] in ("connecting", "disconnected") and e["ctx"].get("code") != 0
+        ]
+        check(not unasked, f"{name} lost its connection: {unasked}", r, [name])
+    lines = peer(r, "refresher")["wire"]["lines"]
+    check("< {}" in lines and "> {}" in lines, "no ping and pong on the wire", r, ["refresher"])
+
+
 def test_polls_hop_between_processes(scenario: Scenario, hub_target: HubDeployment) -> None:
     """No affinity: each SockJS HTTP session's requests reached several processes."""
     if scenario.sockjs_transport in (None, "websocket"):

@@ -222,6 +222,21 @@ def test_every_subscriber_sees_every_offset_once_in_order(
         )
 
 
+@pytest.mark.parametrize(
+    "subscriber",
+    [f"node/{t}" for t in NODE_TRANSPORTS] + [f"chromium/{t}" for t in BROWSER_STREAM_TRANSPORTS],
+)
+def test_every_subscriber_outlives_pings(subscriber: str, stream: dict[str, Any]) -> None:
+    """After the publications each subscriber waits for two server pings (5 s apart)
+    on one connection: it answered the first and the hub kept it."""
+    report = stream["subscribers"].get(subscriber)
+    assert report is not None, f"no report from {subscriber}: {stream['errors']}\n{stream['logs']}"
+    story = f"{subscriber}: errors {stream['errors']}\n{peer_story(report)}"
+    wire = report["wire"]
+    assert wire["pings"] >= 2 and wire["pongs"] >= 1, f"pings {wire['pings']}\n{story}"
+    assert report["connectedCount"] == 1, f"reconnected: closes {wire['closes']}\n{story}"
+
+
 @contextmanager
 def stopped(script: RunningScript) -> Iterator[None]:
     """The script's process does nothing (so polls nothing) inside the block."""

@@ -12,7 +12,7 @@
  *              (steps go on after a failed one; each reports ok or its error).
  * runStream:   one subscriber per transport on one channel; asks 'ready' once
  *              all are subscribed, then records every publication until each
- *              has `expect` of them (or the deadline passes).
+ *              has the last one, then waits for two server pings at each.
  *
  * env: Centrifuge, SockJS, WebSocket (null: the global one), ask(what, args, timeoutMs),
  *      endpoints {websocket, sockjs}, endpointSets (optional, see endpointsFor),
@@ -67,12 +67,15 @@
    * JSON lines (bounded), plus every line worth judging on (unsubscribe pushes,
    * replies to refresh commands, close frames) whatever the bound.
    */
-  function Wire() {
+  function Wire(onRecord) {
+    this.onRecord = onRecord;
     this.lines = [];
     this.unsubscribePushes = [];
     this.refreshCommands = {};
     this.refreshReplies = [];
     this.closes = [];
+    this.pings = 0;
+    this.pongs = 0;
   }
 
   Wire.prototype.record = function (direction, data) {
@@ -81,6 +84,13 @@
     text.split('\n').forEach(function (line) {
       if (!line) {
         return;
+      }
+      if (line === '{}') {
+        if (direction === '<') {
+          self.pings += 1;
+        } else {
+          self.pongs += 1;
+        }
       }
       var shown = line.length > MAX_LINE ? line.slice(0, MAX_LINE) + '...' : line;
       pushBounded(self.lines, direction + ' ' + shown, MAX_WIRE);
@@ -98,6 +108,8 @@
         self.unsubscribePushes.push(frame.push);
       }
     });
+    // Waits on the wire (pings) need a poke: no client event comes with a ping.
+    this.onRecord();
   };
 
   // A transport constructor that records what its sockets send and receive.
@@ -146,7 +158,7 @@
     this.sessionIds = [];
     this.sockjsUsed = [];
     this.subs = {};
-    this.wire = new Wire();
+    this.wire = new Wire(function () { hub.poke(); });
     this.started = Date.now();
     var config = {
       token: options.token || '',
@@ -293,7 +305,10 @@
         unsubscribePushes: this.wire.unsubscribePushes,
         refreshReplies: this.wire.refreshReplies,
         closes: this.wire.closes,
+        pings: this.wire.pings,
+        pongs: this.wire.pongs,
       },
+      connectedCount: this.connectedCount,
     };
   };
 
@@ -390,6 +405,8 @@
         refresher = newPeer({ name: 'refresher', user: users.refresher, token: answer.token,
           getToken: token('connectToken', { user: users.refresher, ttl: 3600 }) });
         var ctx = await connected(refresher);
+        // Subscribed, as an application's clients are, while the pings come.
+        await subscribed(refresher, refresher.subscription(ch.room + '-refresher'));
         return { exp: answer.exp, ctx: ctx };
       });
 
@@ -625,6 +642,12 @@
           var pubs = p.subs[env.channel].publications;
           return pubs.length > 0 && pubs[pubs.length - 1].offset >= last;
         });
+      }, deadline);
+      // Two pings each: the second one proves the first pong was taken (a
+      // reconnect in between shows in connectedCount).
+      result.stage = 'pings';
+      await hub.waitFor('two pings at every subscriber', function () {
+        return peers.every(function (p) { return p.wire.pings >= 2; });
       }, deadline);
       result.stage = 'done';
     } catch (err) {
