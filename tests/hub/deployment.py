@@ -103,6 +103,7 @@ class HubDeployment(ClientDeployment):
     secret: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     browser_ports: list[int] = field(default_factory=list)
+    redis_url: str = ""
 
     @property
     def websocket_endpoint(self) -> str:
@@ -194,4 +195,37 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
         secret=secret,
         config=config,
         browser_ports=browser_ports,
+        redis_url=redis.url,
+    )
+
+
+def start_hub_variant(
+    registry: ProcessRegistry, deployment: HubDeployment, name: str, client: dict[str, Any]
+) -> HubDeployment:
+    """One more `sockhop serve --config` process (two workers) on the deployment's Redis,
+    its config the deployment's with `client` options changed; reached directly."""
+    config = {**deployment.config, "client": {**deployment.config["client"], **client}}
+    config_path = registry.log_dir / f"{name}-hub.json"
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    servers, backends = start_sockhop_processes(
+        registry,
+        name,
+        deployment.redis_url,
+        count=1,
+        workers=WORKERS_PER_PROCESS,
+        args=["--config", str(config_path)],
+        ready_path=f"{SOCKJS_PREFIX}/info",
+    )
+    host, port = backends[0]
+    return HubDeployment(
+        name=name,
+        kind="sockhop",
+        host=host,
+        port=port,
+        servers=servers,
+        backends=list(backends),
+        api_key=deployment.api_key,
+        secret=deployment.secret,
+        config=config,
+        redis_url=deployment.redis_url,
     )

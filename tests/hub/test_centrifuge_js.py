@@ -24,12 +24,13 @@ from typing import Any
 
 import pytest
 from clients.checks import assert_spread_over_processes
-from clients.jsrun import JsRunner
+from clients.jsrun import JsRunner, RunningScript
+from support.servers import ProcessRegistry
 
-from .answers import hub_answers
-from .deployment import HubDeployment
+from .answers import api_client, hub_answers, publish_all
+from .deployment import HubDeployment, start_hub_variant
 from .setups import CHROMIUM_TRANSPORTS, NODE_TRANSPORTS
-from .verdicts import check, peer, step
+from .verdicts import check, peer, peer_story, step
 
 SETUPS = [f"node/{t}" for t in NODE_TRANSPORTS] + [f"chromium/{t}" for t in CHROMIUM_TRANSPORTS]
 STEP_TIMEOUT_MS = 10_000
@@ -41,6 +42,8 @@ BROWSER_DRIVER_TIMEOUT = 300.0
 # Tabs running scenarios at once: most of a scenario is waiting (for the token to expire,
 # for polls), so a few at a time shorten the run without crowding two cores.
 BROWSER_PARALLEL_RUNS = 4
+# Connect, one publication, two pings 25 s apart, and some slack.
+DEFAULT_PING_RUN_MS = 75_000
 # refresher, alice, bob, forged, expired (web/hub_runner.js runScenario).
 CLIENTS_PER_SCENARIO = 5
 
@@ -74,8 +77,43 @@ def scenario_env(deployment: HubDeployment, where: str, transport: str) -> dict[
 
 
 @pytest.fixture(scope="module")
+def default_ping_subscriber(
+    hub_target: HubDeployment,
+    process_registry: ProcessRegistry,
+    js_runner: JsRunner,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> RunningScript:
+    """A Node websocket subscriber (permessage-deflate on, as `ws` and browsers offer it)
+    of a hub process pinging every 25 s, as Centrifugo does by default: started before
+    the scenarios, it waits through two pings while they run."""
+    variant = start_hub_variant(
+        process_registry, hub_target, "hub-ping25", {"ping_interval": "25s", "pong_timeout": "8s"}
+    )
+    channel = f"idle-{uuid.uuid4().hex[:8]}"
+    api = api_client(variant.api_url, variant.api_key)
+
+    def publish_one(args: dict[str, Any]) -> dict[str, Any]:
+        return {"lastOffset": publish_all(api, channel, [{"idle": 1}])[0]["offset"]}
+
+    job = {
+        "mode": "stream",
+        "endpoints": variant.endpoints(),
+        "channel": channel,
+        "transports": ["websocket"],
+        "userPrefix": "idle",
+        "sessionPrefix": "idle",
+        "timeoutMs": DEFAULT_PING_RUN_MS,
+    }
+    answers = {**hub_answers(variant), "ready": publish_one}
+    return js_runner.start("hub_node.js", job, tmp_path_factory.mktemp("ping25"), answers)
+
+
+@pytest.fixture(scope="module")
 def node_scenarios(
-    hub_target: HubDeployment, js_runner: JsRunner, tmp_path_factory: pytest.TempPathFactory
+    hub_target: HubDeployment,
+    js_runner: JsRunner,
+    tmp_path_factory: pytest.TempPathFactory,
+    default_ping_subscriber: RunningScript,
 ) -> dict[str, dict[str, Any]]:
     """Every Node setup's scenario result, by transport; the four run at once."""
     running = {
@@ -453,6 +491,21 @@ def test_connections_outlive_pings(scenario: Scenario) -> None:
         check(not unasked, f"{name} lost its connection: {unasked}", r, [name])
     lines = peer(r, "refresher")["wire"]["lines"]
     check("< {}" in lines and "> {}" in lines, "no ping and pong on the wire", r, ["refresher"])
+
+
+def test_websocket_subscriber_outlives_default_pings(
+    default_ping_subscriber: RunningScript,
+    chromium_scenarios: dict[str, dict[str, Any]],
+) -> None:
+    """Two pings 25 s apart on one connection: the hub took the pong of a subscribed,
+    otherwise idle websocket client (the scenarios ran meanwhile)."""
+    result = default_ping_subscriber.finish(DEFAULT_PING_RUN_MS / 1000 + 20)
+    report = (result.get("subscribers") or {}).get("websocket")
+    assert report is not None, f"{result.get('error')}\n{result.get('script_log')}"
+    story = f"stage {result.get('stage')}, error {result.get('error')}\n{peer_story(report)}"
+    wire = report["wire"]
+    assert wire["pings"] >= 2 and wire["pongs"] >= 1, story
+    assert report["connectedCount"] == 1, f"reconnected: closes {wire['closes']}\n{story}"
 
 
 def test_polls_hop_between_processes(scenario: Scenario, hub_target: HubDeployment) -> None:
