@@ -67,6 +67,11 @@ class Service:
     # Sent as a message when nothing else was for heartbeat_delay (e.g. a
     # protocol's own ping such as Centrifugo's "{}"); None: SockJS's `h`.
     heartbeat_message: str | None = None
+    # On a native websocket, the messages of one write joined into one websocket
+    # message by this separator (Centrifugo's "\n"); None: one message each.
+    message_separator: str | None = None
+    # Largest websocket message accepted (bigger: close 1009); None: the setting.
+    max_message_size: int | None = None
 
     def __post_init__(self) -> None:
         if not _SERVICE_NAME.fullmatch(self.name):

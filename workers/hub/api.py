@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 import falcon
 
+from session_store.items import Close
 from workers.hub.codes import (
     BAD_REQUEST,
     FORCE_DISCONNECT,
@@ -145,20 +146,24 @@ class Payload:
     """A JSON payload given as `data` (any JSON value) or as base64 text (`b64data`)."""
 
     def __init__(self, value: object, present: bool, b64: str) -> None:
-        self.value = value
-        self.present = present
+        self.present = present or bool(b64)
+        self.given = value
         self.b64 = b64
 
+    def value(self) -> object:
+        """The payload (None if neither field was given); 107 (HubError) for bad
+        base64 or bytes that are not UTF-8 JSON."""
+        if not self.b64:
+            return self.given
+        try:
+            return decode_json(base64.b64decode(self.b64, validate=True))
+        except (binascii.Error, BadBody):
+            raise HubError(BAD_REQUEST) from None
+
     def text(self) -> str | None:
-        """The payload as compact JSON text, None if neither field was given.
-        107 (HubError) for bad base64 or bytes that are not UTF-8 JSON."""
-        if self.b64:
-            try:
-                raw = base64.b64decode(self.b64, validate=True)
-                return encode(decode_json(raw))
-            except (binascii.Error, BadBody):
-                raise HubError(BAD_REQUEST) from None
-        return encode(self.value) if self.present else None
+        """The payload as compact JSON text, None if neither field was given."""
+        value = self.value()
+        return encode(value) if self.present else None
 
 
 class Args:
@@ -267,58 +272,68 @@ def broadcast(args: Args) -> Operation:
     return run
 
 
+def ignored(args: Args, *extra: str) -> None:
+    """Fields the hub does not act on, type-checked like the rest (a wrong type is
+    400 in Centrifugo too), then dropped: a connection here has no session id apart
+    from its client id (`session`); subscribe's `override` and `expire_at` have no
+    counterpart in the node."""
+    args.string("session")
+    if "override" in extra:
+        args.object("override")
+    if "expire_at" in extra:
+        args.integer("expire_at", INT64)
+
+
 def subscribe(args: Args) -> Operation:
-    user, channel = args.string("user"), args.string("channel")
-    client, session = args.string("client"), args.string("session")
+    user, channel, client = args.string("user"), args.string("channel"), args.string("client")
     info, data = args.payload("info", "b64info"), args.payload("data", "b64data")
     recover_since = args.position("recover_since")
-    args.object("override")
-    args.integer("expire_at", INT64)
+    ignored(args, "override", "expire_at")
 
     def run(node: Node) -> str:
         required_channel(channel)
-        node.subscribe(user, channel, client=client, session=session, info=info.text(),
-                       data=data.text(), recover_since=recover_since)
+        node.api_subscribe(user, channel, client=client, info=info.value(),
+                           data=data.value(), recover_since=recover_since)
         return "{}"
 
     return run
 
 
 def unsubscribe(args: Args) -> Operation:
-    user, channel = args.string("user"), args.string("channel")
-    client, session = args.string("client"), args.string("session")
+    user, channel, client = args.string("user"), args.string("channel"), args.string("client")
+    ignored(args)
 
     def run(node: Node) -> str:
-        node.unsubscribe(user, channel, client=client, session=session)
+        node.api_unsubscribe(user, channel, client=client)
         return "{}"
 
     return run
 
 
 def disconnect(args: Args) -> Operation:
-    user, client, session = args.string("user"), args.string("client"), args.string("session")
-    whitelist = args.strings("whitelist")
+    user, client, whitelist = args.string("user"), args.string("client"), args.strings("whitelist")
+    ignored(args)
     custom = args.object("disconnect")
-    code, reason = FORCE_DISCONNECT.code, FORCE_DISCONNECT.reason
-    if custom is not None and (custom_code := custom.integer("code", UINT32)):
-        code, reason = custom_code, custom.string("reason")
+    close = FORCE_DISCONNECT
+    if custom is not None and (code := custom.integer("code", UINT32)):
+        close = Close(code, custom.string("reason"))
 
     def run(node: Node) -> str:
-        node.disconnect(user, client=client, session=session, whitelist=tuple(whitelist),
-                        code=code, reason=reason)
+        node.api_disconnect(user, client=client, whitelist=whitelist, close=close)
         return "{}"
 
     return run
 
 
 def refresh(args: Args) -> Operation:
-    user, client, session = args.string("user"), args.string("client"), args.string("session")
+    user, client = args.string("user"), args.string("client")
     expired, expire_at = args.boolean("expired"), args.integer("expire_at", INT64)
     info = args.payload("info", "b64info")
+    ignored(args)
 
     def run(node: Node) -> str:
-        node.refresh(user, client=client, session=session, expired=expired,
-                     expire_at=expire_at, info=info.text())
+        node.api_refresh(user, client=client, expired=expired, expire_at=expire_at,
+                         info=info.value())
         return "{}"
 
     return run

@@ -23,7 +23,7 @@ from workers.hub.channel import history_enabled, is_join_leave
 from workers.hub.codes import HubError
 from workers.hub.config import ChannelOptions, HubConfig
 from workers.hub.connection import Connection
-from workers.hub.node import Changes, Node, SubscribeRequest
+from workers.hub.node import VERSION, Changes, Node, SubscribeRequest
 from workers.hub.protocol import BadFrame, Command
 from workers.hub.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
@@ -59,8 +59,7 @@ class Frame:
                 raise Disconnect(codes.NOT_AVAILABLE_CLOSE)  # no handler for it, as Centrifugo
             if (self.conn is None) != (command.method == "connect"):
                 raise Disconnect(codes.BAD_REQUEST_CLOSE)
-            if self.conn is not None and self.conn.expires_at \
-                    and self.conn.expires_at <= time.time() and command.method != "refresh":
+            if self._expired() and command.method != "refresh":
                 raise Disconnect(codes.CONNECTION_EXPIRED)
             try:
                 result = getattr(self, "_" + command.method)(command.params)
@@ -70,6 +69,13 @@ class Frame:
                     return  # Centrifugo stops reading after a connect error
                 continue
             self.changes.messages.append(protocol.reply(command, protocol.encode(result)))
+
+    def _expired(self) -> bool:
+        """Past its token's expiry and the grace to refresh it (the deadline
+        closes it too; this catches a frame that arrives first)."""
+        conn = self.conn
+        return conn is not None and bool(conn.expires_at) and (
+            conn.expires_at + self.config.client.expired_close_delay <= time.time())
 
     def commit(self) -> None:
         self.node.apply(self.session, self.changes,
@@ -83,12 +89,15 @@ class Frame:
         token = params.get("token") or ""
         if not isinstance(token, str):
             raise Disconnect(codes.BAD_REQUEST_CLOSE)
-        user, info, expires_at, channels = "", None, 0, ()
+        user, info, expires_at = "", None, 0
+        # Server-side subscriptions: token `channels`, and `subs` (with info and data) wins.
+        channels: dict[str, dict[str, Any]] = {}
         if token:
             claims = self._connect_token(token)
             if not claims.user and client.disallow_anonymous_connection_tokens:
                 raise Disconnect(codes.PERMISSION_DENIED_CLOSE)
-            user, info, channels = claims.user, claims.info, claims.channels
+            user, info = claims.user, claims.info
+            channels = {name: {} for name in claims.channels} | dict(claims.subs)
             expires_at = _expiry(claims.exp, claims.expire_at)
             if expires_at and expires_at <= time.time():
                 raise HubError(codes.EXPIRED)
@@ -96,21 +105,25 @@ class Frame:
             raise Disconnect(codes.INVALID_TOKEN)
         conn = Connection(client=str(uuid.uuid4()), user=user, info=info, expires_at=expires_at)
         recover = params.get("subs") if isinstance(params.get("subs"), dict) else {}
+        # Every channel checked before any is joined: a connect error changes nothing.
+        resolved = [self.node.resolve(name) for name in channels]
+        positions = {name: _position(recover.get(name)) for name in channels}
         subs = {}
-        for name in channels:
-            channel = self.node.resolve(name)
-            position = _position(recover.get(name))
+        for channel in resolved:
+            name = channel.name
+            position = positions[name]
             opts = channel.options
             recoverable = history_enabled(opts) and opts.force_recovery
             subs[name] = self.node.subscribe(conn, SubscribeRequest(
-                channel, server_side=True, recover=position if recoverable else None,
+                channel, server_side=True, chan_info=channels[name].get("info"),
+                data=channels[name].get("data"), recover=position if recoverable else None,
                 positioned=recoverable or (history_enabled(opts) and opts.force_positioning),
                 recoverable=recoverable, join_leave=opts.force_push_join_leave), self.changes)
         self.conn = conn
         self.state_changed = True
         self.node.connected(conn, self.session.key, self.changes)
         self.node.deadline(self.session.key.tag, conn, self.changes)
-        result: dict[str, Any] = {"client": conn.client, "version": "6.0.0-sockhop",
+        result: dict[str, Any] = {"client": conn.client, "version": VERSION,
                                   "ping": int(client.ping_interval), "pong": True}
         _expiry_fields(result, expires_at)
         if subs:

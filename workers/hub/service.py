@@ -17,6 +17,8 @@ from workers.hub.protocol import PING
 SOCKJS_PATH = "/connection/sockjs"
 WEBSOCKET_PATH = "/connection/websocket"
 API_ROUTE = "/api/{method}"
+# Centrifugo's default websocket.message_size_limit: a bigger frame of commands closes 1009.
+MAX_FRAME_SIZE = 64 * 1024
 
 
 class LazyNode:
@@ -39,7 +41,8 @@ class LazyNode:
 def hub_service(config: HubConfig, node: LazyNode) -> Service:
     return Service("hub", HubHandler(config, node), path=SOCKJS_PATH,
                    websocket_path=WEBSOCKET_PATH, sockjs=config.sockjs,
-                   heartbeat_message=PING)
+                   heartbeat_message=PING, message_separator="\n",
+                   max_message_size=MAX_FRAME_SIZE)
 
 
 def hub_app(config: HubConfig, examples: bool = False,
