@@ -30,20 +30,14 @@ Snapshot = dict[str, Any]
 
 
 def read_key(r: redis.Redis, key: str) -> Any:
-    kind = r.type(key).decode()
-    if kind == "string":
-        return r.get(key)
-    if kind == "hash":
-        return r.hgetall(key)
-    if kind == "list":
-        return r.lrange(key, 0, -1)
-    if kind == "set":
-        return r.smembers(key)
-    if kind == "zset":
-        return r.zrange(key, 0, -1, withscores=True)
-    if kind == "stream":
-        return r.xrange(key)
-    return None  # gone between SCAN and TYPE
+    """The key's value by its type; None if it went meanwhile (Redis keeps no
+    empty hash, list, set or sorted set: an empty one was deleted after TYPE)."""
+    readers = {"string": r.get, "hash": r.hgetall, "set": r.smembers,
+               "list": lambda k: r.lrange(k, 0, -1),
+               "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+               "stream": r.xrange}
+    reader = readers.get(r.type(key).decode())
+    return (reader(key) or None) if reader is not None else None
 
 
 def snapshot(r: redis.Redis) -> Snapshot:

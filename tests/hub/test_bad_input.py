@@ -41,7 +41,8 @@ from support.waiting import Deadline, wait_for
 
 from .jwts import Jwts, unsigned
 from .redis_state import describe, differences, snapshot
-from .test_api import Hub, start_hub
+from .serve import serve_hubs
+from .test_api import Hub
 from .wire import NO_CLOSE_FRAME, SockjsWire, Wire, WsWire, frame
 
 SECRET = secrets.token_hex(32)
@@ -179,7 +180,7 @@ def api(hub: Hub, method: str, body: dict[str, Any], key: str = API_KEY) -> requ
 def bad_input_hub(process_registry: ProcessRegistry) -> Iterator[tuple[Hub, redis.Redis]]:
     """One `sockhop serve --config` (two workers) on its own Redis."""
     server = start_redis(process_registry, "bad-input-redis")
-    hub = start_hub(process_registry, server, "bad-input-hub", CONFIG)
+    (hub,) = serve_hubs(process_registry, server, "bad-input-hub", CONFIG)
     store = redis.Redis.from_url(server.url)
     yield hub, store
     store.close()

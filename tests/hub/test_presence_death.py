@@ -36,7 +36,8 @@ from support.waiting import Deadline
 from session_store.liveness import BEAT_INTERVAL, DEAD_AFTER_MS
 
 from .jwts import Jwts
-from .test_api import Hub, start_hub
+from .serve import serve_hubs
+from .test_api import Hub
 from .wire import SockjsWire, Wire, WsWire
 
 SECRET = "hmac-key-of-the-presence-death-tests"
@@ -94,8 +95,7 @@ class HubCluster:
 def hub_cluster(process_registry: ProcessRegistry) -> Iterator[HubCluster]:
     """Three hub processes (two workers each) on one Redis; one of them is killed."""
     redis = start_redis(process_registry, "presence-death-redis")
-    hubs = [start_hub(process_registry, redis, f"presence-death-hub{i}", CONFIG)
-            for i in range(3)]
+    hubs = serve_hubs(process_registry, redis, "presence-death-hub", CONFIG, count=3)
     cluster = HubCluster(hubs)
     yield cluster
     for wire in cluster.clients.values():
