@@ -13,10 +13,11 @@ presence of two channels:
   half as many users as clients (two clients per user).
 Then for each channel it calls POST /api/presence_stats --calls times on one
 keep-alive connection, and PresenceStore.stats directly as many times (Redis
-alone, no HTTP), counting Redis commands with INFO commandstats before and
-after (commands run inside Lua scripts included; the idle background of the
-hub's own timers, measured beforehand, is subtracted). For contrast, `presence`
-(the full list) is timed on both channels too.
+alone, no HTTP), in rounds that alternate the two channels, counting Redis
+commands with INFO commandstats before and after each run (commands run inside
+Lua scripts included; the idle background of the hub's own timers, measured
+beforehand, is subtracted). For contrast, `presence` (the full list) is timed
+on both channels too.
 
 Prints the figures side by side; nothing is written to disk but the logs under
 a temporary directory.
@@ -52,6 +53,7 @@ SECRET = "presence-stats-bench-hmac-key-of-32-bytes"
 API_KEY = "presence-stats-bench-api-key"
 SMALL, LARGE = "small", "large"
 SMALL_CLIENTS = 10
+ROUNDS = 4
 CONFIG = {
     "client": {"token": {"hmac_secret_key": SECRET}, "allowed_origins": ["*"]},
     "http_api": {"key": API_KEY},
@@ -127,8 +129,10 @@ class Counter:
         self.idle = {name: (n - before.get(name, 0)) / (time.monotonic() - started)
                      for name, n in redis_command_calls(redis_port).items()}
 
-    def measure(self, calls: int, call: Callable[[], None]) -> tuple[list[float], dict[str, float]]:
-        """Seconds per call, and commands per call by name."""
+    def measure(self, calls: int,
+                call: Callable[[], object]) -> tuple[list[float], dict[str, float]]:
+        """Seconds per call, and commands per call by name (all of them: the caller
+        drops the noise once runs are added up)."""
         before = redis_command_calls(self.port)
         started = time.monotonic()
         times = []
@@ -141,9 +145,28 @@ class Counter:
         per_call = {}
         for name, n in after.items():
             delta = n - before.get(name, 0) - self.idle.get(name, 0.0) * elapsed
-            if delta / calls >= 0.05:
+            if delta:
                 per_call[name] = delta / calls
         return times, per_call
+
+
+class Measured:
+    """Several measure() runs of one thing, added up."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.commands: dict[str, float] = {}
+
+    def add(self, times: list[float], per_call: dict[str, float]) -> None:
+        """per_call of a run of len(times) calls, weighed by its calls."""
+        before = len(self.times)
+        self.times += times
+        for name in set(self.commands) | set(per_call):
+            self.commands[name] = (self.commands.get(name, 0.0) * before
+                                   + per_call.get(name, 0.0) * len(times)) / len(self.times)
+
+    def commands_text(self) -> str:
+        return commands_text({n: c for n, c in self.commands.items() if c >= 0.05})
 
 
 def median_ms(times: list[float]) -> str:
@@ -200,27 +223,37 @@ def main() -> int:
         store = PresenceStore(store_client)
         log("measuring the idle background of Redis commands (3 s)")
         counter = Counter(redis.port)
-        rows: dict[str, list[str]] = {}
         for channel in sizes:
             for _ in range(200):  # warm up: connections, caches
                 api_call("presence_stats", channel)
                 store.stats(channel)
-            log(f"{args.calls} x presence_stats on {channel!r}")
-            times, per_call = counter.measure(
-                args.calls, lambda channel=channel: api_call("presence_stats", channel))
-            store_times, store_per_call = counter.measure(
-                args.calls, lambda channel=channel: store.stats(channel))
-            contrast_calls = max(20, args.calls // 40)
-            presence_times, _ = counter.measure(
-                contrast_calls, lambda channel=channel: api_call("presence", channel))
+        # Rounds alternating the channels, so that a busy moment of the machine
+        # falls on both columns alike.
+        api_runs = {channel: Measured() for channel in sizes}
+        store_runs = {channel: Measured() for channel in sizes}
+        contrast_runs = {channel: Measured() for channel in sizes}
+        per_round = max(1, args.calls // ROUNDS)
+        contrast_calls = max(5, per_round // 40)
+        log(f"{ROUNDS} rounds of {per_round} presence_stats calls per channel")
+        for _ in range(ROUNDS):
+            for channel in sizes:
+                api_runs[channel].add(*counter.measure(
+                    per_round, lambda channel=channel: api_call("presence_stats", channel)))
+                store_runs[channel].add(*counter.measure(
+                    per_round, lambda channel=channel: store.stats(channel)))
+                contrast_runs[channel].add(*counter.measure(
+                    contrast_calls, lambda channel=channel: api_call("presence", channel)))
+        rows: dict[str, list[str]] = {}
+        for channel in sizes:
+            api_run, store_run = api_runs[channel], store_runs[channel]
             for label, value in [
-                ("API presence_stats: median ms per call", median_ms(times)),
-                ("API presence_stats: p90 ms per call", p90_ms(times)),
-                ("API presence_stats: Redis commands per call", commands_text(per_call)),
-                ("store.stats alone: median ms per call", median_ms(store_times)),
-                ("store.stats alone: Redis commands per call", commands_text(store_per_call)),
-                (f"contrast, API presence (full list): median ms ({contrast_calls} calls)",
-                 median_ms(presence_times)),
+                ("API presence_stats: median ms per call", median_ms(api_run.times)),
+                ("API presence_stats: p90 ms per call", p90_ms(api_run.times)),
+                ("API presence_stats: Redis commands per call", api_run.commands_text()),
+                ("store.stats alone: median ms per call", median_ms(store_run.times)),
+                ("store.stats alone: Redis commands per call", store_run.commands_text()),
+                (f"contrast, API presence (full list): median ms "
+                 f"({contrast_calls * ROUNDS} calls)", median_ms(contrast_runs[channel].times)),
             ]:
                 rows.setdefault(label, []).append(value)
         store_client.close()
