@@ -296,11 +296,10 @@ class Node:
         changes.commands += self.registry.disconnected_commands(conn.user, conn.client)
         self.apply_elsewhere(changes)
 
-    def apply(self, session: Session, changes: Changes, *, state: Connection | None,
-              clear_state: bool = False) -> bool:
-        """The session's changes in one step, then those to other keys."""
-        done = session.update(state=state.dump() if state is not None else None,
-                              clear_state=clear_state, channels=changes.channels,
+    def apply(self, session: Session, changes: Changes, *, state: bytes | None) -> bool:
+        """The session's changes in one step (with its new state, if any), then
+        those to other keys."""
+        done = session.update(state=state, channels=changes.channels,
                               messages=changes.messages)
         self.apply_elsewhere(changes)
         return done
@@ -381,7 +380,7 @@ class Node:
                 result = self.subscribe(conn, request, changes)
                 changes.messages.append(protocol.push(channel, "subscribe",
                                                       protocol.encode(result)))
-                self.apply(session, changes, state=conn)
+                self.apply(session, changes, state=conn.dump())
 
     def api_unsubscribe(self, user: str, channel: str, *, client: str = "") -> None:
         self.resolve(channel)
@@ -394,7 +393,7 @@ class Node:
                 code, reason = UNSUBSCRIBE_SERVER
                 changes.messages.append(protocol.push(
                     channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
-                self.apply(session, changes, state=conn)
+                self.apply(session, changes, state=conn.dump())
 
     def api_disconnect(self, user: str, *, client: str = "", whitelist: Iterable[str] = (),
                        close: Close = FORCE_DISCONNECT) -> None:
@@ -417,4 +416,4 @@ class Node:
                     conn.info = info
                 changes = Changes()
                 self.deadline(session.key.tag, conn, changes)
-                self.apply(session, changes, state=conn)
+                self.apply(session, changes, state=conn.dump())
