@@ -237,7 +237,7 @@ class Node:
         return result
 
     def _recover(self, channel: str, since: StreamPosition,
-                 position: StreamPosition) -> tuple[bool, list[str], int]:
+                 position: StreamPosition) -> tuple[bool, list[Any], int]:
         """(recovered, publications, the offset the session continues after)."""
         if since.epoch != position.epoch or since.offset > position.offset:
             return False, [], position.offset
@@ -246,7 +246,8 @@ class Node:
         if caught.behind or caught.epoch != since.epoch \
                 or since.offset + len(caught.items) < caught.top:
             return False, [], max(position.offset, caught.top)
-        pubs = [protocol.publication_of_push(channel, item.decode()) for item in caught.items]
+        pubs = [json.loads(protocol.publication_of_push(channel, item.decode()))
+                for item in caught.items]
         return True, pubs, since.offset + len(caught.items)
 
     def unsubscribe(self, conn: Connection, name: str, changes: Changes) -> bool:
