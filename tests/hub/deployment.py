@@ -34,7 +34,8 @@ API_PREFIX = "/api"
 EXPIRED_CLOSE_DELAY = 3.0
 # Server pings every 5 s (Centrifugo's default is 25 s): every run sees pings and pongs
 # on every transport.
-PING_INTERVAL = "5s"
+PING_INTERVAL_S = 5
+PING_INTERVAL = f"{PING_INTERVAL_S}s"
 PONG_TIMEOUT = "3s"
 # More ports of the hub's nginx server, one browser origin each: Chromium holds at
 # most six connections per origin, and each polling or streaming client holds one

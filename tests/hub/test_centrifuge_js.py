@@ -28,7 +28,7 @@ from clients.jsrun import JsRunner, RunningScript
 from support.servers import ProcessRegistry
 
 from .answers import api_client, hub_answers, publish_all
-from .deployment import HubDeployment, start_hub_variant
+from .deployment import PING_INTERVAL_S, HubDeployment, start_hub_variant
 from .setups import CHROMIUM_TRANSPORTS, NODE_TRANSPORTS
 from .verdicts import check, peer, peer_story, step
 
@@ -73,6 +73,7 @@ def scenario_env(deployment: HubDeployment, where: str, transport: str) -> dict[
         },
         "refreshTtl": REFRESH_TTL,
         "expiredCloseDelayMs": deployment.expired_close_delay_ms,
+        "pingIntervalMs": PING_INTERVAL_S * 1000,
     }
 
 

@@ -353,7 +353,7 @@
 
   /*
    * env also has: channels {room, server, private}, users {alice, bob, refresher,
-   * expired, forged}, refreshTtl (s), expiredCloseDelayMs.
+   * expired, forged}, refreshTtl (s), expiredCloseDelayMs, pingIntervalMs.
    * Steps: refreshConnect, connect, serverSubscription, subscribe, join,
    * apiPublish, clientPublish, presence, history, serverPublication,
    * privateChannel, privateDenied, leave, recovery, serverRecovery, badToken,
@@ -576,7 +576,9 @@
           return refresher.tokenRequests.length > 0;
         }, exp + env.stepTimeoutMs, function () { return refresher.broken(); });
         // Past the old token's expiry plus the hub's close delay: still the same connection.
-        var until = exp + env.expiredCloseDelayMs + 1500;
+        // And idle for longer than a ping interval (the hub pings an idle connection),
+        // so a ping and its pong cross the wire.
+        var until = Math.max(exp + env.expiredCloseDelayMs, Date.now() + env.pingIntervalMs) + 1500;
         while (Date.now() < until && !refresher.troubleSinceConnected()) {
           await sleepWithPokes(hub, Math.min(200, Math.max(0, until - Date.now())));
         }
