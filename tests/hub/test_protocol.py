@@ -31,6 +31,9 @@ def test_unknown_fields_are_ignored_and_null_params_are_empty() -> None:
     "", "\n\n", "not json", "[1,2]", '{"id":1}', '{"id":1,"ping":{}}',
     '{"id":-1,"connect":{}}', '{"id":"1","connect":{}}', '{"id":1,"connect":[]}',
     '{"connect":{}}', '{"id":1,"connect":{},"subscribe":{}}', '{"id":4294967296,"connect":{}}',
+    # Python's json would take these, and send them on as text that is not JSON.
+    '{"id":1,"publish":{"channel":"a","data":NaN}}', '{"id":1,"publish":{"data":1e400}}',
+    '{"id":1,"publish":{"data":-Infinity}}',
 ])
 def test_what_is_not_a_frame_of_commands(frame: str) -> None:
     with pytest.raises(BadFrame):

@@ -41,13 +41,13 @@ import binascii
 import hmac
 import json
 import logging
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import falcon
 
 from session_store.items import Close
+from workers.hub import protocol
 from workers.hub.codes import (
     BAD_REQUEST,
     FORCE_DISCONNECT,
@@ -115,22 +115,10 @@ def position_result(position: StreamPosition | None) -> str:
 # -- decoding --
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text}")
-    return value
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"not JSON: {name}")
-
-
 def decode_json(raw: bytes) -> object:
     """UTF-8 JSON text that can be re-emitted as JSON; BadBody otherwise."""
     try:
-        return json.loads(raw.decode(), parse_float=_finite_float,
-                          parse_constant=_no_constants)
+        return protocol.loads(raw.decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadBody(str(exc)) from None
 

@@ -10,6 +10,7 @@ even empty: clients index it unconditionally.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,24 @@ def encode(value: object) -> str:
     return _JSON.encode(value)
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(f"not JSON: {name}")
+
+
+def loads(text: str) -> object:
+    """JSON as clients and Centrifugo read it: NaN, Infinity and numbers out of
+    a double's range are refused (re-encoded, they would not be JSON).
+    Raises ValueError (or RecursionError for absurd nesting)."""
+    return json.loads(text, parse_float=_finite, parse_constant=_not_json)
+
+
 def parse_frame(frame: str) -> list[Command]:
     """The commands of a frame, in order. Raises BadFrame for an empty frame,
     a line that is not a JSON object, or a command with no known method."""
@@ -47,8 +66,8 @@ def parse_frame(frame: str) -> list[Command]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-        except ValueError:
+            raw = loads(line)
+        except (ValueError, RecursionError):
             raise BadFrame("malformed JSON") from None
         if not isinstance(raw, dict):
             raise BadFrame("a command must be an object")

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import re
 import time
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 
 from workers.config import ConfigError
+from workers.hub.protocol import loads
 
 
 class InvalidToken(Exception):
@@ -278,23 +277,10 @@ def _base64url(part: str, what: str) -> bytes:
         raise InvalidToken(f"{what} is not base64url") from exc
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text}")
-    return value
-
-
-def _not_json(text: str) -> None:
-    raise ValueError(f"not JSON: {text}")
-
-
 def _json_object(part: str, what: str) -> dict[str, Any]:
     # NaN, Infinity and 1e400 are refused: re-encoded they would not be JSON.
     try:
-        value = json.loads(
-            _base64url(part, what).decode("utf-8"), parse_float=_finite, parse_constant=_not_json
-        )
+        value = loads(_base64url(part, what).decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise InvalidToken(f"{what} is not JSON") from exc
     if not isinstance(value, dict):
