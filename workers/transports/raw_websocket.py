@@ -17,17 +17,25 @@ class RawWebSocketTransport(WebSocketTransport):
         super().__init__(ws)
         self.separator = separator
 
+    def one_message(self, event: Messages) -> str | None:
+        separator = self.separator
+        if separator is not None:
+            if len(event.parts) == 1:
+                return _joined(event.parts[0], separator)
+            return separator.join([_joined(part, separator) for part in event.parts])
+        if len(event.parts) == 1 and len(event.parts[0].payloads) == 1:
+            return text(event.parts[0].payloads[0])
+        return None
+
     def write(self, event: Event) -> None:
         if isinstance(event, Messages):
-            separator = self.separator
-            if separator is None:
-                for part in event.parts:
-                    for payload in part.payloads:
-                        self.ws.send(text(payload))
-            elif len(event.parts) == 1:
-                self.ws.send(_joined(event.parts[0], separator))
-            else:
-                self.ws.send(separator.join([_joined(part, separator) for part in event.parts]))
+            message = self.one_message(event)
+            if message is not None:
+                self.ws.send(message)
+                return
+            for part in event.parts:
+                for payload in part.payloads:
+                    self.ws.send(text(payload))
         elif isinstance(event, Closing):
             self.ws.close(event.close.code, event.close.reason)
         # Opened and Heartbeat have no raw equivalent (the websocket layer pings).

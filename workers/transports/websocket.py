@@ -5,12 +5,15 @@ from __future__ import annotations
 from workers.sockjs.framing import frame_of
 from workers.sockjs.payload import PayloadError, decode_messages
 from workers.transports.context import SessionRequest
-from workers.transports.events import Closing, Event
+from workers.transports.events import Closing, Event, Messages
 from workers.transports.receiver import Receiver
 from workers.transports.websocket_session import WebSocketResource, WebSocketTransport
 
 
 class SockJSWebSocketTransport(WebSocketTransport):
+    def one_message(self, event: Messages) -> str | None:
+        return frame_of(event).decode()
+
     def write(self, event: Event) -> None:
         self.ws.send(frame_of(event).decode())
         if isinstance(event, Closing):

@@ -18,6 +18,7 @@ import gevent
 from session_store import StoreUnavailable
 from workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
 from workers.http import SockJSError
+from workers.httpserver.streams import SendNow
 from workers.transports.context import SessionRequest
 from workers.transports.events import Event, Messages
 from workers.transports.receive_cycle import receive
@@ -46,22 +47,35 @@ class WebSocketTransport:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         self.reader: gevent.Greenlet | None = None
+        self.receiver: Receiver | None = None
 
     def write(self, event: Event) -> None:
         raise NotImplementedError
+
+    def one_message(self, event: Messages) -> str | None:
+        """The event as one websocket message, if this protocol sends it as one."""
+        return None
 
     def full(self) -> bool:
         return False
 
     def express(self, event: Messages) -> bool:
-        """What the session's handler sends to its own socket (an echo, a reply)
-        goes out from the reader greenlet at once, without waking the cycle.
-        Other greenlets never write here: a stalled client must not hold them."""
-        if gevent.getcurrent() is not self.reader:
+        """Write without waking the cycle. What the session's handler sends to
+        its own socket (an echo, a reply) goes out from the reader greenlet at
+        once. Any other greenlet (the fan-out) writes only if the socket takes
+        it without waiting: a stalled client must not hold it; a frame written
+        in part is finished by the cycle (flush)."""
+        if gevent.getcurrent() is self.reader:
+            with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
+                self.write(event)
+            return True
+        message = self.one_message(event)
+        if message is None:
             return False
-        with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
-            self.write(event)
-        return True
+        outcome = self.ws.send_now(message)
+        if outcome is SendNow.QUEUED and self.receiver is not None:
+            self.receiver.waiter.event.set()  # the cycle flushes the rest
+        return outcome is not SendNow.REFUSED
 
 
 class WebSocketResource:
@@ -128,9 +142,10 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
         if next(cycle, _DONE) is _DONE:  # the session is open once this returns
             return
         runtime.dispatcher.local_sockets[receiver.key.tag] = receiver
+        transport.receiver = receiver
         transport.reader = gevent.spawn(_read, ws, receiver, on_texts)
         for _ in cycle:
-            pass  # each write is on the wire when write() returns
+            ws.flush()  # what an express write left; each write is on the wire when done
     except ConnectionClosed as exc:
         log.debug("websocket ended: %r", exc)
     except StoreUnavailable as exc:

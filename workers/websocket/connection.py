@@ -30,7 +30,8 @@ import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from workers.httpserver.sending import send_bounded
+from workers.httpserver.sending import plain_socket, send_bounded
+from workers.httpserver.streams import SendNow
 from workers.websocket.errors import ConnectionClosed
 from workers.websocket.protocol import (
     Dropped,
@@ -114,6 +115,9 @@ class WebSocket:
         self._lingering = False  # failed: drain input without parsing it
         self._stopping = False  # the reader must stop (timer expired, socket shut)
         self._broken = False  # a write failed: no more writes
+        # The rest of a frame send_now could not write at once: written first
+        # by the next write (or flush) of the greenlet that owns the socket.
+        self._backlog: bytes = b""
         self._last_received = time.monotonic()
         self._ping_sent_at: float | None = None
         self._pings = 0
@@ -204,11 +208,43 @@ class WebSocket:
 
     # -- writing --------------------------------------------------------------
 
+    def send_now(self, message: str) -> SendNow:
+        """Send a text message from any greenlet without ever waiting: SENT,
+        QUEUED (partly written: flush() writes the rest) or REFUSED (nothing
+        written: the socket is busy or closing; send it the usual way).
+        A client that stops reading never holds the caller."""
+        if self.closed or self._broken or self._backlog \
+                or not self._write_lock.acquire(blocking=False):
+            return SendNow.REFUSED
+        try:
+            data = self._protocol.message(message)
+            try:
+                sent = plain_socket(self._sock).send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return SendNow.REFUSED  # the owner's next write finds the socket gone
+            if sent == len(data):
+                return SendNow.SENT
+            self._backlog = data[sent:]
+            return SendNow.QUEUED
+        except ConnectionClosed:
+            return SendNow.REFUSED
+        finally:
+            self._write_lock.release()
+
+    def flush(self) -> None:
+        """Write what send_now left (waiting at most write_timeout)."""
+        if self._backlog:
+            self._write(lambda: None)
+
     def _write(self, build: Callable[[], bytes | None]) -> None:
         with self._write_lock:
             if self._broken:
                 raise ConnectionClosed("websocket connection is broken")
             data = build()
+            if self._backlog:
+                data, self._backlog = self._backlog + (data or b""), b""
             if not data:
                 return
             try:
