@@ -199,9 +199,10 @@ def header_value(head: bytes, at: int) -> bytes:
     return head[at + 2 : end if end >= 0 else len(head)]
 
 
-async def connect_http(port: int) -> HttpConnection:
+async def connect_http(port: int, local_addr: tuple[str, int] | None = None) -> HttpConnection:
+    """`local_addr`: a source address of our own (127.0.0.x), for more ephemeral ports."""
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(HttpConnection, HOST, port)
+    _, protocol = await loop.create_connection(HttpConnection, HOST, port, local_addr=local_addr)
     return protocol
 
 
@@ -320,13 +321,24 @@ class WsConnection(asyncio.Protocol):
         del buf[:pos]
 
 
-async def connect_ws(port: int, path: str, on_text: Callable[[bytes], None]) -> WsConnection:
+async def connect_ws(port: int, path: str, on_text: Callable[[bytes], None],
+                     local_addr: tuple[str, int] | None = None,
+                     made: Callable[[WsConnection], None] | None = None) -> WsConnection:
+    """`made` gets the connection at once: the server may send (and on_text may have to
+    answer) before the handshake's await returns."""
     key = base64.b64encode(os.urandom(16)).decode()
     request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    def factory() -> WsConnection:
+        connection = WsConnection(request, on_text)
+        if made is not None:
+            made(connection)
+        return connection
+
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(lambda: WsConnection(request, on_text), HOST, port)
+    _, protocol = await loop.create_connection(factory, HOST, port, local_addr=local_addr)
     await protocol.upgraded
     return protocol
 
@@ -654,7 +666,9 @@ class StreamReceiver:
     def __init__(self, port: int, prefix: str,
                  on_messages: Callable[[StreamReceiver, list[str]], None]) -> None:
         self.port = port
-        self.request = post(port, f"{prefix}/000/{session_id()}/xhr_streaming")
+        self.session_url = f"{prefix}/000/{session_id()}"  # + /xhr_send to send
+        self.request = post(port, f"{self.session_url}/xhr_streaming")
+        self.local_addr: tuple[str, int] | None = None  # see connect_http
         self.on_messages = on_messages
         self.pending = b""
         self.opened = asyncio.get_running_loop().create_future()
@@ -677,7 +691,7 @@ class StreamReceiver:
         try:
             while self.close_frame is None:
                 if self.conn is None or self.conn.closed:
-                    self.conn = await connect_http(self.port)
+                    self.conn = await connect_http(self.port, self.local_addr)
                     self.conn.on_chunk = self._chunk
                 resp = await self.conn.request(self.request)
                 if resp.status != 200:
