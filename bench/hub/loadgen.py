@@ -374,12 +374,54 @@ class Publisher:
         if resp.status != 200 or b'"error"' in resp.body:
             raise BenchError(f"publish: {resp.status} {resp.body[:200]!r}")
 
-    async def publish_stamped(self, seq: int) -> None:
-        await self.publish(f"{seq} {time.perf_counter_ns()}")
+    async def publish_stamped(self, seq: int, stamp_ns: int = 0) -> None:
+        await self.publish(f"{seq} {stamp_ns or time.perf_counter_ns()}")
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+
+
+class PublisherPool:
+    """Publications offered on a schedule whatever the server's API latency (open loop):
+    some servers fan out inside the publish request, and a publisher waiting for each
+    answer would offer them less than the rate asked for."""
+
+    def __init__(self, port: int, api_key: str, size: int) -> None:
+        self.publishers = [Publisher(port, api_key) for _ in range(size)]
+        self.idle: asyncio.Queue[Publisher] = asyncio.Queue()
+        for publisher in self.publishers:
+            self.idle.put_nowait(publisher)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.errors: list[str] = []
+        self.done = 0
+
+    async def offer(self, seq: int, stamp_ns: int) -> None:
+        """Hand the publication to an idle connection (waiting for one if all are busy);
+        the stamp is its scheduled time, so time spent waiting counts as latency."""
+        publisher = await self.idle.get()
+        task = asyncio.create_task(self._publish(publisher, seq, stamp_ns))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _publish(self, publisher: Publisher, seq: int, stamp_ns: int) -> None:
+        try:
+            await publisher.publish_stamped(seq, stamp_ns)
+            self.done += 1
+        except (BenchError, ConnectionError) as exc:
+            self.errors.append(str(exc)[:200])
+        finally:
+            self.idle.put_nowait(publisher)
+
+    async def settle(self, timeout: float) -> None:
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for publisher in self.publishers:
+            publisher.close()
 
 
 def no_pub(sub: Subscriber, mark: bytes) -> None:
@@ -390,14 +432,21 @@ def no_pub(sub: Subscriber, mark: bytes) -> None:
 
 
 async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str, Any]:
-    """A burst of API publications, then a fixed rate, to args.clients subscribers."""
+    """A burst of API publications, then a fixed rate, to args.clients subscribers.
+
+    The burst's publications go back to back on one connection (each once the previous
+    one was accepted), so each subscriber must see them in order; the fixed rate is
+    offered open loop on a pool of connections (PublisherPool), so there only
+    duplicates count as errors. Each phase is bounded in time."""
     loop = asyncio.get_running_loop()
-    n, burst = args.clients, args.burst
-    expected_burst = n * burst
-    state = {"burst": 0, "rate": 0, "last": 0.0}
+    n = args.clients
+    count = int(args.rate * args.rate_duration)
+    state = {"burst": 0, "rate": 0, "last": 0.0, "reordered": 0}
     burst_latencies: list[float] = []
     rate_latencies: list[float] = []
+    published = {"burst": 0}
     all_burst = loop.create_future()
+    rate_seen = {}  # subscriber -> which fixed-rate publications it got
 
     def on_pub(sub: Subscriber, mark: bytes) -> None:
         now = perf()
@@ -416,26 +465,30 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
             burst_latencies.append(latency)
             state["burst"] += 1
             state["last"] = now
-            if state["burst"] >= expected_burst and not all_burst.done():
+            if state["burst"] >= n * args.burst and not all_burst.done():
                 all_burst.set_result(None)
         else:
-            expected = sub.next_rate
-            sub.next_rate = max(expected, seq + 1)
-            if seq < expected:
+            seen = rate_seen[sub]
+            index = seq - RATE_BASE
+            if seen[index]:
                 sub.duplicates += 1
                 return
-            sub.gaps += seq - expected
+            seen[index] = 1
+            if index < sub.next_rate - RATE_BASE:
+                state["reordered"] += 1
+            sub.next_rate = max(sub.next_rate, seq + 1)
             rate_latencies.append(latency)
             state["rate"] += 1
 
     clients = Clients(args)
     subscribers = [clients.make(on_pub) for _ in range(n)]
+    for sub in subscribers:
+        rate_seen[sub] = bytearray(count)
     publisher = Publisher(args.port, args.api_key)
-    count = int(args.rate * args.rate_duration)
-    published = {"burst": 0, "rate": 0}
+    pool = PublisherPool(args.port, args.api_key, args.publishers)
     publisher_error = ""
-    rate_before = 0
-    burst_elapsed = 0.0
+    offered = 0
+    burst_elapsed = publish_s = 0.0
     burst_complete = False
     rate_skipped = ""
     burst_costs: dict[str, Any] = {}
@@ -450,19 +503,24 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         await publisher.publish_stamped(-1)  # not counted: the first request's set-up
         await asyncio.sleep(1.0)
         await window.measure_background()
-        # Burst: publications back to back, each as soon as the previous was accepted.
+        # Burst: publications back to back, all within the burst's time limit.
         window.begin()
         started = perf()
+        deadline = started + args.burst_timeout
         try:
-            for seq in range(burst):
+            for seq in range(args.burst):
+                if perf() > deadline:
+                    publisher_error = f"burst: only {seq} publications accepted in time"
+                    break
                 await publisher.publish_stamped(seq)
                 published["burst"] += 1
         except (BenchError, ConnectionError) as exc:
             publisher_error = f"burst: {exc}"
         publish_s = perf() - started
         try:
-            await asyncio.wait_for(asyncio.shield(all_burst), args.burst_timeout)
-            burst_complete = True
+            if published["burst"] == args.burst:
+                await asyncio.wait_for(asyncio.shield(all_burst), max(0.0, deadline - perf()))
+                burst_complete = True
         except TimeoutError:
             pass
         window.end()
@@ -472,42 +530,45 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         if window.redis_port and published["burst"]:
             burst_costs["redis_calls_per_publication"] = window.costs(
                 published["burst"])["redis_calls_per_op"]
-        log(f"burst: {delivered}/{expected_burst} in {burst_elapsed:.2f}s"
+        log(f"burst: {delivered}/{n * args.burst} in {burst_elapsed:.2f}s"
             f"{'' if burst_complete else ' (TIMED OUT)'}")
         # An unfinished burst's backlog must drain first, or the rate phase measures it.
         if not burst_complete:
-            deadline = perf() + args.drain_max
-            while state["burst"] < expected_burst and perf() < deadline:
+            drain_until = perf() + args.drain_max
+            while state["burst"] < n * published["burst"] and perf() < drain_until:
                 before = state["burst"]
                 await asyncio.sleep(1.0)
                 if state["burst"] == before:
                     break  # nothing more is coming
-            if state["burst"] < expected_burst and perf() >= deadline:
+            if state["burst"] < n * published["burst"] and perf() >= drain_until:
                 rate_skipped = (f"the burst's backlog was still draining {args.drain_max:.0f}s "
-                                "after its timeout")
+                                "after its time limit")
         await asyncio.sleep(1.0)
         if not rate_skipped:
-            rate_before = state["rate"]
             window.begin()
             t0 = perf()
-            try:
-                for i in range(count):
-                    delay = t0 + i / args.rate - perf()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    await publisher.publish_stamped(RATE_BASE + i)
-                    published["rate"] += 1
-            except (BenchError, ConnectionError) as exc:
-                publisher_error = publisher_error or f"rate: {exc}"
-            deadline = perf() + args.drain
-            while state["rate"] - rate_before < published["rate"] * n and perf() < deadline:
+            t0_ns = time.perf_counter_ns()
+            stop_offering = t0 + args.rate_duration + args.drain
+            for i in range(count):
+                delay = t0 + i / args.rate - perf()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if perf() > stop_offering:
+                    break
+                await pool.offer(RATE_BASE + i, t0_ns + int(i * 1e9 / args.rate))
+                offered += 1
+            await pool.settle(max(0.0, stop_offering - perf()))
+            drain_until = perf() + args.drain
+            while state["rate"] < pool.done * n and perf() < drain_until:
                 await asyncio.sleep(0.05)
             window.end()
-            rate_costs = window.costs(state["rate"] - rate_before)
+            rate_costs = window.costs(state["rate"])
+            if pool.errors:
+                publisher_error = publisher_error or f"rate: {pool.errors[0]}"
     finally:
         close_all(subscribers)
         publisher.close()
-    rate_delivered = state["rate"] - rate_before
+        pool.close()
     rate = latency_summary(rate_latencies)
     burst_stats = latency_summary(burst_latencies)
     publish_stats = latency_summary(publisher.latencies[1 : 1 + published["burst"]])
@@ -515,11 +576,12 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
     gaps = sum(s.gaps for s in subscribers)
     failed = failures_of(subscribers)
     delivered = state["burst"]
+    expected_burst = n * args.burst
     return {
         "protocol": args.protocol,
         "clients": n,
         "open_s": open_s,
-        "burst_messages": burst,
+        "burst_messages": args.burst,
         "burst_published": published["burst"],
         "burst_publish_s": publish_s,
         "burst_publish_p50_ms": publish_stats["p50_ms"],
@@ -534,11 +596,15 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         "burst_costs": burst_costs,
         "rate_skipped": rate_skipped,
         "rate_msgs_per_s": args.rate,
-        "rate_published": published["rate"],
+        "rate_scheduled": count,
+        "rate_offered": offered,
+        "rate_published": pool.done,
         "rate_expected": count * n,
-        "rate_delivered": rate_delivered,
-        "rate_delivered_frac": (rate_delivered / (count * n)) if count and not rate_skipped
+        "rate_delivered": state["rate"],
+        # Of what was scheduled: publications the server did not accept count as lost.
+        "rate_delivered_frac": (state["rate"] / (count * n)) if count and not rate_skipped
         else None,
+        "rate_reordered": state["reordered"],
         "rate_p50_ms": rate["p50_ms"],
         "rate_p99_ms": rate["p99_ms"],
         "rate_max_ms": rate["max_ms"],
@@ -549,7 +615,7 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         "client_failures": len(failed),
         "client_failure_samples": failed[:3],
         # Protocol-level problems; slowness shows in the delivered counts instead.
-        "errors": len(failed) + duplicates + gaps + bool(publisher_error),
+        "errors": len(failed) + duplicates + gaps + bool(pool.errors),
     }
 
 
@@ -744,6 +810,8 @@ def main() -> None:
     parser.add_argument("--rate-duration", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=5.0,
                         help="seconds to wait for the last fixed-rate deliveries")
+    parser.add_argument("--publishers", type=int, default=16,
+                        help="connections the fixed-rate phase may publish on at once")
     parser.add_argument("--counts", default="1000,5000", help="idle connections measured at")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--missed", type=int, default=10,
