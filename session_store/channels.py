@@ -1,13 +1,16 @@
-"""Channels: each publication is appended once to a bounded history stream
-and announced once; followers catch up by offset.
+"""Channels: each publication is appended once to a bounded stream and
+announced once; followers catch up by offset.
 
 Publishing costs the same whatever the audience: no write per subscriber.
 A follower that finds its offset no longer kept is told so (it cannot
-silently skip what it missed).
+silently skip what it missed). Each stream has a position (offset, epoch)
+that outlives its publications, so a client can tell "nothing new" from
+"history lost".
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from session_store.autopipeline import AutoPipeline, Command, Replies
@@ -16,12 +19,34 @@ from session_store.sessions import load_scripts
 CATCH_UP_LIMIT = 1000
 
 
-def history_key(channel: str) -> str:
+def stream_key(channel: str) -> str:
     return f"sh:{{ch:{channel}}}:s"
+
+
+def position_key(channel: str) -> str:
+    return f"sh:{{ch:{channel}}}:i"
 
 
 def announce_channel(channel: str) -> str:
     return f"sh:c:{channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """How a channel's stream keeps its publications. `offset_marker` is put
+    between a publication's head and its offset in the stored text ("": the
+    text carries no offset)."""
+
+    size: int
+    ttl_ms: int = 0
+    position_ttl_ms: int = 0
+    offset_marker: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    offset: int
+    epoch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,34 +55,60 @@ class CatchUp:
 
     items: list[bytes]
     top: int
+    epoch: str = ""
     behind: bool = False
 
 
 class ChannelStore:
     def __init__(self, client: AutoPipeline, history_size: int) -> None:
         self.client = client
-        self.history_size = history_size
-        self._publish, self._since, self._top = load_scripts(
-            client, "channel_publish", "channel_since", "channel_top")
+        self.default = StreamOptions(size=history_size)
+        self._publish, self._since, self._top, self._history = load_scripts(
+            client, "channel_publish", "channel_since", "channel_top", "channel_history")
 
-    def publish_command(self, channel: str, message: bytes) -> Command:
-        """The script call appending one stored message; it answers the offset."""
+    def publish_command(self, channel: str, message: bytes, *, tail: bytes = b"",
+                        options: StreamOptions | None = None) -> Command:
+        """The script call appending one publication, stored as
+        message [+ offset marker + offset] + tail; it answers [offset, epoch]."""
+        o = options or self.default
         return self._publish.command(
-            keys=[history_key(channel)],
-            args=[message, self.history_size, announce_channel(channel)],
+            keys=[stream_key(channel), position_key(channel)],
+            args=[message, o.offset_marker, tail, o.size, o.ttl_ms, o.position_ttl_ms,
+                  secrets.token_hex(4), announce_channel(channel)],
         )
 
     def top(self, channel: str) -> int:
-        return int(self._top(keys=[history_key(channel)]))
+        return self.position(channel).offset
+
+    def position(self, channel: str, options: StreamOptions | None = None) -> StreamPosition:
+        """With options, a channel that has no position yet gets one (an epoch)."""
+        args = [] if options is None else [secrets.token_hex(4), options.position_ttl_ms]
+        offset, epoch = self._top(keys=[position_key(channel)], args=args)
+        return StreamPosition(int(offset), epoch.decode())
 
     def since(self, channel: str, offset: int, limit: int = CATCH_UP_LIMIT) -> CatchUp:
-        reply = self._since(keys=[history_key(channel)], args=[offset, limit])
-        return CatchUp(list(reply[2:]), int(reply[1]), behind=reply[0] == b"behind")
+        reply = self._since(keys=[stream_key(channel), position_key(channel)],
+                            args=[offset, limit])
+        return CatchUp(list(reply[3:]), int(reply[1]), reply[2].decode(),
+                       behind=reply[0] == b"behind")
+
+    def history(self, channel: str, since: int, limit: int,
+                reverse: bool) -> tuple[StreamPosition, list[tuple[int, bytes]]]:
+        """Kept publications after `since` (before it, newest first, when
+        reverse); limit -1 is all of them."""
+        reply = self._history(keys=[stream_key(channel), position_key(channel)],
+                              args=[since, limit, int(reverse)])
+        entries = [(int(reply[i]), reply[i + 1]) for i in range(2, len(reply), 2)]
+        return StreamPosition(int(reply[0]), reply[1].decode()), entries
+
+    def remove_history(self, channel: str) -> None:
+        """Drop the publications, keep the position."""
+        self.client.call("DEL", stream_key(channel))
 
 
 class Publications:
     """Publications sent in order without waiting for each reply, so that a
-    burst of them costs one round trip; wait() collects their offsets.
+    burst of them costs one round trip; wait() collects their positions.
 
     Each is queued on the process's one connection as it is added, so it runs
     before anything the same greenlet sends afterwards.
@@ -67,11 +118,13 @@ class Publications:
         self.store = store
         self._replies = Replies(store.client)
 
-    def add(self, channel: str, message: bytes) -> None:
-        self._replies.send([self.store.publish_command(channel, message)])
+    def add(self, channel: str, message: bytes, *, tail: bytes = b"",
+            options: StreamOptions | None = None) -> None:
+        self._replies.send([self.store.publish_command(channel, message, tail=tail,
+                                                       options=options)])
 
-    def wait(self) -> list[int]:
-        """The offsets of what was added since the last wait, in order; raises
+    def wait(self) -> list[StreamPosition]:
+        """The positions of what was added since the last wait, in order; raises
         StoreUnavailable if any of them may not have been published."""
         replies, self._replies = self._replies, Replies(self.store.client)
-        return [int(offset) for offset in replies.get()]
+        return [StreamPosition(int(offset), epoch.decode()) for offset, epoch in replies.get()]

@@ -27,7 +27,7 @@ class Reaper(Background):
     def __init__(
         self,
         store: SessionStore,
-        on_expired: Callable[[SessionKey], None],
+        on_expired: Callable[[SessionKey, bytes], None],
         interval: float = 0.25,
     ) -> None:
         super().__init__()
@@ -39,10 +39,11 @@ class Reaper(Background):
         """Check every due session once; returns how many this call expired."""
         expired = 0
         for key in self.store.claim_due(CLAIM_MS, BATCH):
-            if self.store.expire(key):
+            state = self.store.expire(key)
+            if state is not None:
                 expired += 1
                 try:
-                    self.on_expired(key)
+                    self.on_expired(key, state)
                 except Exception:
                     log.exception("close hook failed for %s", key.tag)
         return expired

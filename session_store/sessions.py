@@ -157,10 +157,10 @@ class SessionStore:
     def __init__(self, client: AutoPipeline, limits: StoreLimits) -> None:
         self.client = client
         self.limits = limits
-        (self._open, self._next, self._enqueue, self._close, self._expire, self._claim,
-         self._subscribe, self._ack, self._holder_gone) = load_scripts(
-            client, "receiver_open", "receiver_next", "enqueue", "close", "expire", "claim_due",
-            "subscribe", "ack", "holder_gone")
+        (self._open, self._next, self._update, self._close, self._expire, self._claim,
+         self._ack, self._holder_gone) = load_scripts(
+            client, "receiver_open", "receiver_next", "update", "close", "expire", "claim_due",
+            "ack", "holder_gone")
 
     # --- receiving side ---
 
@@ -265,12 +265,6 @@ class SessionStore:
         flat = self.client.call("HGETALL", key.keys[2])
         return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
-    def subscribe(self, key: SessionKey, channel: str, top: int, *, join: bool) -> bool:
-        """Join (from offset top on) or leave a channel. False if the session is not open."""
-        return bool(self._subscribe(
-            keys=key.keys, args=[key.tag, channel, top, int(join), self.limits.ttl_ms]
-        ))
-
     # --- sending side ---
 
     def state(self, key: SessionKey) -> str | None:
@@ -281,28 +275,40 @@ class SessionStore:
     def enqueue(self, key: SessionKey, items: Sequence[bytes | str]) -> str:
         if not items:
             return EnqueueResult.OK
-        lim = self.limits
         result = EnqueueResult.OK
         for start in range(0, len(items), MAX_BATCH):
-            chunk = items[start : start + MAX_BATCH]
-            reply = self._enqueue(
-                keys=key.keys,
-                args=[key.tag, lim.max_queue, lim.ttl_ms, lim.overflow_item,
-                      lim.disconnect_ms, *chunk],
-            )
-            result = reply.decode()
+            result = self.update(key, items=items[start : start + MAX_BATCH])
             if result != EnqueueResult.OK:
                 break
         return result
 
-    def close(self, key: SessionKey, item: bytes, *, holder: str = "") -> bool:
-        """Close once. True for exactly one caller, which must run the close hook.
+    def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
+               channels: Mapping[str, int | None] | None = None,
+               items: Sequence[bytes | str] = ()) -> str:
+        """An application's changes to an open session, in one step: its state,
+        channels joined from an offset (or left: None) and items queued. An
+        EnqueueResult."""
+        lim = self.limits
+        state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
+        args: list[Any] = [key.tag, lim.ttl_ms, lim.max_queue, lim.overflow_item,
+                           lim.disconnect_ms, state_arg, len(channels or ())]
+        for channel, offset in (channels or {}).items():
+            args += [channel, "" if offset is None else offset]
+        args += items
+        return self._update(keys=key.keys, args=args).decode()
+
+    def app_state(self, key: SessionKey) -> bytes | None:
+        """The application's state of a session (None if none, or no such session)."""
+        return self.client.call("HGET", key.keys[0], "ad")
+
+    def close(self, key: SessionKey, item: bytes, *, holder: str = "") -> bytes | None:
+        """Close once. Only one caller gets an answer (the application's state,
+        b"" if none) and must run the close hook.
 
         With holder, only the current lease holder may close (a receiver's own abort).
         """
-        return bool(
-            self._close(keys=key.keys, args=[key.tag, item, self.limits.disconnect_ms, holder])
-        )
+        reply = self._close(keys=key.keys, args=[key.tag, item, self.limits.disconnect_ms, holder])
+        return None if reply is None else reply[0]
 
     # --- expiry (used by the reaper) ---
 
@@ -313,15 +319,16 @@ class SessionStore:
         ])
         return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
 
-    def expire(self, key: SessionKey) -> bool:
-        """True if this call expired the session (the caller runs the close hook)."""
+    def expire(self, key: SessionKey) -> bytes | None:
+        """The application's state (b"" if none) if this call expired the
+        session: the caller runs the close hook. Else None."""
         reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
         status = reply[0]
         if status == b"later":
             self.client.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
-            return False
+            return None
         self.client.call("ZREM", key.expiry_bucket, key.tag)
-        return status == b"expired"
+        return reply[1] if status == b"expired" else None
 
 
 def _now_ms_hint() -> int:

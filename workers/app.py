@@ -38,7 +38,7 @@ class SockhopApp(WebSocketAwareMiddleware):
         api.set_error_serializer(serialize_error)
         api.add_error_handler(StoreUnavailable, store_unavailable)
         for service in services:
-            if settings.sockjs:
+            if settings.sockjs and service.sockjs:
                 endpoint = SockJSEndpoint(self.runtime, service, settings.sockjs_url,
                                           settings.websocket)
                 api.add_sink(endpoint, endpoint.pattern)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +63,15 @@ class Service:
     response_limit: int | None = None  # None: the server-wide setting
     path: str = ""  # "": /<name>
     websocket_path: str | None = None
+    sockjs: bool = True  # False: only the native websocket (at websocket_path)
+    # Sent as a message when nothing else was for heartbeat_delay (e.g. a
+    # protocol's own ping such as Centrifugo's "{}"); None: SockJS's `h`.
+    heartbeat_message: str | None = None
+    # On a native websocket, the messages of one write joined into one websocket
+    # message by this separator (Centrifugo's "\n"); None: one message each.
+    message_separator: str | None = None
+    # Largest websocket message accepted (bigger: close 1009); None: the setting.
+    max_message_size: int | None = None
 
     def __post_init__(self) -> None:
         if not _SERVICE_NAME.fullmatch(self.name):
@@ -81,13 +90,15 @@ class Session:
     returns.
     """
 
-    __slots__ = ("_dispatcher", "key", "publications", "service")
+    __slots__ = ("_dispatcher", "_state", "key", "publications", "service")
 
-    def __init__(self, dispatcher: Dispatcher, service: Service, key: SessionKey) -> None:
+    def __init__(self, dispatcher: Dispatcher, service: Service, key: SessionKey,
+                 state: bytes | None = None) -> None:
         self._dispatcher = dispatcher
         self.service = service
         self.key = key
         self.publications = Publications(dispatcher.channels)
+        self._state = state
 
     def __enter__(self) -> Session:
         return self
@@ -109,12 +120,32 @@ class Session:
     def close(self, code: int = GO_AWAY.code, reason: str = GO_AWAY.reason) -> None:
         self._dispatcher.close(self.service, self.key, Close(code, reason))
 
+    @property
+    def state(self) -> bytes | None:
+        """The application's state of this session (set with update), read
+        once per hook call; in on_close, what it was when the session ended."""
+        if self._state is None:
+            self._state = self._dispatcher.store.app_state(self.key) or b""
+        return self._state or None
+
     def join(self, channel: str) -> None:
         """Receive what is published to channel from now on, until closed or left."""
-        self._dispatcher.join(self.key, channel)
+        self.update(channels={channel: self._dispatcher.channels.top(channel)})
 
     def leave(self, channel: str) -> None:
-        self._dispatcher.store.subscribe(self.key, channel, 0, join=False)
+        self.update(channels={channel: None})
+
+    def update(self, *, state: bytes | None = None, clear_state: bool = False,
+               channels: Mapping[str, int | None] | None = None,
+               messages: Sequence[str] = ()) -> bool:
+        """Change the session in one step: its state, the channels it receives
+        (from just after the given offset; None leaves) and messages for the
+        client, which arrive before any publication of the channels joined
+        here. False if the session is gone or closed."""
+        if state is not None or clear_state:
+            self._state = state or b""
+        return self._dispatcher.update(self.service, self.key, state, clear_state,
+                                       channels, messages)
 
     def publish(self, channel: str, message: str) -> None:
         """Send message to every session in channel, whichever process serves it."""
@@ -144,16 +175,27 @@ class Dispatcher:
             return False
         result = self.store.enqueue(key, [message_item(m) for m in messages])
         if result == EnqueueResult.OVERFLOW:
-            self.closed(service, key)
+            self.closed(service, key, self.store.app_state(key) or b"")
         return result == EnqueueResult.OK
 
-    def join(self, key: SessionKey, channel: str) -> None:
-        self.store.subscribe(key, channel, self.channels.top(channel), join=True)
+    def update(self, service: Service, key: SessionKey, state: bytes | None, clear_state: bool,
+               channels: Mapping[str, int | None] | None, messages: Sequence[str]) -> bool:
+        local = key.tag in self.local_sockets
+        result = self.store.update(key, state=state, clear_state=clear_state, channels=channels,
+                                   items=[] if local else [message_item(m) for m in messages])
+        if result == EnqueueResult.OVERFLOW:
+            self.closed(service, key, self.store.app_state(key) or b"")
+        if result != EnqueueResult.OK:
+            return False
+        # A websocket of this process holds it: its subscriptions change reaches
+        # it later (a wake-up), so these messages still go first.
+        return not (local and messages) or self.deliver(service, key, messages)
 
     def close(self, service: Service, key: SessionKey, close: Close,
               *, holder: str = "") -> bool:
-        if self.store.close(key, close_item(close), holder=holder):
-            self.closed(service, key)
+        state = self.store.close(key, close_item(close), holder=holder)
+        if state is not None:
+            self.closed(service, key, state)
             return True
         return False
 
@@ -169,11 +211,12 @@ class Dispatcher:
             for message in messages:
                 service.handler.on_message(session, message)
 
-    def closed(self, service: Service, key: SessionKey) -> None:
-        """The close hook: the caller won the one atomic close or expiry of this session."""
+    def closed(self, service: Service, key: SessionKey, state: bytes) -> None:
+        """The close hook: the caller won the one atomic close or expiry of this
+        session (state: the application's state then)."""
         log.debug("on_close service=%s session=%s", service.name, key.session_id)
         try:
-            with Session(self, service, key) as session:
+            with Session(self, service, key, state) as session:
                 service.handler.on_close(session)
         except Exception:
             log.exception("on_close of %s failed", key.tag)
@@ -183,7 +226,7 @@ class Dispatcher:
         with Session(self, service, key) as session:
             service.handler.on_channel_gap(session, channel)
 
-    def expired(self, key: SessionKey) -> None:
+    def expired(self, key: SessionKey, state: bytes) -> None:
         service = self.services.get(key.service)
         if service is not None:
-            self.closed(service, key)
+            self.closed(service, key, state)

@@ -1,7 +1,7 @@
 -- Reaper's check of one session. Deletes an open session whose receiver has
 -- been gone for disconnect_delay; only the caller that gets 'expired' runs the
 -- close hook. ARGV: tag, disconnect_ms
--- Returns {'gone'} | {'expired'} | {'later', due_ms}
+-- Returns {'gone'} | {'expired', application state or ''} | {'later', due_ms}
 local st = redis.call('HGET', KEYS[1], 'st')
 if st ~= 'o' then return {'gone'} end  -- closed sessions expire by key TTL
 local now = now_ms()
@@ -17,5 +17,6 @@ if holder then
 end
 local deadline = tonumber(redis.call('HGET', KEYS[1], 'dl') or '0')
 if deadline > now then return {'later', deadline} end
+local state = redis.call('HGET', KEYS[1], 'ad') or ''
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return {'expired'}
+return {'expired', state}

@@ -118,12 +118,14 @@ def test_a_gap_makes_the_follower_catch_up_never_skip() -> None:
     assert [list(p.payloads) for p in receiver.outbox.publications] == [[b"m1", b"m2"]]
 
 
-def test_queue_items_and_a_close_frame_follow_the_publications_as_before() -> None:
+def test_queue_items_go_before_the_publications_and_a_close_frame_ends_them() -> None:
+    """A reply queued with a subscription must reach the client before what the
+    subscription brings (Centrifugo's subscribe reply, then publications)."""
     runtime = make_runtime()
     receiver = follower(runtime, 0)
     runtime.wakeups.announce(1, 2)
     receiver.outbox.items = [message_item("q1"), CLOSE, message_item("late")]
     events = receiver.events()
-    assert [frame_of(e) for e in events] == [b'a["m1","m2","q1"]', b'c[3000,"Go away!"]']
+    assert [frame_of(e) for e in events] == [b'a["q1","m1","m2"]', b'c[3000,"Go away!"]']
     assert events[0] == Messages(events[0].parts, 1, {CHANNEL: 2})  # type: ignore[union-attr]
     assert events[1] == Closing(GO_AWAY, 1)  # nothing after the close

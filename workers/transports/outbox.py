@@ -20,12 +20,13 @@ class Outbox:
         return bool(self.publications or self.direct or self.items)
 
     def events(self, positions: dict[str, int]) -> list[Event]:
-        """Everything loaded, as events (and emptied). Publications go first, all
-        in the first event, which delivers the channels up to `positions`;
-        queue messages follow, and the session's close, if queued, ends the list.
+        """Everything loaded, as events (and emptied): one event with the
+        messages this process sent, then queue messages, then publications
+        (which deliver the channels up to `positions`), and the session's close,
+        if queued, ending the list. Queue messages go before publications: a
+        reply queued with a subscription must precede what it subscribed to.
         """
-        parts, self.publications = self.publications, []
-        delivers = dict(positions) if parts else None
+        parts: list[Part] = []
         if self.direct:
             parts.append(Part(self.direct))
             self.direct = []
@@ -35,6 +36,9 @@ class Outbox:
             messages += 1
         if messages:
             parts.append(Part([payload_of(item) for item in items[:messages]]))
+        delivers = dict(positions) if self.publications else None
+        parts += self.publications
+        self.publications = []
         events: list[Event] = []
         if parts:
             events.append(Messages(parts, messages, delivers))

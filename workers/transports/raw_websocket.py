@@ -1,27 +1,51 @@
-"""Raw websocket: GET <prefix>/websocket, one websocket message per message, no framing."""
+"""Raw websocket: GET <prefix>/websocket, no SockJS framing: one websocket
+message per message, or (Service.message_separator) the messages of one
+write joined into one websocket message, as Centrifugo's protocol allows."""
 
 from __future__ import annotations
 
 from session_store.items import text
 from workers.transports.context import SessionRequest
-from workers.transports.events import Closing, Event, Messages
+from workers.transports.events import Closing, Event, Messages, Part
 from workers.transports.receiver import Receiver
 from workers.transports.websocket_session import WebSocketResource, WebSocketTransport
+from workers.websocket import WebSocket
 
 
 class RawWebSocketTransport(WebSocketTransport):
+    def __init__(self, ws: WebSocket, separator: str | None = None) -> None:
+        super().__init__(ws)
+        self.separator = separator
+
     def write(self, event: Event) -> None:
         if isinstance(event, Messages):
-            for part in event.parts:
-                for payload in part.payloads:
-                    self.ws.send(text(payload))
+            separator = self.separator
+            if separator is None:
+                for part in event.parts:
+                    for payload in part.payloads:
+                        self.ws.send(text(payload))
+            elif len(event.parts) == 1:
+                self.ws.send(_joined(event.parts[0], separator))
+            else:
+                self.ws.send(separator.join([_joined(part, separator) for part in event.parts]))
         elif isinstance(event, Closing):
             self.ws.close(event.close.code, event.close.reason)
         # Opened and Heartbeat have no raw equivalent (the websocket layer pings).
 
 
+def _joined(part: Part, separator: str) -> str:
+    """A part's messages as one text; built once for the followers that share it."""
+    if part.shared is not None:
+        joined = part.shared.get(separator)
+        if joined is None:
+            joined = part.shared[separator] = separator.join([text(p) for p in part.payloads])
+        return joined  # type: ignore[return-value]
+    return separator.join([text(p) for p in part.payloads])
+
+
 class RawWebSocket(WebSocketResource):
-    transport = RawWebSocketTransport
+    def make_transport(self, ws: WebSocket, ctx: SessionRequest) -> WebSocketTransport:
+        return RawWebSocketTransport(ws, ctx.service.message_separator)
 
     def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
         ctx.runtime.dispatcher.messages(ctx.service, receiver.key, texts)

@@ -11,9 +11,11 @@ answer, a stream's last chunk) the cycle lets go of the lease.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Protocol
 
-from workers.transports.events import HEARTBEAT, Closing, Event
+from session_store.items import stored
+from workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part
 from workers.transports.receiver import Ended, Express, Receiver
 
 
@@ -34,10 +36,18 @@ class Transport(Protocol):
         """The response reached its size limit: end it, the client reconnects."""
 
 
+@lru_cache(maxsize=8)
+def heartbeat_event(message: str | None) -> Event:
+    """What a heartbeat is: the protocol's own (`h`), or the application's
+    ping message (Service.heartbeat_message)."""
+    return HEARTBEAT if message is None else Messages([Part([stored(message)])])
+
+
 def receive(receiver: Receiver, transport: Transport,
             heartbeat_delay: float) -> Iterator[None]:
     """Serve the session over transport until it must end, letting go of the
     lease before the driver ends the response."""
+    heartbeat = heartbeat_event(receiver.service.heartbeat_message)
     try:
         first = receiver.open()
         if first is None:
@@ -67,7 +77,7 @@ def receive(receiver: Receiver, transport: Transport,
             if outcome is HEARTBEAT:
                 if transport.once:
                     receiver.let_go()
-                transport.write(HEARTBEAT)
+                transport.write(heartbeat)
                 yield
                 if transport.once:
                     return
@@ -75,7 +85,7 @@ def receive(receiver: Receiver, transport: Transport,
     except Ended:
         if transport.once:  # a poll always answers: a heartbeat is well-formed
             receiver.let_go()
-            transport.write(HEARTBEAT)
+            transport.write(heartbeat)
             yield
     finally:
         receiver.let_go()

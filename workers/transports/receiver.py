@@ -278,9 +278,15 @@ class Receiver:
                 self.delivered.pop(channel, None)
                 self.catch_up.discard(channel)
         for channel, offset in subscriptions.items():
-            if channel not in self.positions:
+            position = self.positions.get(channel)
+            if position is None:
                 self.positions[channel] = offset
                 fanout.follow(channel, self)  # subscribed before the history is read
+                self.catch_up.add(channel)
+            elif offset > position:
+                # Left and joined again further on (e.g. resubscribed after falling
+                # behind) while this receiver was not looking: start from there.
+                self.positions[channel] = self.delivered[channel] = offset
                 self.catch_up.add(channel)
 
     def _catch_up(self) -> None:

@@ -73,8 +73,11 @@ class WebSocketResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, ctx: SessionRequest) -> None:
         ws = open_websocket(req, resp, ctx)
         if ws is not None:
-            serve_session(ctx, req, self.transport(ws),
+            serve_session(ctx, req, self.make_transport(ws, ctx),
                           lambda receiver, texts: self.on_texts(ctx, receiver, texts))
+
+    def make_transport(self, ws: WebSocket, ctx: SessionRequest) -> WebSocketTransport:
+        return self.transport(ws)
 
     def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
         """Hand the messages of one read to the handler; False closes the connection."""
@@ -98,7 +101,7 @@ def open_websocket(
     try:
         return accept(
             req.env,
-            max_message_size=settings.max_websocket_message_size,
+            max_message_size=ctx.service.max_message_size or settings.max_websocket_message_size,
             write_timeout=settings.write_timeout,
             ping_interval=settings.websocket_ping_interval,
         )

@@ -1,0 +1,42 @@
+-- An application's changes to an open session in one step: its state, the
+-- channels it joins (from a given offset) or leaves, and messages to queue.
+-- One step, so a receiver that sees the new subscriptions also sees the
+-- messages queued with them (a reply is delivered before the publications
+-- the command that sent it made the session receive).
+-- ARGV: tag, ttl_ms, max_queue, overflow_item, closed_ttl_ms, state ('' = keep,
+--       '-' = clear, else 's' .. value), changes, (channel, offset or '' to leave)
+--       x changes, item...
+-- Returns 'ok' | 'missing' | 'closed' | 'overflow' (session closed just now)
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return 'missing' end
+if st == 'c' then return 'closed' end
+local state = ARGV[6]
+if state == '-' then
+  redis.call('HDEL', KEYS[1], 'ad')
+elseif state ~= '' then
+  redis.call('HSET', KEYS[1], 'ad', string.sub(state, 2))
+end
+local changes = tonumber(ARGV[7])
+local at = 8
+for _ = 1, changes do
+  if ARGV[at + 1] == '' then
+    redis.call('HDEL', KEYS[3], ARGV[at])
+  else
+    redis.call('HSET', KEYS[3], ARGV[at], ARGV[at + 1])
+  end
+  at = at + 2
+end
+if changes > 0 then redis.call('HINCRBY', KEYS[1], 'sv', 1) end
+if #ARGV >= at then
+  local max = tonumber(ARGV[3])
+  local length = redis.call('RPUSH', KEYS[2], unpack(ARGV, at))
+  if length > max then
+    -- Bounded memory: keep what fits, then the close frame says why the rest is gone.
+    redis.call('LTRIM', KEYS[2], 0, max - 1)
+    close_session(ARGV[4], ARGV[1], tonumber(ARGV[5]))
+    return 'overflow'
+  end
+end
+keep_alive(tonumber(ARGV[2]))
+if changes > 0 or #ARGV >= at then wake_holder(KEYS[1], ARGV[1]) end
+return 'ok'

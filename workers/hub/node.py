@@ -1,0 +1,420 @@
+"""The hub's operations, shared by client connections and the server API:
+publishing, history, presence, and subscribing a connection to a channel.
+
+One Node per process, over the process's one Redis connection. Nothing here
+keeps state between calls: every connection's state is in Redis, so any
+process may act for any connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from session_store.autopipeline import Command
+from session_store.channels import Publications, StreamOptions, StreamPosition
+from session_store.deadlines import Deadlines
+from session_store.items import Close
+from session_store.presence import PresenceStore
+from session_store.registry import Registry
+from session_store.sessions import SessionKey
+from workers.application import Service, Session
+from workers.hub import protocol
+from workers.hub.channel import (
+    history_enabled,
+    join_leave_channel,
+    join_leave_options,
+    stream_options,
+)
+from workers.hub.codes import (
+    BAD_REQUEST,
+    CONNECTION_EXPIRED,
+    FORCE_DISCONNECT,
+    NOT_AVAILABLE,
+    STALE,
+    UNRECOVERABLE_POSITION,
+    UNSUBSCRIBE_SERVER,
+    HubError,
+)
+from workers.hub.config import HubConfig
+from workers.hub.connection import Connection, Subscription
+from workers.hub.names import Channel, resolve
+from workers.runtime import Runtime
+
+VERSION = "6.0.0-sockhop"
+DEADLINES_KEY = "sh:hub:deadlines"
+
+__all__ = ["Changes", "HistoryResult", "Node", "StreamPosition", "SubscribeRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    publications: list[str]  # each a publication object's JSON text
+    offset: int
+    epoch: str
+
+
+@dataclass
+class Changes:
+    """What one frame (or one API call) does to a session: written in one step
+    with its replies, then the writes to other keys (presence, registry) and
+    the pushes to other subscribers (join, leave)."""
+
+    channels: dict[str, int | None] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    pushes: list[tuple[str, str, StreamOptions]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    channel: Channel
+    server_side: bool = False
+    chan_info: Any = None
+    data: Any = None
+    expires_at: int = 0
+    recover: StreamPosition | None = None  # the client's position, to recover from
+    positioned: bool = False
+    recoverable: bool = False
+    join_leave: bool = False
+
+
+class Node:
+    def __init__(self, runtime: Runtime, config: HubConfig, service: Service) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.service = service
+        self.streams = runtime.channels
+        self.presence_store = PresenceStore(runtime.client)
+        self.registry = Registry(runtime.client)
+        self.started = time.time()
+        self.deadlines = Deadlines(runtime.client, DEADLINES_KEY, self._due)
+        self.deadlines.start()
+
+    # --- channels ---
+
+    def resolve(self, name: str) -> Channel:
+        return resolve(self.config.channel, name)
+
+    def stream(self, channel: Channel) -> StreamOptions:
+        return stream_options(channel.options, self.config.channel.history_meta_ttl)
+
+    def publish(self, channel: str, data: str, *, tags: dict[str, str] | None = None,
+                skip_history: bool = False, info: dict[str, Any] | None = None,
+                publications: Publications | None = None) -> StreamPosition | None:
+        """Publish data (JSON text) to channel: stored once, whatever its audience.
+        With `publications`, sent without waiting (a client's frame waits once).
+        skip_history is accepted but the publication is kept all the same: it is
+        how subscribers between two polls receive it."""
+        resolved = self.resolve(channel)
+        if not data:
+            raise HubError(BAD_REQUEST)
+        pub = '{"data":' + data
+        if info is not None:
+            pub += ',"info":' + protocol.encode(info)
+        if tags:
+            pub += ',"tags":' + protocol.encode(tags)
+        head = protocol.publication_head(channel, pub).encode()
+        tail = protocol.PUBLICATION_TAIL.encode()
+        pending = publications or Publications(self.streams)
+        pending.add(channel, head, tail=tail, options=self.stream(resolved))
+        if publications is not None:
+            return None
+        (position,) = pending.wait()
+        return position if history_enabled(resolved.options) else None
+
+    def broadcast(self, channels: Sequence[str], data: str,
+                  **extras: Any) -> list[StreamPosition | HubError | None]:
+        results: list[StreamPosition | HubError | None] = []
+        for channel in channels:
+            try:
+                results.append(self.publish(channel, data, **extras))
+            except HubError as exc:
+                results.append(exc)
+        return results
+
+    def history(self, channel: str, *, limit: int, since: StreamPosition | None = None,
+                reverse: bool = False) -> HistoryResult:
+        resolved = self.resolve(channel)
+        if not history_enabled(resolved.options):
+            raise HubError(NOT_AVAILABLE)
+        if reverse and since is not None and since.offset == 0:
+            raise HubError(BAD_REQUEST)
+        position, entries = self.streams.history(channel, since.offset if since else 0,
+                                                  limit, reverse)
+        if since is not None and since.epoch and since.epoch != position.epoch:
+            raise HubError(UNRECOVERABLE_POSITION)
+        pubs = [protocol.publication_of_push(channel, text.decode()) for _, text in entries]
+        return HistoryResult(pubs, position.offset, position.epoch)
+
+    def history_remove(self, channel: str) -> None:
+        resolved = self.resolve(channel)
+        if not history_enabled(resolved.options):
+            raise HubError(NOT_AVAILABLE)
+        self.streams.remove_history(channel)
+
+    def presence(self, channel: str) -> dict[str, dict[str, Any]]:
+        """client id -> ClientInfo."""
+        if not self.resolve(channel).options.presence:
+            raise HubError(NOT_AVAILABLE)
+        return {client: json.loads(info)
+                for client, info in self.presence_store.clients(channel).items()}
+
+    def presence_stats(self, channel: str) -> tuple[int, int]:
+        if not self.resolve(channel).options.presence:
+            raise HubError(NOT_AVAILABLE)
+        return self.presence_store.stats(channel)
+
+    def channels(self, pattern: str = "") -> dict[str, int]:
+        """Channels with subscribers (matching a glob pattern) -> their number of clients."""
+        return self.registry.channels(pattern)
+
+    def info(self) -> list[dict[str, Any]]:
+        clients, users, channels = self.registry.totals()
+        return [{
+            "uid": self.runtime.process_id,
+            "name": f"{socket.gethostname()}_{os.getpid()}",
+            "version": VERSION,
+            "num_clients": clients,
+            "num_users": users,
+            "num_channels": channels,
+            "num_subs": sum(self.registry.channels().values()),
+            "uptime": int(time.time() - self.started),
+        }]
+
+    # --- a connection's subscriptions ---
+
+    def subscribe(self, conn: Connection, request: SubscribeRequest,
+                  changes: Changes) -> dict[str, Any]:
+        """Subscribe conn (its session gets `changes`): the subscribe result.
+        The session receives the channel from just after what the result
+        carries (its top, or the last recovered publication)."""
+        channel = request.channel
+        name = channel.name
+        options = self.stream(channel)
+        result: dict[str, Any] = {}
+        position = self.streams.position(name, options)
+        start = position.offset
+        if request.recoverable or request.positioned:
+            result["positioned"] = True
+            result["offset"] = position.offset
+            result["epoch"] = position.epoch
+        if request.recoverable:
+            result["recoverable"] = True
+        if request.recover is not None:
+            result["was_recovering"] = True
+            recovered, publications, start = self._recover(name, request.recover, position)
+            result["recovered"] = recovered
+            if recovered:
+                result["offset"] = request.recover.offset
+                if publications:
+                    result["publications"] = publications
+        if request.expires_at:
+            result["expires"] = True
+            result["ttl"] = max(0, request.expires_at - int(time.time()))
+        if request.data is not None:
+            result["data"] = request.data
+        changes.channels[name] = start
+        sub = Subscription(server_side=request.server_side, chan_info=request.chan_info,
+                           join_leave=request.join_leave, presence=channel.options.presence,
+                           expires_at=request.expires_at)
+        conn.subs[name] = sub
+        if request.join_leave:
+            jl = join_leave_channel(name)
+            changes.channels[jl] = self.streams.position(jl).offset
+        info = protocol.encode(conn.info_of(name))
+        if sub.presence:
+            changes.commands.append(
+                self.presence_store.join_command(name, conn.client, conn.user, info.encode()))
+        if channel.options.join_leave:
+            self._push_join_leave(changes, channel, "join", info)
+        changes.commands.append(self.registry.subscribed_command(name, 1))
+        return result
+
+    def _recover(self, channel: str, since: StreamPosition,
+                 position: StreamPosition) -> tuple[bool, list[str], int]:
+        """(recovered, publications, the offset the session continues after)."""
+        if since.epoch != position.epoch or since.offset > position.offset:
+            return False, [], position.offset
+        limit = self.config.client.recovery_max_publication_limit
+        caught = self.streams.since(channel, since.offset, limit)
+        if caught.behind or caught.epoch != since.epoch \
+                or since.offset + len(caught.items) < caught.top:
+            return False, [], max(position.offset, caught.top)
+        pubs = [protocol.publication_of_push(channel, item.decode()) for item in caught.items]
+        return True, pubs, since.offset + len(caught.items)
+
+    def unsubscribe(self, conn: Connection, name: str, changes: Changes) -> bool:
+        """False if conn was not subscribed to name."""
+        sub = conn.subs.pop(name, None)
+        if sub is None:
+            return False
+        changes.channels[name] = None
+        if sub.join_leave:
+            changes.channels[join_leave_channel(name)] = None
+        self._left(conn, name, sub, changes)
+        return True
+
+    def _left(self, conn: Connection, name: str, sub: Subscription, changes: Changes) -> None:
+        """What goes when conn leaves a channel, however it leaves."""
+        if sub.presence:
+            changes.commands.append(self.presence_store.leave_command(name, conn.client,
+                                                                      conn.user))
+        try:
+            channel = self.resolve(name)
+        except HubError:
+            channel = None  # the configuration changed under a live subscription
+        if channel is not None and channel.options.join_leave:
+            info = protocol.encode(conn.info_of(name))
+            self._push_join_leave(changes, channel, "leave", info)
+        changes.commands.append(self.registry.subscribed_command(name, -1))
+
+    def _push_join_leave(self, changes: Changes, channel: Channel, kind: str,
+                         info: str) -> None:
+        text = protocol.push(channel.name, kind, '{"info":' + info + "}")
+        changes.pushes.append((join_leave_channel(channel.name), text,
+                               join_leave_options(channel.options,
+                                                  self.config.channel.history_meta_ttl)))
+
+    def connected(self, conn: Connection, key: SessionKey, changes: Changes) -> None:
+        changes.commands += self.registry.connected_commands(conn.user, conn.client, key.tag)
+
+    def disconnected(self, tag: str, conn: Connection | None) -> None:
+        """The session ended (any way, once): presence, registry, leave pushes."""
+        changes = Changes()
+        changes.commands.append(self.deadlines.clear_command(tag))
+        if conn is None:
+            self.apply_elsewhere(changes)
+            return
+        for name, sub in conn.subs.items():
+            self._left(conn, name, sub, changes)
+        changes.commands += self.registry.disconnected_commands(conn.user, conn.client)
+        self.apply_elsewhere(changes)
+
+    def apply(self, session: Session, changes: Changes, *, state: Connection | None,
+              clear_state: bool = False) -> bool:
+        """The session's changes in one step, then those to other keys."""
+        done = session.update(state=state.dump() if state is not None else None,
+                              clear_state=clear_state, channels=changes.channels,
+                              messages=changes.messages)
+        self.apply_elsewhere(changes)
+        return done
+
+    def apply_elsewhere(self, changes: Changes) -> None:
+        publications = Publications(self.streams)
+        for channel, text, options in changes.pushes:
+            publications.add(channel, text.encode(), options=options)
+        if changes.commands:
+            self.runtime.client.call_many(changes.commands)
+        if changes.pushes:
+            publications.wait()
+
+    # --- deadlines: connect in time, refresh in time ---
+
+    def deadline(self, tag: str, conn: Connection | None, changes: Changes) -> None:
+        """When the session must be checked: a connection that expires, some
+        time after its expiry (the client refreshes before); one not yet
+        connected, stale_close_delay after it opened; else never."""
+        client = self.config.client
+        if conn is None:
+            changes.commands.append(self.deadlines.set_command(
+                tag, time.time() + client.stale_close_delay))
+        elif conn.expires_at:
+            changes.commands.append(self.deadlines.set_command(
+                tag, conn.expires_at + client.expired_close_delay))
+        else:
+            changes.commands.append(self.deadlines.clear_command(tag))
+
+    def _due(self, tag: str) -> float | None:
+        """Close a session that did not connect (3502) or refresh (3005) in time."""
+        session = Session(self.runtime.dispatcher, self.service, SessionKey.from_tag(tag))
+        if self.runtime.store.state(session.key) != "open":
+            return None
+        conn = Connection.load(session.state)
+        client = self.config.client
+        if conn is None:
+            session.close(STALE.code, STALE.reason)
+            return None
+        if not conn.expires_at:
+            return None
+        due = conn.expires_at + client.expired_close_delay
+        if due > time.time():
+            return due
+        session.close(CONNECTION_EXPIRED.code, CONNECTION_EXPIRED.reason)
+        return None
+
+    # --- the server API's actions on a user's connections ---
+
+    def _sessions(self, user: str, client: str = "",
+                  whitelist: Iterable[str] = ()) -> list[tuple[str, Session]]:
+        skip = set(whitelist)
+        out = []
+        for client_id, tag in self.registry.connections(user).items():
+            if (client and client_id != client) or client_id in skip:
+                continue
+            key = SessionKey.from_tag(tag)
+            out.append((client_id, Session(self.runtime.dispatcher, self.service, key)))
+        return out
+
+    def api_subscribe(self, user: str, channel: str, *, client: str = "", info: Any = None,
+                      data: Any = None, recover_since: StreamPosition | None = None) -> None:
+        resolved = self.resolve(channel)
+        options = resolved.options
+        for _, session in self._sessions(user, client):
+            with session:
+                conn = Connection.load(session.state)
+                if conn is None or channel in conn.subs:
+                    continue
+                recoverable = options.force_recovery and history_enabled(options)
+                request = SubscribeRequest(
+                    resolved, server_side=True, chan_info=info, data=data,
+                    recover=recover_since if recoverable else None,
+                    positioned=(options.force_positioning or recoverable)
+                    and history_enabled(options),
+                    recoverable=recoverable, join_leave=options.force_push_join_leave)
+                changes = Changes()
+                result = self.subscribe(conn, request, changes)
+                changes.messages.append(protocol.push(channel, "subscribe",
+                                                      protocol.encode(result)))
+                self.apply(session, changes, state=conn)
+
+    def api_unsubscribe(self, user: str, channel: str, *, client: str = "") -> None:
+        self.resolve(channel)
+        for _, session in self._sessions(user, client):
+            with session:
+                conn = Connection.load(session.state)
+                changes = Changes()
+                if conn is None or not self.unsubscribe(conn, channel, changes):
+                    continue
+                code, reason = UNSUBSCRIBE_SERVER
+                changes.messages.append(protocol.push(
+                    channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
+                self.apply(session, changes, state=conn)
+
+    def api_disconnect(self, user: str, *, client: str = "", whitelist: Iterable[str] = (),
+                       close: Close = FORCE_DISCONNECT) -> None:
+        for _, session in self._sessions(user, client, whitelist):
+            session.close(close.code, close.reason)
+
+    def api_refresh(self, user: str, *, client: str = "", expired: bool = False,
+                    expire_at: int = 0, info: Any = None) -> None:
+        for _, session in self._sessions(user, client):
+            if expired:
+                session.close(CONNECTION_EXPIRED.code, CONNECTION_EXPIRED.reason)
+                continue
+            with session:
+                conn = Connection.load(session.state)
+                if conn is None:
+                    continue
+                if expire_at:
+                    conn.expires_at = expire_at
+                if info is not None:
+                    conn.info = info
+                changes = Changes()
+                self.deadline(session.key.tag, conn, changes)
+                self.apply(session, changes, state=conn)
