@@ -24,6 +24,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import resource
 import sys
 import time
@@ -52,6 +53,9 @@ from loadgen import (
 CHANNEL = "bench"
 RATE_BASE = 1_000_000  # sequence numbers of the fixed-rate phase start here
 MARK = b'"m":'  # the publication's data is {"m": "<seq> <ns>"}
+MARKS = re.compile(rb'"m": ?"([^"]*)"')
+PUB_PUSH = b'{"push"'
+OnPubs = Callable[["Subscriber", list[bytes]], None]  # a subscriber, publications' marks
 PROTOCOLS = ("hub-ws", "hub-sockjs", "sio")
 
 
@@ -83,18 +87,20 @@ def mark_of(text: bytes) -> bytes:
 
 
 class Subscriber:
-    """One client: connects, subscribes to CHANNEL, hands each publication to on_pub."""
+    """One client: connects, subscribes to CHANNEL, hands the marks of the publications
+    each message brings to on_pubs."""
 
-    def __init__(self, port: int, on_pub: Callable[[Subscriber, bytes], None],
+    def __init__(self, port: int, on_pubs: OnPubs,
                  local_addr: tuple[str, int] | None) -> None:
         self.port = port
-        self.on_pub = on_pub
+        self.on_pubs = on_pubs
         self.local_addr = local_addr
         self.subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.failure = ""
         self.closing = False
-        # Fan-out bookkeeping: the next sequence number expected in each phase.
-        self.next_burst = 0
+        # Fan-out bookkeeping: the next sequence number expected from each burst
+        # publisher, and the highest fixed-rate one seen so far (+ 1).
+        self.next_burst: list[int] = []
         self.next_rate = RATE_BASE
         self.duplicates = 0
         self.gaps = 0
@@ -130,10 +136,9 @@ class Subscriber:
 class HubClient(Subscriber):
     """Centrifugo protocol v2 (JSON): the part both hub transports share."""
 
-    def __init__(self, port: int, on_pub: Callable[[Subscriber, bytes], None],
-                 local_addr: tuple[str, int] | None, token: str,
-                 recover: tuple[int, str] | None = None) -> None:
-        super().__init__(port, on_pub, local_addr)
+    def __init__(self, port: int, on_pubs: OnPubs, local_addr: tuple[str, int] | None,
+                 token: str, recover: tuple[int, str] | None = None) -> None:
+        super().__init__(port, on_pubs, local_addr)
         subscribe: dict[str, Any] = {"channel": CHANNEL}
         if recover is not None:
             subscribe.update(recover=True, offset=recover[0], epoch=recover[1])
@@ -150,7 +155,7 @@ class HubClient(Subscriber):
     def line(self, line: bytes) -> None:
         if line.startswith(b'{"push"'):
             if b'"pub":' in line:
-                self.on_pub(self, mark_of(line))
+                self.on_pubs(self, [mark_of(line)])
             else:
                 self.fail(f"push: {line[:200]!r}")
         elif line == b"{}":
@@ -183,6 +188,14 @@ class HubWebSocket(HubClient):
         await self.subscribed
 
     def handle(self, payload: bytes) -> None:
+        # The hub joins what one write carries into one message: when every line is a
+        # publication, take all the marks at once (the hot path of a burst).
+        if payload.startswith(PUB_PUSH):
+            marks = MARKS.findall(payload)
+            lines = payload.count(b"\n") + 1
+            if len(marks) == lines == payload.count(PUB_PUSH):
+                self.on_pubs(self, marks)
+                return
         for line in payload.split(b"\n"):
             self.line(line)
 
@@ -273,7 +286,7 @@ class SocketIOClient(Subscriber):
     def handle(self, payload: bytes) -> None:
         head = payload[:2]
         if head == b"42":
-            self.on_pub(self, mark_of(payload))
+            self.on_pubs(self, [mark_of(payload)])
         elif payload == b"2":
             self.ws.send_text(b"3")  # engine.io ping: pong
         elif head == b"0{":
@@ -305,16 +318,16 @@ class Clients:
         self.made = 0
         self.run_id = f"{time.time_ns():x}"[-8:]
 
-    def make(self, on_pub: Callable[[Subscriber, bytes], None],
+    def make(self, on_pubs: OnPubs,
              recover: tuple[int, str] | None = None) -> Subscriber:
         local_addr = (self.sources[self.made % len(self.sources)], 0) if self.sources else None
         self.made += 1
         if self.protocol == "sio":
-            return SocketIOClient(self.port, on_pub, local_addr)
+            return SocketIOClient(self.port, on_pubs, local_addr)
         token = hs256_token(self.secret, {"sub": f"u{self.run_id}-{self.made}",
                                           "exp": int(time.time()) + 3600})
         kind = HubWebSocket if self.protocol == "hub-ws" else HubSockJS
-        return kind(self.port, on_pub, local_addr, token, recover)
+        return kind(self.port, on_pubs, local_addr, token, recover)
 
 
 async def open_all(subscribers: list[Subscriber], parallel: int,
@@ -424,8 +437,8 @@ class PublisherPool:
             publisher.close()
 
 
-def no_pub(sub: Subscriber, mark: bytes) -> None:
-    sub.fail(f"unexpected publication {mark[:100]!r}")
+def no_pub(sub: Subscriber, marks: list[bytes]) -> None:
+    sub.fail(f"unexpected publication {marks[0][:100]!r}")
 
 
 # --- Scenarios ---
@@ -434,10 +447,12 @@ def no_pub(sub: Subscriber, mark: bytes) -> None:
 async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str, Any]:
     """A burst of API publications, then a fixed rate, to args.clients subscribers.
 
-    The burst's publications go back to back on one connection (each once the previous
-    one was accepted), so each subscriber must see them in order; the fixed rate is
-    offered open loop on a pool of connections (PublisherPool), so there only
-    duplicates count as errors. Each phase is bounded in time."""
+    The burst goes out on args.burst_publishers connections at once, each publishing
+    its share back to back (publication k + P once k was accepted), so that the
+    server's delivery, not its API's latency, sets the pace; each subscriber must see
+    each connection's share in order. The fixed rate is offered open loop on a pool of
+    connections (PublisherPool): there only duplicates count as errors. Each phase is
+    bounded in time."""
     loop = asyncio.get_running_loop()
     n = args.clients
     count = int(args.rate * args.rate_duration)
@@ -448,45 +463,50 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
     all_burst = loop.create_future()
     rate_seen = {}  # subscriber -> which fixed-rate publications it got
 
-    def on_pub(sub: Subscriber, mark: bytes) -> None:
+    def on_pubs(sub: Subscriber, marks: list[bytes]) -> None:
         now = perf()
-        seq_text, _, sent = mark.partition(b" ")
-        seq = int(seq_text)
-        latency = now - int(sent) / 1e9
-        if seq < 0:
-            return  # the warm-up publication
-        if seq < RATE_BASE:
-            expected = sub.next_burst
-            sub.next_burst = max(expected, seq + 1)
-            if seq < expected:
-                sub.duplicates += 1
-                return
-            sub.gaps += seq - expected
-            burst_latencies.append(latency)
-            state["burst"] += 1
-            state["last"] = now
-            if state["burst"] >= n * args.burst and not all_burst.done():
-                all_burst.set_result(None)
-        else:
-            seen = rate_seen[sub]
-            index = seq - RATE_BASE
-            if seen[index]:
-                sub.duplicates += 1
-                return
-            seen[index] = 1
-            if index < sub.next_rate - RATE_BASE:
-                state["reordered"] += 1
-            sub.next_rate = max(sub.next_rate, seq + 1)
-            rate_latencies.append(latency)
-            state["rate"] += 1
+        for mark in marks:
+            seq_text, _, sent = mark.partition(b" ")
+            seq = int(seq_text)
+            latency = now - int(sent) / 1e9
+            if seq < 0:
+                continue  # the warm-up publication
+            if seq < RATE_BASE:
+                share, index = seq % shares, seq // shares
+                expected = sub.next_burst[share]
+                sub.next_burst[share] = max(expected, index + 1)
+                if index < expected:
+                    sub.duplicates += 1
+                    continue
+                sub.gaps += index - expected
+                burst_latencies.append(latency)
+                state["burst"] += 1
+                state["last"] = now
+            else:
+                seen = rate_seen[sub]
+                index = seq - RATE_BASE
+                if seen[index]:
+                    sub.duplicates += 1
+                    continue
+                seen[index] = 1
+                if index < sub.next_rate - RATE_BASE:
+                    state["reordered"] += 1
+                sub.next_rate = max(sub.next_rate, seq + 1)
+                rate_latencies.append(latency)
+                state["rate"] += 1
+        if state["burst"] >= n * args.burst and not all_burst.done():
+            all_burst.set_result(None)
 
     clients = Clients(args)
-    subscribers = [clients.make(on_pub) for _ in range(n)]
+    subscribers = [clients.make(on_pubs) for _ in range(n)]
+    shares = args.burst_publishers
     for sub in subscribers:
         rate_seen[sub] = bytearray(count)
-    publisher = Publisher(args.port, args.api_key)
+        sub.next_burst = [0] * shares
+    publishers = [Publisher(args.port, args.api_key) for _ in range(shares)]
     pool = PublisherPool(args.port, args.api_key, args.publishers)
     publisher_error = ""
+    publish_failures = 0
     offered = 0
     burst_elapsed = publish_s = 0.0
     burst_complete = False
@@ -500,22 +520,31 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         if failures:
             raise BenchError(f"{len(failures)} of {n} failed to subscribe: {failures[0]}")
         log(f"{n} {args.protocol} subscribers in {open_s:.1f}s")
-        await publisher.publish_stamped(-1)  # not counted: the first request's set-up
+        for publisher in publishers:  # not counted: each connection's set-up
+            await publisher.publish_stamped(-1)
+            publisher.latencies.clear()
         await asyncio.sleep(1.0)
         await window.measure_background()
         # Burst: publications back to back, all within the burst's time limit.
         window.begin()
         started = perf()
         deadline = started + args.burst_timeout
-        try:
-            for seq in range(args.burst):
+
+        async def publish_share(share: int) -> None:
+            for seq in range(share, args.burst, shares):
                 if perf() > deadline:
-                    publisher_error = f"burst: only {seq} publications accepted in time"
                     break
-                await publisher.publish_stamped(seq)
+                await publishers[share].publish_stamped(seq)
                 published["burst"] += 1
-        except (BenchError, ConnectionError) as exc:
-            publisher_error = f"burst: {exc}"
+
+        outcomes = await asyncio.gather(*(publish_share(i) for i in range(shares)),
+                                        return_exceptions=True)
+        failed_shares = [o for o in outcomes if isinstance(o, BaseException)]
+        publish_failures += len(failed_shares)
+        if failed_shares:
+            publisher_error = f"burst: {failed_shares[0]!r}"
+        elif published["burst"] < args.burst:
+            publisher_error = f"burst: only {published['burst']} publications accepted in time"
         publish_s = perf() - started
         try:
             if published["burst"] == args.burst:
@@ -563,15 +592,17 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
                 await asyncio.sleep(0.05)
             window.end()
             rate_costs = window.costs(state["rate"])
+            publish_failures += len(pool.errors)
             if pool.errors:
                 publisher_error = publisher_error or f"rate: {pool.errors[0]}"
     finally:
         close_all(subscribers)
-        publisher.close()
+        for publisher in publishers:
+            publisher.close()
         pool.close()
     rate = latency_summary(rate_latencies)
     burst_stats = latency_summary(burst_latencies)
-    publish_stats = latency_summary(publisher.latencies[1 : 1 + published["burst"]])
+    publish_stats = latency_summary([t for p in publishers for t in p.latencies])
     duplicates = sum(s.duplicates for s in subscribers)
     gaps = sum(s.gaps for s in subscribers)
     failed = failures_of(subscribers)
@@ -582,6 +613,7 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         "clients": n,
         "open_s": open_s,
         "burst_messages": args.burst,
+        "burst_publishers": shares,
         "burst_published": published["burst"],
         "burst_publish_s": publish_s,
         "burst_publish_p50_ms": publish_stats["p50_ms"],
@@ -615,7 +647,7 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         "client_failures": len(failed),
         "client_failure_samples": failed[:3],
         # Protocol-level problems; slowness shows in the delivered counts instead.
-        "errors": len(failed) + duplicates + gaps + bool(pool.errors),
+        "errors": len(failed) + duplicates + gaps + publish_failures,
     }
 
 
@@ -810,6 +842,8 @@ def main() -> None:
     parser.add_argument("--rate-duration", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=5.0,
                         help="seconds to wait for the last fixed-rate deliveries")
+    parser.add_argument("--burst-publishers", type=int, default=8,
+                        help="connections the burst is published on at once")
     parser.add_argument("--publishers", type=int, default=16,
                         help="connections the fixed-rate phase may publish on at once")
     parser.add_argument("--counts", default="1000,5000", help="idle connections measured at")

@@ -168,13 +168,25 @@ RECOVERABLE_CHANNELS: dict[str, Any] = {**PLAIN_CHANNELS, "history_size": 1000,
 
 
 def hub_config(credentials: Credentials, channels: dict[str, Any]) -> dict[str, Any]:
-    """A Centrifugo v6 configuration for the hub."""
+    """A Centrifugo v6 configuration for the hub (+ sockhop's room for 10,000 clients)."""
     return {
         "client": {"token": {"hmac_secret_key": credentials.token_secret}},
         "http_api": {"key": credentials.api_key},
         "channel": {"without_namespace": channels},
         "sockjs": True,
+        "max_connections": 20000,
     }
+
+
+def hub_command(config: Path, port: int) -> list[str]:
+    """`sockhop serve --config` run from this checkout (`-m` runs its code, whatever is
+    installed); bench/hub/serve_hub.py until the command line has --config."""
+    options = ["--config", str(config), "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    usage = subprocess.run([sys.executable, "-m", "workers.cli", "serve", "--help"], cwd=REPO,
+                           capture_output=True, text=True, check=False).stdout
+    if "--config" in usage:
+        return [sys.executable, "-m", "workers.cli", "serve", *options]
+    return [sys.executable, str(HUB_BENCH_DIR / "serve_hub.py"), *options]
 
 
 @dataclass
@@ -221,9 +233,7 @@ def start_server(kind: str, credentials: Credentials, channels: dict[str, Any], 
         config = log_dir / f"{tag}-hub-config.json"
         config.write_text(json.dumps(hub_config(credentials, channels), indent=1))
         env.update(SOCKHOP_REDIS_URL=redis_url, SOCKHOP_LOG_LEVEL="warning")
-        # `-m` from the root runs this checkout's code, whatever is installed.
-        argv = [sys.executable, "-m", "workers.cli", "serve", "--config", str(config),
-                "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+        argv = hub_command(config, port)
     elif kind == "socketio":
         env.update(PORT=str(port), API_KEY=credentials.api_key, REDIS_URL=redis_url)
         argv = [shutil.which("node") or "node", str(SOCKETIO_DIR / "server.js")]
