@@ -179,14 +179,10 @@ def hub_config(credentials: Credentials, channels: dict[str, Any]) -> dict[str, 
 
 
 def hub_command(config: Path, port: int) -> list[str]:
-    """`sockhop serve --config` run from this checkout (`-m` runs its code, whatever is
-    installed); bench/hub/serve_hub.py until the command line has --config."""
-    options = ["--config", str(config), "--bind", f"127.0.0.1:{port}", "--workers", "1"]
-    usage = subprocess.run([sys.executable, "-m", "workers.cli", "serve", "--help"], cwd=REPO,
-                           capture_output=True, text=True, check=False).stdout
-    if "--config" in usage:
-        return [sys.executable, "-m", "workers.cli", "serve", *options]
-    return [sys.executable, str(HUB_BENCH_DIR / "serve_hub.py"), *options]
+    """`sockhop serve --config`, run from this checkout (`-m` runs its code, whatever
+    is installed)."""
+    return [sys.executable, "-m", "workers.cli", "serve", "--config", str(config),
+            "--bind", f"127.0.0.1:{port}", "--workers", "1"]
 
 
 @dataclass
@@ -459,6 +455,13 @@ def warnings(results: dict[str, Any]) -> list[str]:
                 lines.append(f"!! {scenario.name} on {kind}: the generator used {gen:.0%} of "
                              "its core: the figure is a floor set by the generator")
         for kind, runs in results[scenario.name]["runs"].items():
+            unrecovered = [r for r in runs if r.get("recovered_frac") not in (None, 1.0)]
+            if unrecovered:
+                lines.append(f"!! {scenario.name} on {kind}: recovery incomplete in "
+                             f"{len(unrecovered)} of {len(runs)} runs (recovered:true with "
+                             "every missed publication: "
+                             + ", ".join(f"{r['recovered_frac']:.1%}" for r in unrecovered)
+                             + ")")
             short = [r for r in runs if r.get("burst_complete") is False]
             if short:
                 lines.append(f"!! {scenario.name} on {kind}: {len(short)} of {len(runs)} bursts "
