@@ -152,6 +152,19 @@ class HubClient(Subscriber):
     def send(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def handle(self, payload: bytes) -> None:
+        """One websocket message, or one SockJS message: newline-separated replies."""
+        # The hub joins what one write carries into one message: when every line is a
+        # publication, take all the marks at once (the hot path of a burst).
+        if payload.startswith(PUB_PUSH):
+            marks = MARKS.findall(payload)
+            lines = payload.count(b"\n") + 1
+            if len(marks) == lines == payload.count(PUB_PUSH):
+                self.on_pubs(self, marks)
+                return
+        for line in payload.split(b"\n"):
+            self.line(line)
+
     def line(self, line: bytes) -> None:
         if line.startswith(b'{"push"'):
             if b'"pub":' in line:
@@ -191,18 +204,6 @@ class HubWebSocket(HubClient):
         self.ws.send_text(self.commands)  # connect and subscribe in one frame, as centrifuge-js
         await self.subscribed
 
-    def handle(self, payload: bytes) -> None:
-        # The hub joins what one write carries into one message: when every line is a
-        # publication, take all the marks at once (the hot path of a burst).
-        if payload.startswith(PUB_PUSH):
-            marks = MARKS.findall(payload)
-            lines = payload.count(b"\n") + 1
-            if len(marks) == lines == payload.count(PUB_PUSH):
-                self.on_pubs(self, marks)
-                return
-        for line in payload.split(b"\n"):
-            self.line(line)
-
     def _closed(self, closed: asyncio.Future[bytes]) -> None:
         payload = closed.result()
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
@@ -234,8 +235,7 @@ class HubSockJS(HubClient):
     def _messages(self, receiver: StreamReceiver, messages: list[str]) -> None:
         try:
             for message in messages:
-                for line in message.encode().split(b"\n"):
-                    self.line(line)
+                self.handle(message.encode())
         except Exception as exc:
             self.fail(f"{type(exc).__name__}: {exc} (on {messages[:1]!r})")
 
