@@ -827,7 +827,10 @@ def main() -> None:
     parser.add_argument("--token-secret", default="", help="the hub's HS256 secret")
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=500,
-                        help="connections being opened at any one time")
+                        help="connections being opened at any one time: 'at once' within "
+                             "the servers' listen backlogs (Node's is 511); past them the "
+                             "kernel drops SYNs, clients retry after 1 s and the figure "
+                             "measures the backlog instead of the server")
     parser.add_argument("--open-timeout", type=float, default=60.0,
                         help="seconds one client may take to connect and subscribe")
     parser.add_argument("--sources", type=int, default=4,
