@@ -15,6 +15,8 @@ import asyncio
 import base64
 import json
 import os
+import socket
+import struct
 import sys
 import time
 import uuid
@@ -73,6 +75,20 @@ def frame_messages(frame: bytes) -> list[str]:
     return json.loads(frame[1:])
 
 
+# Close our connections with a reset (SO_LINGER 0) rather than a FIN: a client that
+# closes first keeps its port in TIME_WAIT for a minute, and benchmarks that open tens
+# of thousands of connections run out of ports, or pay for searching them.
+RESET_ON_CLOSE = False
+
+
+def abort(transport: asyncio.Transport) -> None:
+    if RESET_ON_CLOSE:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 # --- HTTP/1.1 ---
 
 
@@ -112,7 +128,7 @@ class HttpConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            abort(self.transport)
 
     def _done(self, body: bytes) -> None:
         self.state = HEAD
@@ -264,7 +280,7 @@ class WsConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            abort(self.transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf

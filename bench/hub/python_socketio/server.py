@@ -74,7 +74,9 @@ def main() -> None:
     port, redis_url, api_key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     # What `pip install uvicorn[standard]` gives a user (ws="auto" picks websockets-sansio).
     uvicorn.run(make_app(redis_url, api_key), host="127.0.0.1", port=port, loop="uvloop",
-                http="httptools", ws="websockets-sansio", log_level="warning")
+                http="httptools", ws="websockets-sansio", log_level="warning",
+                # Nothing to wait for at the end of a run: do not hold the next one up.
+                timeout_graceful_shutdown=1)
 
 
 if __name__ == "__main__":
