@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from support.servers import ProcessRegistry
 
-from .deployment import NODE_MODULES, ClientDeployment, deploy_for_clients
+from .deployment import JS_DIR, NODE_MODULES, ClientDeployment, deploy_for_clients
 from .jsrun import JsRunner
 
-SOCKJS_CLIENT_VERSION = "1.6.1"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
 
 
@@ -26,6 +25,13 @@ def _installed_version(package: str) -> str | None:
     if not manifest.is_file():
         return None
     return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
+
+
+def _pinned_packages() -> dict[str, str]:
+    """tests/js/package.json's dependencies: exact versions (sockjs-client 1.6.1,
+    centrifuge 5.7.4, ...)."""
+    manifest = json.loads((JS_DIR / "package.json").read_text(encoding="utf-8"))
+    return dict(manifest["dependencies"])
 
 
 @pytest.fixture(scope="session")
@@ -49,16 +55,19 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def js_packages(node: str) -> None:
-    """tests/js/node_modules holds sockjs-client 1.6.1 and playwright-core."""
-    version = _installed_version("sockjs-client")
-    if version != SOCKJS_CLIENT_VERSION:
+    """tests/js/node_modules holds exactly the versions tests/js/package.json pins."""
+    wrong = {
+        package: _installed_version(package)
+        for package, version in _pinned_packages().items()
+        if _installed_version(package) != version
+    }
+    if wrong:
+        found = ", ".join(f"{p} {v or 'missing'}" for p, v in sorted(wrong.items()))
         pytest.fail(
-            f"tests/js/node_modules has sockjs-client {version or 'nothing'}, "
-            f"expected {SOCKJS_CLIENT_VERSION}: run `npm install --prefix tests/js`",
+            f"tests/js/node_modules has {found}, not what tests/js/package.json pins: "
+            "run `npm install --prefix tests/js`",
             pytrace=False,
         )
-    if _installed_version("playwright-core") is None:
-        pytest.fail("playwright-core missing: run `npm install --prefix tests/js`", pytrace=False)
 
 
 @pytest.fixture(scope="session")

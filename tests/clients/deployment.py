@@ -42,6 +42,7 @@ JS_DIR = REPO_ROOT / "tests" / "js"
 WEB_DIR = JS_DIR / "web"
 NODE_MODULES = JS_DIR / "node_modules"
 SOCKJS_DIST = NODE_MODULES / "sockjs-client" / "dist"
+CENTRIFUGE_DIST = NODE_MODULES / "centrifuge" / "dist"
 SOCKJS_PATH = "/static/sockjs/sockjs.min.js"
 PAGE_PATH = "/static/web/index.html"
 SOCKHOP_PROCESSES = 3
@@ -50,7 +51,10 @@ WORKERS_PER_PROCESS = 2
 _LOG_LINE = re.compile(
     r"^(?P<msec>\S+) (?P<status>\d+) (?P<method>\S+) (?P<uri>\S+) up=(?P<up>.*)$"
 )
-_SESSION_URI = re.compile(r"^/[^/?]+/[^/?]+/(?P<session>[^/?]+)/(?P<kind>[a-z_]+)(?:\?.*)?$")
+# <service prefix, one or more segments>/<server id>/<session id>/<transport kind>
+_SESSION_URI = re.compile(
+    r"^(?:/[^/?]+)+/[^/?]+/(?P<session>[^/?]+)/(?P<kind>[a-z_]+)(?:\?.*)?$"
+)
 
 
 @dataclass
@@ -138,9 +142,10 @@ class ClientDeployment(Deployment):
         return old
 
 
-# Both origins serve sockjs-client and the test page.
+# Both origins serve sockjs-client, centrifuge-js and the test pages.
 STATIC_LOCATIONS = """
     location /static/sockjs/ {{ alias {dist}/; add_header Cache-Control "no-store"; }}
+    location /static/centrifuge/ {{ alias {centrifuge}/; add_header Cache-Control "no-store"; }}
     location /static/web/ {{ alias {web}/; add_header Cache-Control "no-store"; }}
 """
 
@@ -151,7 +156,10 @@ def nginx_config(
     page_port: int,
     backends: Sequence[tuple[str, int]],
     upstream_params: str = "",
+    more_api_ports: Sequence[int] = (),
 ) -> str:
+    """more_api_ports: more ports of the sockhop origin's server, each its own origin
+    to a browser, so each has its own six-connection pool (see HubDeployment)."""
     params = f" {upstream_params}" if upstream_params else ""
     servers = "\n".join(f"        server {host}:{port}{params};" for host, port in backends)
     return textwrap.dedent(
@@ -195,7 +203,7 @@ def nginx_config(
 
             # The sockhop origin: the SockJS services, plus sockjs-client and the page.
             server {{
-                listen {host}:{api_port};
+                listen {host}:{api_port};{more_listens}
 
                 {static}
                 location / {{
@@ -227,10 +235,55 @@ def nginx_config(
         prefix=prefix,
         host=LOCALHOST,
         api_port=api_port,
+        more_listens="".join(f"\n        listen {LOCALHOST}:{port};" for port in more_api_ports),
         page_port=page_port,
         servers=servers,
-        static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, web=WEB_DIR),
+        static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, centrifuge=CENTRIFUGE_DIST, web=WEB_DIR),
     )
+
+
+def free_ports(count: int) -> list[int]:
+    """count distinct free ports, known before anything starts (the servers are told
+    URLs on them)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def two_free_ports() -> tuple[int, int]:
+    """The sockhop origin's port and the page origin's port."""
+    api_port, page_port = free_ports(2)
+    return api_port, page_port
+
+
+def start_nginx(
+    registry: ProcessRegistry,
+    name: str,
+    api_port: int,
+    page_port: int,
+    backends: Sequence[tuple[str, int]],
+    *,
+    ready_path: str,
+    upstream_params: str = "",
+    more_api_ports: Sequence[int] = (),
+) -> tuple[ManagedProcess, Path]:
+    """nginx in front of backends (see nginx_config); returns it and its access log once
+    ready_path answers through it from every backend and the page origin serves the page."""
+    prefix = registry.log_dir / f"{name}-nginx-{api_port}"
+    prefix.mkdir(parents=True, exist_ok=True)
+    config = prefix / "nginx.conf"
+    config.write_text(
+        nginx_config(prefix, api_port, page_port, backends, upstream_params, more_api_ports)
+    )
+    argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
+    proxy = registry.start(f"{name}-nginx", argv)
+    # One probe per backend (each probe is a new request, so round-robin visits them all).
+    wait_http_ready([proxy], [(LOCALHOST, api_port)] * len(backends), ready_path)
+    wait_http_ready([proxy], [(LOCALHOST, page_port)], PAGE_PATH)
+    return proxy, prefix / "access.log"
 
 
 def deploy_for_clients(
@@ -242,10 +295,7 @@ def deploy_for_clients(
     set a refusing process aside, keep round-robin strict through restarts).
     """
     redis = start_redis(registry, f"{name}-redis")
-    api_port = free_port()
-    page_port = free_port()
-    while page_port == api_port:
-        page_port = free_port()
+    api_port, page_port = two_free_ports()
     # Known before nginx starts, because sockhop reads it at start.
     sockjs_url = f"http://{LOCALHOST}:{api_port}{SOCKJS_PATH}"
     servers, backends = start_sockhop_processes(
@@ -257,16 +307,15 @@ def deploy_for_clients(
         env={"SOCKHOP_SOCKJS_URL": sockjs_url},
     )
     servers.insert(0, redis.proc)
-
-    prefix = registry.log_dir / f"{name}-nginx-{api_port}"
-    prefix.mkdir(parents=True, exist_ok=True)
-    config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, api_port, page_port, backends, upstream_params))
-    argv = [find_executable("nginx"), "-g", "daemon off;", "-p", str(prefix), "-c", str(config)]
-    proxy = registry.start(f"{name}-nginx", argv)
-    # One probe per backend (each probe is a new request, so round-robin visits them all).
-    wait_http_ready([proxy], [(LOCALHOST, api_port)] * len(backends), "/echo/info")
-    wait_http_ready([proxy], [(LOCALHOST, page_port)], PAGE_PATH)
+    proxy, access_log = start_nginx(
+        registry,
+        name,
+        api_port,
+        page_port,
+        backends,
+        ready_path="/echo/info",
+        upstream_params=upstream_params,
+    )
     return ClientDeployment(
         name=name,
         kind="sockhop",
@@ -277,6 +326,6 @@ def deploy_for_clients(
         env={"SOCKHOP_SOCKJS_URL": sockjs_url},
         backends=list(backends),
         page_port=page_port,
-        access_log=prefix / "access.log",
+        access_log=access_log,
         sockjs_url=sockjs_url,
     )

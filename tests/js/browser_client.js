@@ -11,7 +11,11 @@
  *   runs: [{ id, pageUrl, mode: "echo", url, transport, pingPong, timeoutMs, sessionPrefix }
  *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }
  *        | { id, pageUrl, mode: "live", url, transports, rate, timeoutMs, maxMs, drainMs,
- *            sessionPrefix, readyPath, stopPath }]
+ *            sessionPrefix, readyPath, stopPath }
+ *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream", timeoutMs,
+ *            ...the env of web/hub_runner.js's runScenario / runStream }],
+ *   askDir: where hub runs ask the test (control.js ask),
+ *   parallel: how many runs at once, each in its own tab (default 1)
  * }
  * A live run writes readyPath once its clients are open and sends until stopPath
  * exists (see web/runner.js runLive).
@@ -72,6 +76,9 @@ async function runOne(context, job, run) {
   try {
     await page.goto(run.pageUrl, { waitUntil: 'load', timeout: 15000 });
     await page.waitForFunction(() => !!(window.SockJS && window.SockhopRunner), null, { timeout: 10000 });
+    if (HUB_RUNS[run.mode]) {
+      return Object.assign(await runHub(page, job, run), diagnostics);
+    }
     let budgetMs = run.timeoutMs;
     if (run.mode === 'live') {
       await page.exposeFunction('sockhopLiveReady',
@@ -119,6 +126,34 @@ async function runOne(context, job, run) {
   }
 }
 
+// Hub runs (web/hub.html): mode -> the web/hub_runner.js function the page calls.
+const HUB_RUNS = { 'hub-scenario': 'runScenario', 'hub-stream': 'runStream' };
+
+/*
+ * A centrifuge-js run in the page. The page asks the test through the driver
+ * (control.ask in the job's askDir); everything else in `run` is the runner's env.
+ */
+async function runHub(page, job, run) {
+  await page.waitForFunction(() => !!(window.Centrifuge && window.HubRunner), null, { timeout: 10000 });
+  await page.exposeFunction('hubAsk',
+    (what, args, timeoutMs) => control.ask(job.askDir, what, args, timeoutMs));
+  const env = Object.assign({}, run, { runner: HUB_RUNS[run.mode] });
+  const evaluation = page.evaluate(async (e) => {
+    const full = Object.assign({}, e, {
+      Centrifuge: window.Centrifuge,
+      SockJS: window.SockJS,
+      WebSocket: null,
+      ask: window.hubAsk,
+    });
+    const result = await window.HubRunner[e.runner](full);
+    result.sockjsVersion = window.SockJS.version;
+    result.origin = window.location.origin;
+    result.userAgent = navigator.userAgent;
+    return result;
+  }, env);
+  return withTimeout(evaluation, run.timeoutMs + 10000, run.id);
+}
+
 async function main() {
   const [jobPath, resultPath] = process.argv.slice(2);
   if (!jobPath || !resultPath) {
@@ -138,10 +173,16 @@ async function main() {
       timeout: 30000,
     });
     save();
-    for (const run of job.runs) {
-      output.runs[run.id] = await runOne(context, job, run);
-      save();
-    }
+    // job.parallel tabs at a time (default one): each takes the next run not started.
+    const pending = job.runs.slice();
+    const tab = async () => {
+      while (pending.length > 0) {
+        const run = pending.shift();
+        output.runs[run.id] = await runOne(context, job, run);
+        save();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, job.parallel || 1) }, tab));
     output.finished = true;
     save();
   } finally {

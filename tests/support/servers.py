@@ -248,13 +248,13 @@ def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> d
     return env
 
 
-def sockhop_argv(port: int, workers: int) -> list[str]:
+def sockhop_argv(port: int, workers: int, args: Sequence[str] = ("--examples",)) -> list[str]:
     # `python -m workers.cli` from the repository root: works before `pip install`.
     return [
         sys.executable, "-m", "workers.cli", "serve",
         "--bind", f"{LOCALHOST}:{port}",
         "--workers", str(workers),
-        "--examples",
+        *args,
     ]  # fmt: skip
 
 
@@ -266,19 +266,20 @@ def start_sockhop_processes(
     count: int,
     workers: int = 2,
     env: Mapping[str, str] | None = None,
+    args: Sequence[str] = ("--examples",),
+    ready_path: str = "/echo/info",
 ) -> tuple[list[ManagedProcess], list[tuple[str, int]]]:
+    """`sockhop serve` x count (with `args` after --bind and --workers), each once
+    ready_path answers 200 and every worker accepts."""
     procs: list[ManagedProcess] = []
     addresses: list[tuple[str, int]] = []
     full_env = sockhop_env(redis_url, env)
     for i in range(count):
         port = free_port()
-        procs.append(
-            registry.start(
-                f"{name}-sockhop{i}", sockhop_argv(port, workers), env=full_env, cwd=REPO_ROOT
-            )
-        )
+        argv = sockhop_argv(port, workers, args)
+        procs.append(registry.start(f"{name}-sockhop{i}", argv, env=full_env, cwd=REPO_ROOT))
         addresses.append((LOCALHOST, port))
-    wait_http_ready(procs, addresses, "/echo/info")
+    wait_http_ready(procs, addresses, ready_path)
     wait_workers_accepting(procs, workers)
     return procs, addresses
 

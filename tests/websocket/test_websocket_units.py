@@ -10,6 +10,7 @@ from rawws import (
     OP_BINARY,
     OP_CONT,
     OP_PING,
+    OP_PONG,
     OP_TEXT,
     RFC_SAMPLE_ACCEPT,
     RFC_SAMPLE_KEY,
@@ -118,6 +119,23 @@ def test_rfc6455_limit_counts_inflated_bytes_across_fragments():
                                 + frame(OP_CONT, payload[5:], fin=True))
     assert [type(e) for e in events] == [Failed]
     assert events[0].code == 1009
+
+
+@pytest.mark.parametrize("control", [OP_PING, OP_PONG])
+def test_rfc6455_compressed_messages_around_control_frames(control: int) -> None:
+    """A pong answering the server's ping (what every idle browser sends) must not
+    leave the next compressed message undecompressed (it failed with 1007)."""
+    ext, _ = negotiate_deflate(("permessage-deflate",), 1000)
+    proto = Rfc6455Protocol(max_message_size=1000, deflate=ext)
+    client = Deflater()
+    first, second, third = (client.compress(m) for m in (b'{"id":1}', b"{}", b"abcdef"))
+    events = proto.receive_data(
+        frame(OP_TEXT, first, rsv1=True) + frame(control, b"p") + frame(OP_TEXT, second, rsv1=True)
+        + frame(OP_TEXT, third[:3], fin=False, rsv1=True) + frame(control, b"q")
+        + frame(OP_CONT, third[3:], fin=True))
+    messages = [e.data for e in events if isinstance(e, MessageReceived)]
+    assert messages == ['{"id":1}', "{}", "abcdef"]
+    assert not [e for e in events if isinstance(e, Failed)]
 
 
 def test_rfc6455_inflation_never_exceeds_the_limit_in_one_call():

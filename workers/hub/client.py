@@ -29,6 +29,9 @@ from workers.hub.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
 log = logging.getLogger("sockhop.hub")
 
+# The state of a connection whose connect failed: nothing more is served on it.
+UNUSABLE = b"!"
+
 
 class Disconnect(Exception):
     def __init__(self, close: Close) -> None:
@@ -44,7 +47,9 @@ class Frame:
         self.node = handler.node()
         self.config = handler.config
         self.session = session
-        self.conn = Connection.load(session.state)
+        state = session.state
+        self.unusable = state == UNUSABLE
+        self.conn = None if self.unusable else Connection.load(state)
         self.changes = Changes()
         self.publications = Publications(self.node.streams)
         self.state_changed = False
@@ -55,10 +60,10 @@ class Frame:
         for command in commands:
             if not command.method:
                 continue  # a pong
+            if self.unusable or (self.conn is None) != (command.method == "connect"):
+                raise Disconnect(codes.BAD_REQUEST_CLOSE)
             if command.method == "send":
                 raise Disconnect(codes.NOT_AVAILABLE_CLOSE)  # no handler for it, as Centrifugo
-            if (self.conn is None) != (command.method == "connect"):
-                raise Disconnect(codes.BAD_REQUEST_CLOSE)
             if self._expired() and command.method != "refresh":
                 raise Disconnect(codes.CONNECTION_EXPIRED)
             try:
@@ -66,7 +71,10 @@ class Frame:
             except HubError as exc:
                 self.changes.messages.append(protocol.error_reply(command, exc.error))
                 if command.method == "connect":
-                    return  # Centrifugo stops reading after a connect error
+                    # As Centrifugo: the rest of the frame is dropped, and the
+                    # connection is unusable (whatever comes next closes it 3501).
+                    self.unusable = self.state_changed = True
+                    return
                 continue
             self.changes.messages.append(protocol.reply(command, protocol.encode(result)))
 
@@ -78,8 +86,10 @@ class Frame:
             conn.expires_at + self.config.client.expired_close_delay <= time.time())
 
     def commit(self) -> None:
-        self.node.apply(self.session, self.changes,
-                        state=self.conn if self.state_changed else None)
+        state = None
+        if self.state_changed:
+            state = UNUSABLE if self.unusable else self.conn.dump()  # type: ignore[union-attr]
+        self.node.apply(self.session, self.changes, state=state)
         self.publications.wait()
 
     # --- connect and refresh ---
@@ -102,7 +112,7 @@ class Frame:
             if expires_at and expires_at <= time.time():
                 raise HubError(codes.EXPIRED)
         elif not (client.insecure or client.allow_anonymous_connect_without_token):
-            raise Disconnect(codes.INVALID_TOKEN)
+            raise Disconnect(codes.BAD_REQUEST_CLOSE)  # Centrifugo: credentials not found
         conn = Connection(client=str(uuid.uuid4()), user=user, info=info, expires_at=expires_at)
         recover = params.get("subs") if isinstance(params.get("subs"), dict) else {}
         # Every channel checked before any is joined: a connect error changes nothing.
@@ -389,7 +399,7 @@ class HubHandler(SessionHandler):
         code, reason = codes.UNSUBSCRIBE_INSUFFICIENT_STATE
         changes.messages.append(protocol.push(
             channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
-        node.apply(session, changes, state=conn)
+        node.apply(session, changes, state=conn.dump())
 
 
 def _channel_param(params: dict[str, Any]) -> str:

@@ -37,8 +37,8 @@ class Connection:
 
     @classmethod
     def load(cls, raw: bytes | None) -> Connection | None:
-        if not raw:
-            return None
+        if not raw or not raw.startswith(b"{"):
+            return None  # no connection (or one whose connect failed)
         data = json.loads(raw)
         subs = {name: Subscription(**sub) for name, sub in data.pop("subs").items()}
         return cls(subs=subs, **data)

@@ -237,7 +237,7 @@ class Node:
         return result
 
     def _recover(self, channel: str, since: StreamPosition,
-                 position: StreamPosition) -> tuple[bool, list[str], int]:
+                 position: StreamPosition) -> tuple[bool, list[Any], int]:
         """(recovered, publications, the offset the session continues after)."""
         if since.epoch != position.epoch or since.offset > position.offset:
             return False, [], position.offset
@@ -246,7 +246,8 @@ class Node:
         if caught.behind or caught.epoch != since.epoch \
                 or since.offset + len(caught.items) < caught.top:
             return False, [], max(position.offset, caught.top)
-        pubs = [protocol.publication_of_push(channel, item.decode()) for item in caught.items]
+        pubs = [json.loads(protocol.publication_of_push(channel, item.decode()))
+                for item in caught.items]
         return True, pubs, since.offset + len(caught.items)
 
     def unsubscribe(self, conn: Connection, name: str, changes: Changes) -> bool:
@@ -296,11 +297,10 @@ class Node:
         changes.commands += self.registry.disconnected_commands(conn.user, conn.client)
         self.apply_elsewhere(changes)
 
-    def apply(self, session: Session, changes: Changes, *, state: Connection | None,
-              clear_state: bool = False) -> bool:
-        """The session's changes in one step, then those to other keys."""
-        done = session.update(state=state.dump() if state is not None else None,
-                              clear_state=clear_state, channels=changes.channels,
+    def apply(self, session: Session, changes: Changes, *, state: bytes | None) -> bool:
+        """The session's changes in one step (with its new state, if any), then
+        those to other keys."""
+        done = session.update(state=state, channels=changes.channels,
                               messages=changes.messages)
         self.apply_elsewhere(changes)
         return done
@@ -381,7 +381,7 @@ class Node:
                 result = self.subscribe(conn, request, changes)
                 changes.messages.append(protocol.push(channel, "subscribe",
                                                       protocol.encode(result)))
-                self.apply(session, changes, state=conn)
+                self.apply(session, changes, state=conn.dump())
 
     def api_unsubscribe(self, user: str, channel: str, *, client: str = "") -> None:
         self.resolve(channel)
@@ -394,7 +394,7 @@ class Node:
                 code, reason = UNSUBSCRIBE_SERVER
                 changes.messages.append(protocol.push(
                     channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
-                self.apply(session, changes, state=conn)
+                self.apply(session, changes, state=conn.dump())
 
     def api_disconnect(self, user: str, *, client: str = "", whitelist: Iterable[str] = (),
                        close: Close = FORCE_DISCONNECT) -> None:
@@ -417,4 +417,4 @@ class Node:
                     conn.info = info
                 changes = Changes()
                 self.deadline(session.key.tag, conn, changes)
-                self.apply(session, changes, state=conn)
+                self.apply(session, changes, state=conn.dump())

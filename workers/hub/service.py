@@ -54,7 +54,8 @@ def hub_app(config: HubConfig, examples: bool = False,
     node = LazyNode(config)
     service = hub_service(config, node)
     services = [service, *(example_services() if examples else [])]
-    routes: dict[str, object] = {API_ROUTE: ApiResource(node, config.http_api)}
+    routes: dict[str, object] = {
+        API_ROUTE: ApiResource(node, config.http_api, config.settings.max_body_size)}
     if demo_dir is not None:
         from workers.hub.demo import demo_routes
 

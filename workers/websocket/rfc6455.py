@@ -49,15 +49,27 @@ _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 class CappedDeflate(PerMessageDeflate):
     """permessage-deflate whose inflation stops at the message size limit.
 
-    Also fixes a wsproto quirk: a control frame between two fragments of a
-    compressed message reset the "message is compressed" flag, so later
-    fragments were passed on still compressed.
+    Also fixes a wsproto quirk: a control frame (a ping, a pong) set or reset
+    the "message is compressed" flag, so a compressed message after it, or
+    the later fragments of one around it, were passed on still compressed.
+    Control frames are never compressed: here they leave the flag alone.
     """
 
     def __init__(self, max_message_size: int) -> None:
         super().__init__()
         self._max_message_size = max_message_size
         self._inflated = 0
+
+    def frame_inbound_header(
+        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if not opcode.iscontrol():
+            return super().frame_inbound_header(proto, opcode, rsv, payload_length)
+        if rsv.rsv1:
+            return CloseReason.PROTOCOL_ERROR
+        self._inbound_is_compressible = False
+        return RsvBits(True, False, False)
 
     def frame_inbound_payload_data(
         self, proto: FrameDecoder | FrameProtocol, data: bytes,

@@ -307,5 +307,13 @@
     return result;
   }
 
-  return { runEcho: runEcho, runBroadcast: runBroadcast, runLive: runLive };
+  // Hub (the waiting helper) and errorText serve web/hub_runner.js too.
+  return {
+    runEcho: runEcho,
+    runBroadcast: runBroadcast,
+    runLive: runLive,
+    Hub: Hub,
+    errorText: errorText,
+    randomToken: randomToken,
+  };
 }));
