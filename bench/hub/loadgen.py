@@ -235,8 +235,8 @@ class HubSockJS(HubClient):
 
     def _messages(self, receiver: StreamReceiver, messages: list[str]) -> None:
         try:
-            for message in messages:
-                self.handle(message.encode())
+            # Each message is newline-separated replies: joined, one pass takes them all.
+            self.handle("\n".join(messages).encode())
         except Exception as exc:
             self.fail(f"{type(exc).__name__}: {exc} (on {messages[:1]!r})")
 
