@@ -55,7 +55,7 @@ CHANNEL = "bench"
 RATE_BASE = 1_000_000  # sequence numbers of the fixed-rate phase start here
 MARK = b'"m":'  # the publication's data is {"m": "<seq> <ns>"}
 MARKS = re.compile(rb'"m": ?"([^"]*)"')
-PUB_PUSH = b'{"push"'
+PUSH = b'{"push"'
 OnPubs = Callable[["Subscriber", list[bytes]], None]  # a subscriber, publications' marks
 PROTOCOLS = ("hub-ws", "hub-sockjs", "sio")
 
@@ -157,17 +157,17 @@ class HubClient(Subscriber):
         """One websocket message, or one SockJS message: newline-separated replies."""
         # The hub joins what one write carries into one message: when every line is a
         # publication, take all the marks at once (the hot path of a burst).
-        if payload.startswith(PUB_PUSH):
+        if payload.startswith(PUSH):
             marks = MARKS.findall(payload)
             lines = payload.count(b"\n") + 1
-            if len(marks) == lines == payload.count(PUB_PUSH):
+            if len(marks) == lines == payload.count(PUSH):
                 self.on_pubs(self, marks)
                 return
         for line in payload.split(b"\n"):
             self.line(line)
 
     def line(self, line: bytes) -> None:
-        if line.startswith(b'{"push"'):
+        if line.startswith(PUSH):
             if b'"pub":' in line:
                 self.on_pubs(self, [mark_of(line)])
             else:
@@ -526,11 +526,12 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         if failures:
             raise BenchError(f"{len(failures)} of {n} failed to subscribe: {failures[0]}")
         log(f"{n} {args.protocol} subscribers in {open_s:.1f}s")
+        # The idle server's own Redis traffic, before any publication can be in flight.
+        await window.measure_background()
         for publisher in publishers:  # not counted: each connection's set-up
             await publisher.publish_stamped(-1)
             publisher.latencies.clear()
         await asyncio.sleep(1.0)
-        await window.measure_background()
         # Burst: publications back to back, all within the burst's time limit.
         window.begin()
         started = perf()
