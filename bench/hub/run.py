@@ -17,7 +17,26 @@ pinned to core 1 and reports its own CPU, so a figure it capped is flagged as a 
   (PyPI, installed into the private virtualenv bench/hub/python_socketio/venv).
 
 Prints a table of medians and writes every raw figure to bench/results/hub-<stamp>.json
-(and the table to .md beside it).
+(and the table to .md beside it). A full run (--runs 3) takes about 25 minutes, --quick
+about 5; each loadgen run is bounded (its scenario's timeout).
+
+How the scenarios measure (bench/hub/loadgen.py has the details):
+- fan-out: a burst of 200 API publications on 8 connections at once (each connection's
+  share back to back, so the server's delivery sets the pace, not its API's latency),
+  deliveries/s from the first publication to the last delivery, within 60 s; then 20
+  publications/s for 10 s offered open loop (on a schedule, whatever the API latency;
+  the latency is measured from the scheduled time), p50/p99 of the deliveries. Every
+  subscriber must get each publication once and each burst connection's share in order.
+- idle: server RSS (and Redis used_memory) delta between 1,000 and 5,000 idle
+  subscribed connections, per connection.
+- connect / reconnect: all clients at once, at most 500 handshakes in flight (past the
+  listen backlogs SYNs are dropped and retried after 1 s); reconnect drops 10,000
+  subscribers, publishes 10 publications, and brings them all back: hub clients
+  resubscribe with recover/offset/epoch and must get recovered:true with exactly the
+  10 missed offsets; Socket.IO has no recovery with its Redis adapter (n/a): its
+  clients just resubscribe.
+- The hub's channels keep no history (as the references keep none), except in the
+  reconnect scenario (history_size 1000, history_ttl 300s, force_recovery).
 """
 
 from __future__ import annotations
