@@ -494,19 +494,25 @@ class Window:
             "other_cpu_frac": max(0.0, (self.busy1 - self.busy0 - ours) / elapsed),
         }
         if self.redis_port and ops:
-            calls: dict[str, float] = {}
-            for name, after in self.calls1.items():
-                if name == "info":
-                    continue
-                delta = after - self.calls0.get(name, 0)
-                delta -= self.background_calls_per_s.get(name, 0.0) * elapsed
-                if delta / ops >= 0.005:
-                    calls[name] = round(delta / ops, 3)
-            out["redis_calls_per_op"] = dict(sorted(calls.items(), key=lambda kv: -kv[1]))
+            out["redis_calls_per_op"] = self.redis_calls_per_op(self.calls1, elapsed, ops)
             # Per second, whatever the load: the reaper, and lease renewals of held sessions.
             out["redis_background_calls_per_s"] = round(sum(self.background_calls_per_s.values()),
                                                         1)
         return out
+
+    def redis_calls_per_op(self, calls: dict[str, int], elapsed: float,
+                           ops: int) -> dict[str, float]:
+        """Redis commands per operation from begin() to when `calls` were read, `elapsed`
+        seconds later, less the idle server's own traffic."""
+        per: dict[str, float] = {}
+        for name, after in calls.items():
+            if name == "info":
+                continue
+            delta = after - self.calls0.get(name, 0)
+            delta -= self.background_calls_per_s.get(name, 0.0) * elapsed
+            if delta / ops >= 0.005:
+                per[name] = round(delta / ops, 3)
+        return dict(sorted(per.items(), key=lambda kv: -kv[1]))
 
     def result(self) -> dict[str, Any]:
         elapsed = self.t1 - self.t0
