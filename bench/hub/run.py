@@ -423,8 +423,8 @@ def pct(value: float | None) -> str:
 
 
 def ratio_text(metric: Metric, ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or not theirs or metric.unit == "%":
-        return "—"
+    if ours is None or theirs is None or theirs <= 0 or metric.unit == "%":
+        return "—"  # a ratio to nothing (e.g. Redis memory of a server that keeps none)
     return f"{ours / theirs:.2f}"
 
 
