@@ -15,6 +15,8 @@ import asyncio
 import base64
 import json
 import os
+import socket
+import struct
 import sys
 import time
 import uuid
@@ -73,6 +75,20 @@ def frame_messages(frame: bytes) -> list[str]:
     return json.loads(frame[1:])
 
 
+# Close our connections with a reset (SO_LINGER 0) rather than a FIN: a client that
+# closes first keeps its port in TIME_WAIT for a minute, and benchmarks that open tens
+# of thousands of connections run out of ports, or pay for searching them.
+RESET_ON_CLOSE = False
+
+
+def abort(transport: asyncio.Transport) -> None:
+    if RESET_ON_CLOSE:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 # --- HTTP/1.1 ---
 
 
@@ -112,7 +128,7 @@ class HttpConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            abort(self.transport)
 
     def _done(self, body: bytes) -> None:
         self.state = HEAD
@@ -199,9 +215,10 @@ def header_value(head: bytes, at: int) -> bytes:
     return head[at + 2 : end if end >= 0 else len(head)]
 
 
-async def connect_http(port: int) -> HttpConnection:
+async def connect_http(port: int, local_addr: tuple[str, int] | None = None) -> HttpConnection:
+    """`local_addr`: a source address of our own (127.0.0.x), for more ephemeral ports."""
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(HttpConnection, HOST, port)
+    _, protocol = await loop.create_connection(HttpConnection, HOST, port, local_addr=local_addr)
     return protocol
 
 
@@ -263,7 +280,7 @@ class WsConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            abort(self.transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -320,13 +337,24 @@ class WsConnection(asyncio.Protocol):
         del buf[:pos]
 
 
-async def connect_ws(port: int, path: str, on_text: Callable[[bytes], None]) -> WsConnection:
+async def connect_ws(port: int, path: str, on_text: Callable[[bytes], None],
+                     local_addr: tuple[str, int] | None = None,
+                     made: Callable[[WsConnection], None] | None = None) -> WsConnection:
+    """`made` gets the connection at once: the server may send (and on_text may have to
+    answer) before the handshake's await returns."""
     key = base64.b64encode(os.urandom(16)).decode()
     request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    def factory() -> WsConnection:
+        connection = WsConnection(request, on_text)
+        if made is not None:
+            made(connection)
+        return connection
+
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_connection(lambda: WsConnection(request, on_text), HOST, port)
+    _, protocol = await loop.create_connection(factory, HOST, port, local_addr=local_addr)
     await protocol.upgraded
     return protocol
 
@@ -466,19 +494,25 @@ class Window:
             "other_cpu_frac": max(0.0, (self.busy1 - self.busy0 - ours) / elapsed),
         }
         if self.redis_port and ops:
-            calls: dict[str, float] = {}
-            for name, after in self.calls1.items():
-                if name == "info":
-                    continue
-                delta = after - self.calls0.get(name, 0)
-                delta -= self.background_calls_per_s.get(name, 0.0) * elapsed
-                if delta / ops >= 0.005:
-                    calls[name] = round(delta / ops, 3)
-            out["redis_calls_per_op"] = dict(sorted(calls.items(), key=lambda kv: -kv[1]))
+            out["redis_calls_per_op"] = self.redis_calls_per_op(self.calls1, elapsed, ops)
             # Per second, whatever the load: the reaper, and lease renewals of held sessions.
             out["redis_background_calls_per_s"] = round(sum(self.background_calls_per_s.values()),
                                                         1)
         return out
+
+    def redis_calls_per_op(self, calls: dict[str, int], elapsed: float,
+                           ops: int) -> dict[str, float]:
+        """Redis commands per operation from begin() to when `calls` were read, `elapsed`
+        seconds later, less the idle server's own traffic."""
+        per: dict[str, float] = {}
+        for name, after in calls.items():
+            if name == "info":
+                continue
+            delta = after - self.calls0.get(name, 0)
+            delta -= self.background_calls_per_s.get(name, 0.0) * elapsed
+            if delta / ops >= 0.005:
+                per[name] = round(delta / ops, 3)
+        return dict(sorted(per.items(), key=lambda kv: -kv[1]))
 
     def result(self) -> dict[str, Any]:
         elapsed = self.t1 - self.t0
@@ -654,7 +688,9 @@ class StreamReceiver:
     def __init__(self, port: int, prefix: str,
                  on_messages: Callable[[StreamReceiver, list[str]], None]) -> None:
         self.port = port
-        self.request = post(port, f"{prefix}/000/{session_id()}/xhr_streaming")
+        self.session_url = f"{prefix}/000/{session_id()}"  # + /xhr_send to send
+        self.request = post(port, f"{self.session_url}/xhr_streaming")
+        self.local_addr: tuple[str, int] | None = None  # see connect_http
         self.on_messages = on_messages
         self.pending = b""
         self.opened = asyncio.get_running_loop().create_future()
@@ -677,7 +713,7 @@ class StreamReceiver:
         try:
             while self.close_frame is None:
                 if self.conn is None or self.conn.closed:
-                    self.conn = await connect_http(self.port)
+                    self.conn = await connect_http(self.port, self.local_addr)
                     self.conn.on_chunk = self._chunk
                 resp = await self.conn.request(self.request)
                 if resp.status != 200:
