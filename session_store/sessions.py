@@ -284,10 +284,11 @@ class SessionStore:
 
     def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
                channels: Mapping[str, int | None] | None = None,
-               items: Sequence[bytes | str] = ()) -> str:
+               items: Sequence[bytes | str] = (), also: Sequence[Command] = ()) -> str:
         """An application's changes to an open session, in one step: its state,
         channels joined from an offset (or left: None) and items queued. An
-        EnqueueResult."""
+        EnqueueResult. `also`: commands on other keys sent in the same round
+        trip, after it (their replies are not looked at)."""
         lim = self.limits
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
         args: list[Any] = [key.tag, lim.ttl_ms, lim.max_queue, lim.overflow_item,
@@ -295,7 +296,10 @@ class SessionStore:
         for channel, offset in (channels or {}).items():
             args += [channel, "" if offset is None else offset]
         args += items
-        return self._update(keys=key.keys, args=args).decode()
+        command = self._update.command(key.keys, args)
+        if not also:
+            return self._update(keys=key.keys, args=args).decode()
+        return self.client.call_many([command, *also])[0].decode()
 
     def app_state(self, key: SessionKey) -> bytes | None:
         """The application's state of a session (None if none, or no such session)."""

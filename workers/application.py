@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from session_store import EnqueueResult, SessionKey, SessionStore
+from session_store.autopipeline import Command
 from session_store.channels import ChannelStore, Publications
 from session_store.items import Close, close_item, message_item, stored
 from workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW
@@ -137,15 +138,16 @@ class Session:
 
     def update(self, *, state: bytes | None = None, clear_state: bool = False,
                channels: Mapping[str, int | None] | None = None,
-               messages: Sequence[str] = ()) -> bool:
+               messages: Sequence[str] = (), also: Sequence[Command] = ()) -> bool:
         """Change the session in one step: its state, the channels it receives
         (from just after the given offset; None leaves) and messages for the
         client, which arrive before any publication of the channels joined
-        here. False if the session is gone or closed."""
+        here. `also`: Redis commands on other keys sent in the same round trip.
+        False if the session is gone or closed."""
         if state is not None or clear_state:
             self._state = state or b""
         return self._dispatcher.update(self.service, self.key, state, clear_state,
-                                       channels, messages)
+                                       channels, messages, also)
 
     def publish(self, channel: str, message: str) -> None:
         """Send message to every session in channel, whichever process serves it."""
@@ -179,10 +181,12 @@ class Dispatcher:
         return result == EnqueueResult.OK
 
     def update(self, service: Service, key: SessionKey, state: bytes | None, clear_state: bool,
-               channels: Mapping[str, int | None] | None, messages: Sequence[str]) -> bool:
+               channels: Mapping[str, int | None] | None, messages: Sequence[str],
+               also: Sequence[Command] = ()) -> bool:
         local = key.tag in self.local_sockets
         result = self.store.update(key, state=state, clear_state=clear_state, channels=channels,
-                                   items=[] if local else [message_item(m) for m in messages])
+                                   items=[] if local else [message_item(m) for m in messages],
+                                   also=also)
         if result == EnqueueResult.OVERFLOW:
             self.closed(service, key, self.store.app_state(key) or b"")
         if result != EnqueueResult.OK:

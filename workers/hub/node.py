@@ -298,21 +298,21 @@ class Node:
         self.apply_elsewhere(changes)
 
     def apply(self, session: Session, changes: Changes, *, state: bytes | None) -> bool:
-        """The session's changes in one step (with its new state, if any), then
-        those to other keys."""
-        done = session.update(state=state, channels=changes.channels,
-                              messages=changes.messages)
-        self.apply_elsewhere(changes)
-        return done
+        """The session's changes in one step (with its new state, if any), and
+        those to other keys after it, in the same round trip."""
+        return session.update(state=state, channels=changes.channels,
+                              messages=changes.messages, also=self._elsewhere(changes))
 
     def apply_elsewhere(self, changes: Changes) -> None:
-        publications = Publications(self.streams)
-        for channel, text, options in changes.pushes:
-            publications.add(channel, text.encode(), options=options)
-        if changes.commands:
-            self.runtime.client.call_many(changes.commands)
-        if changes.pushes:
-            publications.wait()
+        commands = self._elsewhere(changes)
+        if commands:
+            self.runtime.client.call_many(commands)
+
+    def _elsewhere(self, changes: Changes) -> list[Command]:
+        """Presence, registry and deadline writes, then join/leave pushes."""
+        return changes.commands + [
+            self.streams.publish_command(channel, text.encode(), options=options)
+            for channel, text, options in changes.pushes]
 
     # --- deadlines: connect in time, refresh in time ---
 
