@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from session_store.autopipeline import AutoPipeline, Command, Replies
 from session_store.sessions import load_scripts
@@ -59,6 +60,11 @@ class CatchUp:
     behind: bool = False
 
 
+def position_of(reply: list[Any]) -> StreamPosition:
+    """A channel_top reply."""
+    return StreamPosition(int(reply[0]), reply[1].decode())
+
+
 class ChannelStore:
     def __init__(self, client: AutoPipeline, history_size: int) -> None:
         self.client = client
@@ -82,9 +88,11 @@ class ChannelStore:
 
     def position(self, channel: str, options: StreamOptions | None = None) -> StreamPosition:
         """With options, a channel that has no position yet gets one (an epoch)."""
+        return position_of(self.client.call_many([self.position_command(channel, options)])[0])
+
+    def position_command(self, channel: str, options: StreamOptions | None = None) -> Command:
         args = [] if options is None else [secrets.token_hex(4), options.position_ttl_ms]
-        offset, epoch = self._top(keys=[position_key(channel)], args=args)
-        return StreamPosition(int(offset), epoch.decode())
+        return self._top.command([position_key(channel)], args)
 
     def since(self, channel: str, offset: int, limit: int = CATCH_UP_LIMIT) -> CatchUp:
         reply = self._since(keys=[stream_key(channel), position_key(channel)],

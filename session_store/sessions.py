@@ -303,7 +303,10 @@ class SessionStore:
 
     def app_state(self, key: SessionKey) -> bytes | None:
         """The application's state of a session (None if none, or no such session)."""
-        return self.client.call("HGET", key.keys[0], "ad")
+        return self.client.call(*self.app_state_command(key))
+
+    def app_state_command(self, key: SessionKey) -> Command:
+        return ("HGET", key.keys[0], "ad")
 
     def close(self, key: SessionKey, item: bytes, *, holder: str = "") -> bytes | None:
         """Close once. Only one caller gets an answer (the application's state,

@@ -121,6 +121,10 @@ class Session:
     def close(self, code: int = GO_AWAY.code, reason: str = GO_AWAY.reason) -> None:
         self._dispatcher.close(self.service, self.key, Close(code, reason))
 
+    def known_state(self, state: bytes | None) -> None:
+        """The state as the caller read it already (with other reads)."""
+        self._state = state or b""
+
     @property
     def state(self) -> bytes | None:
         """The application's state of this session (set with update), read

@@ -42,12 +42,15 @@ class Disconnect(Exception):
 class Frame:
     """One frame's work on one connection."""
 
-    def __init__(self, handler: HubHandler, session: Session) -> None:
+    def __init__(self, handler: HubHandler, session: Session, commands: list[Command]) -> None:
         self.handler = handler
         self.node = handler.node()
         self.config = handler.config
         self.session = session
-        state = session.state
+        subscribing = [c.params["channel"] for c in commands if c.method == "subscribe"
+                       and isinstance(c.params.get("channel"), str)]
+        state, self.positions = self.node.read_ahead(session.key, subscribing)
+        session.known_state(state)
         self.unusable = state == UNUSABLE
         self.conn = None if self.unusable else Connection.load(state)
         self.changes = Changes()
@@ -217,8 +220,8 @@ class Frame:
         self.state_changed = True
         return self.node.subscribe(conn, SubscribeRequest(
             channel, chan_info=chan_info, data=data, expires_at=expires_at, recover=recover,
-            positioned=positioned, recoverable=recoverable, join_leave=join_leave),
-            self.changes)
+            positioned=positioned, recoverable=recoverable, join_leave=join_leave,
+            position=self.positions.get(name)), self.changes)
 
     def _subscription_token(self, token: str, channel: str) -> Any:
         assert self.conn is not None
@@ -361,7 +364,7 @@ class HubHandler(SessionHandler):
             log.info("session %s: %s", session.id, exc)
             session.close(codes.BAD_REQUEST_CLOSE.code, codes.BAD_REQUEST_CLOSE.reason)
             return
-        frame = Frame(self, session)
+        frame = Frame(self, session, commands)
         try:
             frame.run(commands)
         except Disconnect as exc:

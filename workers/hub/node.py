@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from session_store.autopipeline import Command
-from session_store.channels import Publications, StreamOptions, StreamPosition
+from session_store.channels import Publications, StreamOptions, StreamPosition, position_of
 from session_store.deadlines import Deadlines
 from session_store.items import Close
 from session_store.presence import PresenceStore
@@ -82,6 +82,7 @@ class SubscribeRequest:
     positioned: bool = False
     recoverable: bool = False
     join_leave: bool = False
+    position: StreamPosition | None = None  # the channel's, if read already
 
 
 class Node:
@@ -100,6 +101,23 @@ class Node:
 
     def resolve(self, name: str) -> Channel:
         return resolve(self.config.channel, name)
+
+    def read_ahead(self, key: SessionKey, channels: Sequence[str]) -> tuple[
+            bytes | None, dict[str, StreamPosition]]:
+        """A frame's reads in one round trip: its session's state, and the
+        positions of the channels it subscribes to (those that resolve; read
+        only: a channel without one gets it when a subscription is made)."""
+        resolved = []
+        for name in channels:
+            try:
+                resolved.append(self.resolve(name))
+            except HubError:
+                continue  # the command answers the error itself
+        replies = self.runtime.client.call_many(
+            [self.runtime.store.app_state_command(key)]
+            + [self.streams.position_command(c.name) for c in resolved])
+        return replies[0], {c.name: position_of(r) for c, r in zip(resolved, replies[1:],
+                                                                  strict=True)}
 
     def stream(self, channel: Channel) -> StreamOptions:
         return stream_options(channel.options, self.config.channel.history_meta_ttl)
@@ -198,7 +216,9 @@ class Node:
         name = channel.name
         options = self.stream(channel)
         result: dict[str, Any] = {}
-        position = self.streams.position(name, options)
+        position = request.position
+        if position is None or not position.epoch:  # read before, or to be made now
+            position = self.streams.position(name, options)
         start = position.offset
         if request.recoverable or request.positioned:
             result["positioned"] = True
