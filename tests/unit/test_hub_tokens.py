@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from workers.config import ConfigError
+from workers.hub.config import TokenConfig
 from workers.hub.tokens import (
     ConnectToken,
     ExpiredToken,
@@ -36,24 +36,9 @@ LATER = NOW + 3600
 EARLIER = NOW - 3600
 
 
-@dataclass(frozen=True)
-class Config:
-    """Stands in for workers.hub.config.TokenConfig (written elsewhere)."""
-
-    hmac_secret_key: str = SECRET
-    hmac_previous_secret_key: str = ""
-    hmac_previous_secret_key_valid_until: int = 0
-    rsa_public_key: str = ""
-    ecdsa_public_key: str = ""
-    audience: str = ""
-    audience_regex: str = ""
-    issuer: str = ""
-    issuer_regex: str = ""
-    user_id_claim: str = "sub"
-
-
 def verifier(**config: Any) -> TokenVerifier:
-    return TokenVerifier(Config(**config), now=lambda: NOW + 0.5)
+    return TokenVerifier(TokenConfig(**{"hmac_secret_key": SECRET, **config}),
+                         now=lambda: NOW + 0.5)
 
 
 def hs256(claims: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -355,7 +340,7 @@ def test_expired_or_not_yet_valid(claims: dict[str, int]) -> None:
 
 def test_exp_and_nbf_exactly_now_are_not_valid() -> None:
     """cristalhq/jwt's rule, which Centrifugo uses: valid strictly before exp, after nbf."""
-    check = TokenVerifier(Config(), now=lambda: float(NOW))
+    check = TokenVerifier(TokenConfig(hmac_secret_key=SECRET), now=lambda: float(NOW))
     for claims in ({"exp": NOW}, {"nbf": NOW}):
         with pytest.raises(ExpiredToken):
             check.connect_token(hs256(claims))
