@@ -11,7 +11,7 @@ whole server side gets one core), with the load generator pinned to core 1.
 Prints a table of medians and writes every raw figure to
 bench/results/<timestamp>.json.
 
-`sockhop` is the code of this checkout (`python -m workers.cli serve` run from the
+`sockhop` is the code of this checkout (`python -m sockhop.workers.cli serve` run from the
 repository root). `sockhop@REV` (any git revision: a commit, tag or branch) is sockhop as
 of REV, run the same way from a detached git worktree, bench/baselines/<commit>
 (gitignored; made once with `git worktree add --detach`, then reused), so that a change
@@ -187,6 +187,12 @@ def sockhop_code(kind: str) -> Code:
     return Code(revision, commit, root, dirty)
 
 
+def cli_module(root: Path) -> str:
+    """The command line's module in the code at `root`: revisions before the code installed
+    under the `sockhop` name (root/sockhop/) ran it as a top-level `workers` package."""
+    return "sockhop.workers.cli" if (root / "sockhop").is_dir() else "workers.cli"
+
+
 def pinned(core: str, argv: list[str]) -> list[str]:
     if shutil.which("taskset") is None:
         raise SystemExit("taskset not found (util-linux): servers and generator must be pinned")
@@ -306,8 +312,8 @@ def start_server(kind: str, code: Code | None, redis: Redis, log_dir: Path,
             env["SOCKHOP_HEARTBEAT_DELAY"] = str(heartbeat)
         # `-m` from the root puts that root's workers/ first on sys.path; the `sockhop`
         # script of an editable install would run the installed checkout's code instead.
-        argv = [sys.executable, "-m", "workers.cli", "serve", "--bind", f"127.0.0.1:{port}",
-                "--workers", "1", "--examples"]
+        argv = [sys.executable, "-m", cli_module(code.root), "serve",
+                "--bind", f"127.0.0.1:{port}", "--workers", "1", "--examples"]
         process = Process(kind, pinned(SERVER_CORE, argv), env, log_path, cwd=code.root)
         server = Server(kind, port, process, redis)
     elif kind == "tornado":

@@ -4,9 +4,9 @@ Workers hold nothing about a session past a request; everything they need to
 serve any session lives here, so any worker of any process can serve it.
 """
 
-from session_store.connection import StoreUnavailable, connect
-from session_store.expiry import Reaper
-from session_store.sessions import (
+from sockhop.session_store.connection import StoreUnavailable, connect
+from sockhop.session_store.expiry import Reaper
+from sockhop.session_store.sessions import (
     Busy,
     Closed,
     Created,
@@ -17,7 +17,7 @@ from session_store.sessions import (
     SessionStore,
     Taken,
 )
-from session_store.wakeups import Waiter, Wakeups
+from sockhop.session_store.wakeups import Waiter, Wakeups
 
 __all__ = [
     "Busy",

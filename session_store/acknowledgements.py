@@ -14,8 +14,8 @@ from typing import Protocol
 import gevent
 import gevent.event
 
-from session_store.background import Background
-from session_store.sessions import Acknowledgement, SessionStore
+from sockhop.session_store.background import Background
+from sockhop.session_store.sessions import Acknowledgement, SessionStore
 
 ACK_INTERVAL = 0.1
 # Sessions per script call (three keys each).

@@ -28,7 +28,7 @@ import gevent.socket
 import hiredis
 from redis.exceptions import ResponseError
 
-from session_store.errors import StoreUnavailable
+from sockhop.session_store.errors import StoreUnavailable
 
 Arg = str | bytes | int | float
 Command = tuple[Arg, ...]

@@ -7,7 +7,7 @@ import logging
 
 import gevent
 
-from session_store.errors import StoreUnavailable
+from sockhop.session_store.errors import StoreUnavailable
 
 log = logging.getLogger("sockhop.background")
 

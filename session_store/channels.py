@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from session_store.autopipeline import AutoPipeline, Command, Replies
-from session_store.sessions import load_scripts
+from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies
+from sockhop.session_store.sessions import load_scripts
 
 CATCH_UP_LIMIT = 1000
 

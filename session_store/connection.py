@@ -6,8 +6,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from session_store.autopipeline import AutoPipeline
-from session_store.errors import StoreUnavailable
+from sockhop.session_store.autopipeline import AutoPipeline
+from sockhop.session_store.errors import StoreUnavailable
 
 # What redis-py (the pub/sub connection) raises when Redis cannot be reached.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import gevent
 
-from session_store.autopipeline import AutoPipeline, Command
-from session_store.background import Background
-from session_store.sessions import load_scripts
+from sockhop.session_store.autopipeline import AutoPipeline, Command
+from sockhop.session_store.background import Background
+from sockhop.session_store.sessions import load_scripts
 
 CLAIM_MS = 5000
 BATCH = 200

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import gevent
 
-from session_store.background import Background
-from session_store.sessions import SessionKey, SessionStore
+from sockhop.session_store.background import Background
+from sockhop.session_store.sessions import SessionKey, SessionStore
 
 log = logging.getLogger("sockhop.expiry")
 

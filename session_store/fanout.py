@@ -16,8 +16,8 @@ from typing import Protocol
 
 import gevent
 
-from session_store.channels import announce_channel
-from session_store.wakeups import Wakeups
+from sockhop.session_store.channels import announce_channel
+from sockhop.session_store.wakeups import Wakeups
 
 # Keep a channel's subscription this long after its last local follower left:
 # polling receivers come and go every round trip.

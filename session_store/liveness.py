@@ -16,8 +16,8 @@ from collections import Counter
 
 import gevent
 
-from session_store.background import Background
-from session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_scripts
+from sockhop.session_store.background import Background
+from sockhop.session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_scripts
 
 log = logging.getLogger("sockhop.liveness")
 

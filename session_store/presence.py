@@ -9,8 +9,8 @@ constant time whatever the channel's size.
 
 from __future__ import annotations
 
-from session_store.autopipeline import AutoPipeline, Command
-from session_store.sessions import load_scripts
+from sockhop.session_store.autopipeline import AutoPipeline, Command
+from sockhop.session_store.sessions import load_scripts
 
 PRESENCE_TTL_MS = 24 * 3600 * 1000
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 
-from session_store.autopipeline import AutoPipeline, Command
-from session_store.sessions import load_scripts
+from sockhop.session_store.autopipeline import AutoPipeline, Command
+from sockhop.session_store.sessions import load_scripts
 
 CHANNELS_KEY = "sh:hub:channels"
 USERS_KEY = "sh:hub:users"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from session_store.autopipeline import AutoPipeline, Command, Replies, Script
+from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies, Script
 
 EXPIRY_BUCKETS = 8
 MAX_BATCH = 500

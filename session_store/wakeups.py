@@ -20,8 +20,8 @@ import gevent.event
 import gevent.lock
 import redis
 
-from session_store.autopipeline import AutoPipeline
-from session_store.connection import REDIS_ERRORS, StoreUnavailable
+from sockhop.session_store.autopipeline import AutoPipeline
+from sockhop.session_store.connection import REDIS_ERRORS, StoreUnavailable
 
 log = logging.getLogger("sockhop.wakeups")
 

@@ -7,13 +7,13 @@ from collections.abc import Iterable, Mapping
 
 import falcon
 
-from session_store import StoreUnavailable
-from workers.application import Service
-from workers.config import Settings
-from workers.endpoint import NativeWebSocketEndpoint, SockJSEndpoint
-from workers.http import TEXT_PLAIN, serialize_error
-from workers.runtime import LazyRuntime
-from workers.websocket import WebSocketAwareMiddleware
+from sockhop.session_store import StoreUnavailable
+from sockhop.workers.application import Service
+from sockhop.workers.config import Settings
+from sockhop.workers.endpoint import NativeWebSocketEndpoint, SockJSEndpoint
+from sockhop.workers.http import TEXT_PLAIN, serialize_error
+from sockhop.workers.runtime import LazyRuntime
+from sockhop.workers.websocket import WebSocketAwareMiddleware
 
 
 def store_unavailable(req: falcon.Request, resp: falcon.Response, exc: Exception,

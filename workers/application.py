@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from session_store import EnqueueResult, SessionKey, SessionStore
-from session_store.autopipeline import Command
-from session_store.channels import ChannelStore, Publications
-from session_store.items import Close, close_item, message_item, stored
-from workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW
+from sockhop.session_store import EnqueueResult, SessionKey, SessionStore
+from sockhop.session_store.autopipeline import Command
+from sockhop.session_store.channels import ChannelStore, Publications
+from sockhop.session_store.items import Close, close_item, message_item, stored
+from sockhop.workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW
 
 log = logging.getLogger("sockhop.lifecycle")
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from workers.config import ConfigError
-from workers.embedded_redis import EmbeddedRedis
-from workers.hub.config import HubConfig, config_text, generate_config, load_config
+from sockhop.workers.config import ConfigError
+from sockhop.workers.embedded_redis import EmbeddedRedis
+from sockhop.workers.hub.config import HubConfig, config_text, generate_config, load_config
 
 DEFAULT_CONFIG_FILE = "config.json"
 DEFAULT_CENTRIFUGE_URL = "https://cdn.jsdelivr.net/npm/centrifuge@5.7.4/dist/centrifuge.js"
@@ -63,19 +63,19 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(name, value)
 
     def load(self) -> Any:
-        from workers.hub.service import hub_app
+        from sockhop.workers.hub.service import hub_app
 
         return hub_app(self.hub_config, self.examples, self.demo_dir)
 
 
 def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: str) -> dict:
-    from workers import gunicorn_hooks
+    from sockhop.workers import gunicorn_hooks
 
     return {
         "bind": [bind],
         "workers": workers,
         # gunicorn's gevent worker with sockhop's own HTTP/1.1 handling (workers/httpserver).
-        "worker_class": "workers.httpserver.worker.SockhopWorker",
+        "worker_class": "sockhop.workers.httpserver.worker.SockhopWorker",
         # Held polls and streams are connections too: size for them, not for requests/s.
         "worker_connections": max_connections,
         "graceful_timeout": 10,

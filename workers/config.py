@@ -159,7 +159,7 @@ def parse_setting(name: str, raw: str, label: str) -> object:
 def known_variables() -> frozenset[str]:
     """Every SOCKHOP_* name sockhop reads: the launcher's, Settings' and the hub's."""
     # Imported here: the hub's config builds on this module.
-    from workers.hub.config import HUB_VARIABLES
+    from sockhop.workers.hub.config import HUB_VARIABLES
 
     settings = {ENV_PREFIX + name.upper() for name in SETTING_TYPES}
     return LAUNCHER_VARIABLES | settings | frozenset(HUB_VARIABLES)

@@ -6,7 +6,7 @@ application's (sockjs-client gives them to the application as they are).
 
 from __future__ import annotations
 
-from session_store.items import Close
+from sockhop.session_store.items import Close
 
 # The websocket holding a session ended: the client closed it itself.
 NORMAL = Close(1000, "Normal closure")

@@ -6,19 +6,19 @@ import re
 
 import falcon
 
-from workers.application import Service
-from workers.http import SockJSError
-from workers.runtime import LazyRuntime
-from workers.sockjs.routing import route
-from workers.static import Greeting, IframePage, Info
-from workers.transports.context import SessionRequest
-from workers.transports.eventsource import EventSource
-from workers.transports.htmlfile import HtmlFile
-from workers.transports.jsonp import JsonpPolling, JsonpSend
-from workers.transports.raw_websocket import RawWebSocket
-from workers.transports.websocket import SessionWebSocket
-from workers.transports.xhr import XhrPolling, XhrSend
-from workers.transports.xhr_streaming import XhrStreaming
+from sockhop.workers.application import Service
+from sockhop.workers.http import SockJSError
+from sockhop.workers.runtime import LazyRuntime
+from sockhop.workers.sockjs.routing import route
+from sockhop.workers.static import Greeting, IframePage, Info
+from sockhop.workers.transports.context import SessionRequest
+from sockhop.workers.transports.eventsource import EventSource
+from sockhop.workers.transports.htmlfile import HtmlFile
+from sockhop.workers.transports.jsonp import JsonpPolling, JsonpSend
+from sockhop.workers.transports.raw_websocket import RawWebSocket
+from sockhop.workers.transports.websocket import SessionWebSocket
+from sockhop.workers.transports.xhr import XhrPolling, XhrSend
+from sockhop.workers.transports.xhr_streaming import XhrStreaming
 
 _METHODS = ("GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH", "HEAD")
 

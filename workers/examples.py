@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.application import Service, Session, SessionHandler
+from sockhop.workers.application import Service, Session, SessionHandler
 
 SUITE_RESPONSE_LIMIT = 4096
 BROADCAST_CHANNEL = "broadcast"

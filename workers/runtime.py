@@ -14,17 +14,17 @@ from collections.abc import Iterable
 import gevent
 import gevent.lock
 
-from session_store import Reaper, SessionStore, Wakeups, connect
-from session_store.acknowledgements import Acknowledgements
-from session_store.channels import ChannelStore
-from session_store.connection import connect_pubsub
-from session_store.fanout import ChannelFanout
-from session_store.items import close_item
-from session_store.liveness import Liveness
-from session_store.sessions import StoreLimits
-from workers.application import Dispatcher, Service
-from workers.config import Settings
-from workers.disconnect import QUEUE_OVERFLOW
+from sockhop.session_store import Reaper, SessionStore, Wakeups, connect
+from sockhop.session_store.acknowledgements import Acknowledgements
+from sockhop.session_store.channels import ChannelStore
+from sockhop.session_store.connection import connect_pubsub
+from sockhop.session_store.fanout import ChannelFanout
+from sockhop.session_store.items import close_item
+from sockhop.session_store.liveness import Liveness
+from sockhop.session_store.sessions import StoreLimits
+from sockhop.workers.application import Dispatcher, Service
+from sockhop.workers.config import Settings
+from sockhop.workers.disconnect import QUEUE_OVERFLOW
 
 log = logging.getLogger("sockhop.runtime")
 

@@ -7,8 +7,8 @@ import random
 
 import falcon
 
-from workers.http import HTML, JSON, TEXT_PLAIN, cors, long_cache, no_cache, preflight
-from workers.sockjs.framing import encode_json
+from sockhop.workers.http import HTML, JSON, TEXT_PLAIN, cors, long_cache, no_cache, preflight
+from sockhop.workers.sockjs.framing import encode_json
 
 IFRAME_TEMPLATE = """<!DOCTYPE html>
 <html>

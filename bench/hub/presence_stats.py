@@ -46,8 +46,8 @@ import websocket  # noqa: E402
 from common import free_port, redis_command_calls  # noqa: E402
 from run import Process, Redis, log  # noqa: E402
 
-from session_store.autopipeline import AutoPipeline  # noqa: E402
-from session_store.presence import PresenceStore  # noqa: E402
+from sockhop.session_store.autopipeline import AutoPipeline  # noqa: E402
+from sockhop.session_store.presence import PresenceStore  # noqa: E402
 
 SECRET = "presence-stats-bench-hmac-key-of-32-bytes"
 API_KEY = "presence-stats-bench-api-key"
@@ -68,8 +68,8 @@ def start_hub(redis_port: int, log_dir: Path) -> tuple[Process, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
     env.update(SOCKHOP_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
                SOCKHOP_LOG_LEVEL="warning")
-    hub = Process("hub", [sys.executable, "-m", "workers.cli", "serve", "--config", str(config),
-                          "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+    hub = Process("hub", [sys.executable, "-m", "sockhop.workers.cli", "serve",
+                          "--config", str(config), "--bind", f"127.0.0.1:{port}", "--workers", "1"],
                   env, log_dir / "hub.log")
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

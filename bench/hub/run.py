@@ -9,7 +9,7 @@ it through Redis. For each scenario and run, each server starts fresh, pinned to
 with a Redis of its own on that core; the load generator (bench/hub/loadgen.py) runs
 pinned to core 1 and reports its own CPU, so a figure it capped is flagged as a floor.
 
-- `sockhop`: the hub of this checkout (`python -m workers.cli serve --config FILE
+- `sockhop`: the hub of this checkout (`python -m sockhop.workers.cli serve --config FILE
   --workers 1`), Centrifugo protocol v2 JSON over /connection/websocket or SockJS;
 - `socketio`: Socket.IO 4.8 + @socket.io/redis-adapter 8 + node-redis (npm, installed
   into bench/hub/socketio/node_modules);
@@ -200,7 +200,7 @@ def hub_config(credentials: Credentials, channels: dict[str, Any]) -> dict[str, 
 def hub_command(config: Path, port: int) -> list[str]:
     """`sockhop serve --config`, run from this checkout (`-m` runs its code, whatever
     is installed)."""
-    return [sys.executable, "-m", "workers.cli", "serve", "--config", str(config),
+    return [sys.executable, "-m", "sockhop.workers.cli", "serve", "--config", str(config),
             "--bind", f"127.0.0.1:{port}", "--workers", "1"]
 
 

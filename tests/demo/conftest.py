@@ -80,7 +80,8 @@ def demo_server(process_registry: ProcessRegistry, local_scripts: str) -> Iterat
         "SOCKHOP_DEMO_CENTRIFUGE_URL": centrifuge_url,
         "SOCKHOP_SOCKJS_URL": sockjs_url,
     }
-    argv = [sys.executable, "-m", "workers.cli", "serve", "--demo", "--bind", f"{LOCALHOST}:{port}"]
+    argv = [sys.executable, "-m", "sockhop.workers.cli", "serve", "--demo",
+            "--bind", f"{LOCALHOST}:{port}"]
     proc = process_registry.start("demo-sockhop", argv, env=env, cwd=REPO_ROOT)
     wait_http_ready([proc], [(LOCALHOST, port)], "/")
     wait_workers_accepting([proc], DEFAULT_WORKERS)

@@ -19,8 +19,8 @@ import pytest
 from support.procs import LOCALHOST, free_port
 from support.servers import REPO_ROOT, ProcessRegistry
 
-from workers.cli import demo_config, main
-from workers.hub.config import load_config
+from sockhop.workers.cli import demo_config, main
+from sockhop.workers.hub.config import load_config
 
 CONFIG_ERROR = "sockhop: configuration error: "
 EXIT_TIMEOUT = 30.0
@@ -98,7 +98,7 @@ def serve_exit(
 
     def run(args: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[int, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
-        argv = [sys.executable, "-m", "workers.cli", "serve",
+        argv = [sys.executable, "-m", "sockhop.workers.cli", "serve",
                 "--bind", f"{LOCALHOST}:{free_port()}", *args]
         proc = process_registry.start("sockhop-config-error", argv, env=clean | dict(env or {}),
                                       cwd=REPO_ROOT)

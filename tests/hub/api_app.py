@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from workers.hub.config import load_config
-from workers.hub.service import hub_app
+from sockhop.workers.hub.config import load_config
+from sockhop.workers.hub.service import hub_app
 
 app = hub_app(load_config(os.environ["HUB_TEST_CONFIG"]))

@@ -32,7 +32,7 @@ def serve_hubs(registry: ProcessRegistry, redis: RedisServer, name: str,
     hubs = []
     for i in range(count):
         port = free_port()
-        argv = [sys.executable, "-m", "workers.cli", "serve", "--config", str(path),
+        argv = [sys.executable, "-m", "sockhop.workers.cli", "serve", "--config", str(path),
                 "--bind", f"{LOCALHOST}:{port}", "--workers", str(workers)]
         proc = registry.start(f"{name}{i}", argv, env=sockhop_env(redis.url), cwd=REPO_ROOT)
         hubs.append(Hub(proc, LOCALHOST, port))

@@ -77,8 +77,9 @@ def start_hub(registry: ProcessRegistry, redis: RedisServer, name: str,
     path = registry.log_dir / f"{name}-config.json"
     path.write_text(json.dumps(config))
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-k", "workers.httpserver.worker.SockhopWorker",
-            "--no-control-socket", "-w", str(workers), "-b", f"{LOCALHOST}:{port}",
+    argv = [sys.executable, "-m", "gunicorn",
+            "-k", "sockhop.workers.httpserver.worker.SockhopWorker", "--no-control-socket",
+            "-w", str(workers), "-b", f"{LOCALHOST}:{port}",
             "tests.hub.api_app:app"]
     env = {**sockhop_env(redis.url), "HUB_TEST_CONFIG": str(path)}
     proc = registry.start(name, argv, env=env, cwd=REPO_ROOT)

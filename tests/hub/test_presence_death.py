@@ -33,7 +33,7 @@ from support.procs import ManagedProcess
 from support.servers import ProcessRegistry, start_redis
 from support.waiting import Deadline
 
-from session_store.liveness import BEAT_INTERVAL, DEAD_AFTER_MS
+from sockhop.session_store.liveness import BEAT_INTERVAL, DEAD_AFTER_MS
 
 from .jwts import Jwts
 from .serve import serve_hubs

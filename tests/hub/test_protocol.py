@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from workers.hub import codes, protocol
-from workers.hub.protocol import BadFrame, Command
+from sockhop.workers.hub import codes, protocol
+from sockhop.workers.hub.protocol import BadFrame, Command
 
 
 def test_a_frame_carries_commands_one_per_line_in_order() -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import falcon
 
-from workers.app import create_app
-from workers.application import Service
-from workers.config import settings_from_env
-from workers.examples import Echo
+from sockhop.workers.app import create_app
+from sockhop.workers.application import Service
+from sockhop.workers.config import settings_from_env
+from sockhop.workers.examples import Echo
 
 
 class Ping:

@@ -14,9 +14,9 @@ from support.procs import LOCALHOST, ManagedProcess, free_port
 from support.servers import REPO_ROOT, ProcessRegistry, sockhop_env, start_redis, wait_http_ready
 from support.ws import ws_connect
 
-from workers.app import create_app
-from workers.application import Service, SessionHandler
-from workers.config import Settings
+from sockhop.workers.app import create_app
+from sockhop.workers.application import Service, SessionHandler
+from sockhop.workers.config import Settings
 
 
 @dataclass
@@ -33,8 +33,9 @@ class Served:
 def served(process_registry: ProcessRegistry) -> Iterator[Served]:
     redis = start_redis(process_registry, "mounting-redis")
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-k", "workers.httpserver.worker.SockhopWorker",
-            "--no-control-socket", "-w", "2", "-b", f"{LOCALHOST}:{port}",
+    argv = [sys.executable, "-m", "gunicorn",
+            "-k", "sockhop.workers.httpserver.worker.SockhopWorker", "--no-control-socket",
+            "-w", "2", "-b", f"{LOCALHOST}:{port}",
             "tests.mounting.app:app"]
     proc = process_registry.start("mounting-gunicorn", argv, env=sockhop_env(redis.url),
                                   cwd=REPO_ROOT)

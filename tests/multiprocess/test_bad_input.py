@@ -7,8 +7,8 @@ import redis
 import requests
 from cluster import TIMEOUT, Cluster, new_session
 
-from session_store.items import close_item
-from workers.disconnect import QUEUE_OVERFLOW
+from sockhop.session_store.items import close_item
+from sockhop.workers.disconnect import QUEUE_OVERFLOW
 
 MAX_BODY = 4096
 MAX_QUEUE = 5

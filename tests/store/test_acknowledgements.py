@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from support.servers import RedisServer
 
-from session_store.autopipeline import AutoPipeline
-from session_store.items import message_item
-from session_store.sessions import (
+from sockhop.session_store.autopipeline import AutoPipeline
+from sockhop.session_store.items import message_item
+from sockhop.session_store.sessions import (
     Acknowledgement,
     Created,
     Held,

@@ -7,8 +7,8 @@ import pytest
 from redis.exceptions import ConnectionError, ResponseError
 from support.servers import ProcessRegistry, RedisServer, start_redis
 
-from session_store.autopipeline import AutoPipeline, Replies
-from session_store.errors import StoreUnavailable
+from sockhop.session_store.autopipeline import AutoPipeline, Replies
+from sockhop.session_store.errors import StoreUnavailable
 
 
 @pytest.fixture

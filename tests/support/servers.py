@@ -249,9 +249,10 @@ def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> d
 
 
 def sockhop_argv(port: int, workers: int, args: Sequence[str] = ("--examples",)) -> list[str]:
-    # `python -m workers.cli` from the repository root: works before `pip install`.
+    # `python -m sockhop.workers.cli` from the repository root (sockhop/ maps the import name
+    # to the checkout's folders): the code under test is this checkout's, installed or not.
     return [
-        sys.executable, "-m", "workers.cli", "serve",
+        sys.executable, "-m", "sockhop.workers.cli", "serve",
         "--bind", f"{LOCALHOST}:{port}",
         "--workers", str(workers),
         *args,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.config import ConfigError, settings_from_env
+from sockhop.workers.config import ConfigError, settings_from_env
 
 
 def test_defaults() -> None:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from session_store.channels import announce_channel
-from session_store.fanout import ChannelFanout, runs_of
-from session_store.items import close_item, message_item
-from session_store.wakeups import Handler, Wakeups
-from workers.application import Service, SessionHandler
-from workers.disconnect import GO_AWAY
-from workers.sockjs.framing import frame_of
-from workers.transports.events import Closing, Messages
-from workers.transports.receiver import Receiver
+from sockhop.session_store.channels import announce_channel
+from sockhop.session_store.fanout import ChannelFanout, runs_of
+from sockhop.session_store.items import close_item, message_item
+from sockhop.session_store.wakeups import Handler, Wakeups
+from sockhop.workers.application import Service, SessionHandler
+from sockhop.workers.disconnect import GO_AWAY
+from sockhop.workers.sockjs.framing import frame_of
+from sockhop.workers.transports.events import Closing, Messages
+from sockhop.workers.transports.receiver import Receiver
 
 CHANNEL = "c"
 CLOSE = close_item(GO_AWAY)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.httpserver.parser import MAX_HEAD_SIZE, BadRequest, RequestParser
-from workers.httpserver.response import Framing, choose_framing, chunk, response_head
+from sockhop.workers.httpserver.parser import MAX_HEAD_SIZE, BadRequest, RequestParser
+from sockhop.workers.httpserver.response import Framing, choose_framing, chunk, response_head
 
 
 def parse_all(data: bytes, max_body: int = 100) -> tuple[RequestParser, list]:

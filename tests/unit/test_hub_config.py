@@ -13,8 +13,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from workers.config import SETTING_TYPES, ConfigError, settings_from_env
-from workers.hub.config import (
+from sockhop.workers.config import SETTING_TYPES, ConfigError, settings_from_env
+from sockhop.workers.hub.config import (
     HUB_VARIABLES,
     ChannelOptions,
     HubConfig,

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from workers.config import ConfigError
-from workers.hub.config import TokenConfig
-from workers.hub.tokens import (
+from sockhop.workers.config import ConfigError
+from sockhop.workers.hub.config import TokenConfig
+from sockhop.workers.hub.tokens import (
     ConnectToken,
     ExpiredToken,
     InvalidToken,

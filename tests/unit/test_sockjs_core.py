@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from session_store import items
-from session_store.items import Close
-from workers.sockjs import framing, payload, routing
-from workers.transports.events import HEARTBEAT, OPENED, Closing, Messages, Part
+from sockhop.session_store import items
+from sockhop.session_store.items import Close
+from sockhop.workers.sockjs import framing, payload, routing
+from sockhop.workers.transports.events import HEARTBEAT, OPENED, Closing, Messages, Part
 
 
 def test_server_escapes_the_protocols_characters_as_lowercase_u_escapes() -> None:

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 # The worker sockhop runs: gunicorn's gevent worker with sockhop's HTTP layer.
-WORKER_CLASS = "workers.httpserver.worker.SockhopWorker"
+WORKER_CLASS = "sockhop.workers.httpserver.worker.SockhopWorker"
 
 
 class Server:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 import falcon
 import gevent
 
-from workers.websocket import (
+from sockhop.workers.websocket import (
     TIMEOUT,
     ConnectionClosed,
     HandshakeError,

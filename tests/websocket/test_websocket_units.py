@@ -20,8 +20,8 @@ from rawws import (
 )
 from wsproto.frame_protocol import CloseReason, FrameDecoder, Opcode, RsvBits
 
-from workers.websocket import HandshakeError
-from workers.websocket.handshake import (
+from sockhop.workers.websocket import HandshakeError
+from sockhop.workers.websocket.handshake import (
     Hixie76Request,
     Rfc6455Request,
     accept_value,
@@ -29,9 +29,9 @@ from workers.websocket.handshake import (
     hixie76_key_number,
     validate,
 )
-from workers.websocket.hixie76 import Hixie76Protocol
-from workers.websocket.protocol import Dropped, Failed, MessageReceived, PeerClosed
-from workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
+from sockhop.workers.websocket.hixie76 import Hixie76Protocol
+from sockhop.workers.websocket.protocol import Dropped, Failed, MessageReceived, PeerClosed
+from sockhop.workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
 
 
 def _environ(**headers: str) -> dict[str, str]:

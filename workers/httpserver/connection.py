@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from workers.httpserver.parser import BadRequest, Request, RequestParser
-from workers.httpserver.response import (
+from sockhop.workers.httpserver.parser import BadRequest, Request, RequestParser
+from sockhop.workers.httpserver.response import (
     CONTINUE,
     LAST_CHUNK,
     Framing,
@@ -30,8 +30,8 @@ from workers.httpserver.response import (
     has_no_body,
     response_head,
 )
-from workers.httpserver.sending import plain_socket, send_bounded
-from workers.httpserver.streams import (
+from sockhop.workers.httpserver.sending import plain_socket, send_bounded
+from sockhop.workers.httpserver.streams import (
     ENVIRON_READAHEAD,
     ENVIRON_SEND_NOW,
     ENVIRON_SOCKET,

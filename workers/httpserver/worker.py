@@ -17,7 +17,7 @@ from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
-from workers.httpserver.connection import Connection, Limits, base_environ
+from sockhop.workers.httpserver.connection import Connection, Limits, base_environ
 
 # Used when the app does not say (a plain WSGI app under this worker).
 DEFAULT_WRITE_TIMEOUT = 10.0

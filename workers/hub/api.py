@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from session_store.items import Close
-from workers.hub import protocol
-from workers.hub.codes import (
+from sockhop.session_store.items import Close
+from sockhop.workers.hub import protocol
+from sockhop.workers.hub.codes import (
     BAD_REQUEST,
     FORCE_DISCONNECT,
     INTERNAL,
@@ -59,12 +59,12 @@ from workers.hub.codes import (
     ErrorCode,
     HubError,
 )
-from workers.hub.node import StreamPosition
-from workers.transports.sending import read_body
+from sockhop.workers.hub.node import StreamPosition
+from sockhop.workers.transports.sending import read_body
 
 if TYPE_CHECKING:
-    from workers.hub.config import HttpApiConfig
-    from workers.hub.node import Node
+    from sockhop.workers.hub.config import HttpApiConfig
+    from sockhop.workers.hub.node import Node
 
 log = logging.getLogger("sockhop.hub.api")
 

@@ -10,9 +10,9 @@ carry no offset and it answers no history.
 
 from __future__ import annotations
 
-from session_store.channels import StreamOptions
-from workers.hub.config import ChannelOptions
-from workers.hub.protocol import OFFSET_MARKER
+from sockhop.session_store.channels import StreamOptions
+from sockhop.workers.hub.config import ChannelOptions
+from sockhop.workers.hub.protocol import OFFSET_MARKER
 
 # A channel without history: how much and how long a subscriber between two
 # requests (a SockJS poll) can fall behind before it must resubscribe.

@@ -15,17 +15,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from session_store.channels import Publications, StreamPosition
-from session_store.items import Close
-from workers.application import Session, SessionHandler
-from workers.hub import codes, protocol
-from workers.hub.channel import history_enabled, is_join_leave
-from workers.hub.codes import HubError
-from workers.hub.config import ChannelOptions, HubConfig
-from workers.hub.connection import Connection
-from workers.hub.node import VERSION, Changes, Node, SubscribeRequest
-from workers.hub.protocol import BadFrame, Command
-from workers.hub.tokens import ExpiredToken, InvalidToken, TokenVerifier
+from sockhop.session_store.channels import Publications, StreamPosition
+from sockhop.session_store.items import Close
+from sockhop.workers.application import Session, SessionHandler
+from sockhop.workers.hub import codes, protocol
+from sockhop.workers.hub.channel import history_enabled, is_join_leave
+from sockhop.workers.hub.codes import HubError
+from sockhop.workers.hub.config import ChannelOptions, HubConfig
+from sockhop.workers.hub.connection import Connection
+from sockhop.workers.hub.node import VERSION, Changes, Node, SubscribeRequest
+from sockhop.workers.hub.protocol import BadFrame, Command
+from sockhop.workers.hub.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
 log = logging.getLogger("sockhop.hub")
 

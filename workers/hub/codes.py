@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from session_store.items import Close
+from sockhop.session_store.items import Close
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from workers.config import (
+from sockhop.workers.config import (
     DEFAULT_SOCKJS_URL,
     ENV_PREFIX,
     LAUNCHER_VARIABLES,

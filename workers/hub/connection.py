@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workers.hub.protocol import client_info, encode
+from sockhop.workers.hub.protocol import client_info, encode
 
 
 @dataclass

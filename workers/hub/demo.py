@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import falcon
 import jwt
 
-from workers.http import HTML, JAVASCRIPT, JSON, no_cache
+from sockhop.workers.http import HTML, JAVASCRIPT, JSON, no_cache
 
 if TYPE_CHECKING:
-    from workers.hub.config import HubConfig, TokenConfig
+    from sockhop.workers.hub.config import HubConfig, TokenConfig
 
 TOKEN_PATH = "/demo/token"
 # URL path -> file of the page directory (examples/chat, as `sockhop serve --demo` prepares it).

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from workers.hub.codes import BAD_REQUEST, UNKNOWN_CHANNEL, HubError
-from workers.hub.config import ChannelConfig, ChannelOptions
+from sockhop.workers.hub.codes import BAD_REQUEST, UNKNOWN_CHANNEL, HubError
+from sockhop.workers.hub.config import ChannelConfig, ChannelOptions
 
 
 @dataclass(frozen=True, slots=True)

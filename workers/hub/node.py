@@ -16,22 +16,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from session_store.autopipeline import Command
-from session_store.channels import Publications, StreamOptions, StreamPosition, position_of
-from session_store.deadlines import Deadlines
-from session_store.items import Close
-from session_store.presence import PresenceStore
-from session_store.registry import Registry
-from session_store.sessions import SessionKey
-from workers.application import Service, Session
-from workers.hub import protocol
-from workers.hub.channel import (
+from sockhop.session_store.autopipeline import Command
+from sockhop.session_store.channels import Publications, StreamOptions, StreamPosition, position_of
+from sockhop.session_store.deadlines import Deadlines
+from sockhop.session_store.items import Close
+from sockhop.session_store.presence import PresenceStore
+from sockhop.session_store.registry import Registry
+from sockhop.session_store.sessions import SessionKey
+from sockhop.workers.application import Service, Session
+from sockhop.workers.hub import protocol
+from sockhop.workers.hub.channel import (
     history_enabled,
     join_leave_channel,
     join_leave_options,
     stream_options,
 )
-from workers.hub.codes import (
+from sockhop.workers.hub.codes import (
     BAD_REQUEST,
     CONNECTION_EXPIRED,
     FORCE_DISCONNECT,
@@ -41,10 +41,10 @@ from workers.hub.codes import (
     UNSUBSCRIBE_SERVER,
     HubError,
 )
-from workers.hub.config import HubConfig
-from workers.hub.connection import Connection, Subscription
-from workers.hub.names import Channel, resolve
-from workers.runtime import Runtime
+from sockhop.workers.hub.config import HubConfig
+from sockhop.workers.hub.connection import Connection, Subscription
+from sockhop.workers.hub.names import Channel, resolve
+from sockhop.workers.runtime import Runtime
 
 VERSION = "6.0.0-sockhop"
 DEADLINES_KEY = "sh:hub:deadlines"

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from workers.hub.codes import ErrorCode
+from sockhop.workers.hub.codes import ErrorCode
 
 METHODS = frozenset({
     "connect", "subscribe", "unsubscribe", "publish", "presence", "presence_stats",

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.app import SockhopApp, create_app
-from workers.application import Service
-from workers.hub.api import ApiResource
-from workers.hub.client import HubHandler
-from workers.hub.config import HubConfig
-from workers.hub.node import Node
-from workers.hub.protocol import PING
+from sockhop.workers.app import SockhopApp, create_app
+from sockhop.workers.application import Service
+from sockhop.workers.hub.api import ApiResource
+from sockhop.workers.hub.client import HubHandler
+from sockhop.workers.hub.config import HubConfig
+from sockhop.workers.hub.node import Node
+from sockhop.workers.hub.protocol import PING
 
 SOCKJS_PATH = "/connection/sockjs"
 WEBSOCKET_PATH = "/connection/websocket"
@@ -49,7 +49,7 @@ def hub_app(config: HubConfig, examples: bool = False,
             demo_dir: Path | None = None) -> SockhopApp:
     """The hub's app. Example services are SockJS whatever `sockjs` says: it
     only turns the hub's /connection/sockjs on or off."""
-    from workers.examples import example_services
+    from sockhop.workers.examples import example_services
 
     node = LazyNode(config)
     service = hub_service(config, node)
@@ -57,7 +57,7 @@ def hub_app(config: HubConfig, examples: bool = False,
     routes: dict[str, object] = {
         API_ROUTE: ApiResource(node, config.http_api, config.settings.max_body_size)}
     if demo_dir is not None:
-        from workers.hub.demo import demo_routes
+        from sockhop.workers.hub.demo import demo_routes
 
         routes.update(demo_routes(config, demo_dir))
     app = create_app(config.settings.replace(sockjs=True, sockjs_url=config.sockjs_url),

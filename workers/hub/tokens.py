@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 
-from workers.config import ConfigError
-from workers.hub.protocol import loads
+from sockhop.workers.config import ConfigError
+from sockhop.workers.hub.protocol import loads
 
 
 class InvalidToken(Exception):

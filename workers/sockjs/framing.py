@@ -6,8 +6,8 @@ import json
 import re
 from collections.abc import Sequence
 
-from session_store.items import text
-from workers.transports.events import Closing, Event, Messages, Opened, Part
+from sockhop.session_store.items import text
+from sockhop.workers.transports.events import Closing, Event, Messages, Opened, Part
 
 OPEN_FRAME = b"o"
 HEARTBEAT_FRAME = b"h"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import SockJSError
-from workers.sockjs.routing import valid_callback
+from sockhop.workers.http import SockJSError
+from sockhop.workers.sockjs.routing import valid_callback
 
 
 def callback_param(req: falcon.Request) -> str:

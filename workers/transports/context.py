@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import falcon
 
-from workers.application import Service
-from workers.http import cors, jsessionid, no_cache
-from workers.runtime import Runtime
+from sockhop.workers.application import Service
+from sockhop.workers.http import cors, jsessionid, no_cache
+from sockhop.workers.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)

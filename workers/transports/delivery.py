@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable, Iterator
 
 import falcon
 
-from session_store import StoreUnavailable
-from workers.httpserver.streams import SendNow, SendNowFn, client_socket, send_now
-from workers.sockjs.framing import frame_of
-from workers.transports.context import SessionRequest
-from workers.transports.events import Event, Messages
-from workers.transports.receive_cycle import receive
-from workers.transports.receiver import Express, Receiver
+from sockhop.session_store import StoreUnavailable
+from sockhop.workers.httpserver.streams import SendNow, SendNowFn, client_socket, send_now
+from sockhop.workers.sockjs.framing import frame_of
+from sockhop.workers.transports.context import SessionRequest
+from sockhop.workers.transports.events import Event, Messages
+from sockhop.workers.transports.receive_cycle import receive
+from sockhop.workers.transports.receiver import Express, Receiver
 
 # How a SockJS frame travels inside one HTTP transport (a chunk of its body).
 Wrap = Callable[[bytes], bytes]

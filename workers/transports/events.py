@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from session_store.items import Close
+from sockhop.session_store.items import Close
 
 
 @dataclass(frozen=True, slots=True)

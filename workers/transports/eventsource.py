@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import falcon
 
-from workers.sockjs.framing import EVENTSOURCE_PRELUDE, eventsource_chunk
-from workers.transports.context import SessionRequest, session_headers
-from workers.transports.delivery import stream
+from sockhop.workers.sockjs.framing import EVENTSOURCE_PRELUDE, eventsource_chunk
+from sockhop.workers.transports.context import SessionRequest, session_headers
+from sockhop.workers.transports.delivery import stream
 
 
 class EventSource:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import HTML
-from workers.sockjs.framing import htmlfile_chunk, htmlfile_prelude
-from workers.transports.callback import callback_param
-from workers.transports.context import SessionRequest, session_headers
-from workers.transports.delivery import stream
+from sockhop.workers.http import HTML
+from sockhop.workers.sockjs.framing import htmlfile_chunk, htmlfile_prelude
+from sockhop.workers.transports.callback import callback_param
+from sockhop.workers.transports.context import SessionRequest, session_headers
+from sockhop.workers.transports.delivery import stream
 
 
 class HtmlFile:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import JAVASCRIPT, TEXT_PLAIN
-from workers.sockjs.framing import jsonp_body
-from workers.sockjs.payload import jsonp_send_text
-from workers.transports.callback import callback_param
-from workers.transports.context import SessionRequest, session_headers
-from workers.transports.delivery import poll
-from workers.transports.sending import body_text, deliver_text
+from sockhop.workers.http import JAVASCRIPT, TEXT_PLAIN
+from sockhop.workers.sockjs.framing import jsonp_body
+from sockhop.workers.sockjs.payload import jsonp_send_text
+from sockhop.workers.transports.callback import callback_param
+from sockhop.workers.transports.context import SessionRequest, session_headers
+from sockhop.workers.transports.delivery import poll
+from sockhop.workers.transports.sending import body_text, deliver_text
 
 
 class JsonpPolling:

@@ -4,8 +4,8 @@ process sent to a session its websocket holds, and queue items."""
 
 from __future__ import annotations
 
-from session_store.items import close_of, is_close, payload_of
-from workers.transports.events import Closing, Event, Messages, Part
+from sockhop.session_store.items import close_of, is_close, payload_of
+from sockhop.workers.transports.events import Closing, Event, Messages, Part
 
 
 class Outbox:

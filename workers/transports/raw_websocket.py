@@ -4,12 +4,12 @@ write joined into one websocket message, as Centrifugo's protocol allows."""
 
 from __future__ import annotations
 
-from session_store.items import text
-from workers.transports.context import SessionRequest
-from workers.transports.events import Closing, Event, Messages, Part
-from workers.transports.receiver import Receiver
-from workers.transports.websocket_session import WebSocketResource, WebSocketTransport
-from workers.websocket import WebSocket
+from sockhop.session_store.items import text
+from sockhop.workers.transports.context import SessionRequest
+from sockhop.workers.transports.events import Closing, Event, Messages, Part
+from sockhop.workers.transports.receiver import Receiver
+from sockhop.workers.transports.websocket_session import WebSocketResource, WebSocketTransport
+from sockhop.workers.websocket import WebSocket
 
 
 class RawWebSocketTransport(WebSocketTransport):

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Protocol
 
-from session_store.items import stored
-from workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part
-from workers.transports.receiver import Ended, Express, Receiver
+from sockhop.session_store.items import stored
+from sockhop.workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part
+from sockhop.workers.transports.receiver import Ended, Express, Receiver
 
 
 class Transport(Protocol):

@@ -22,16 +22,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
-from session_store.fanout import Run
-from session_store.items import close_of
-from session_store.sessions import Acknowledgement
-from workers.application import Service
-from workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
-from workers.httpserver.streams import DisconnectWatch
-from workers.runtime import Runtime
-from workers.transports.events import HEARTBEAT, OPENED, Closing, Event, Messages, Part
-from workers.transports.outbox import Outbox
+from sockhop.session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
+from sockhop.session_store.fanout import Run
+from sockhop.session_store.items import close_of
+from sockhop.session_store.sessions import Acknowledgement
+from sockhop.workers.application import Service
+from sockhop.workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
+from sockhop.workers.httpserver.streams import DisconnectWatch
+from sockhop.workers.runtime import Runtime
+from sockhop.workers.transports.events import HEARTBEAT, OPENED, Closing, Event, Messages, Part
+from sockhop.workers.transports.outbox import Outbox
 
 log = logging.getLogger("sockhop.receiver")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import falcon
 
-from session_store import SessionKey
-from workers.http import SockJSError
-from workers.sockjs.payload import PayloadError, decode_messages
-from workers.transports.context import SessionRequest
+from sockhop.session_store import SessionKey
+from sockhop.workers.http import SockJSError
+from sockhop.workers.sockjs.payload import PayloadError, decode_messages
+from sockhop.workers.transports.context import SessionRequest
 
 
 def read_body(req: falcon.Request, limit: int) -> bytes:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from workers.sockjs.framing import frame_of
-from workers.sockjs.payload import PayloadError, decode_messages
-from workers.transports.context import SessionRequest
-from workers.transports.events import Closing, Event, Messages
-from workers.transports.receiver import Receiver
-from workers.transports.websocket_session import WebSocketResource, WebSocketTransport
+from sockhop.workers.sockjs.framing import frame_of
+from sockhop.workers.sockjs.payload import PayloadError, decode_messages
+from sockhop.workers.transports.context import SessionRequest
+from sockhop.workers.transports.events import Closing, Event, Messages
+from sockhop.workers.transports.receiver import Receiver
+from sockhop.workers.transports.websocket_session import WebSocketResource, WebSocketTransport
 
 
 class SockJSWebSocketTransport(WebSocketTransport):

@@ -15,15 +15,15 @@ from collections.abc import Callable
 import falcon
 import gevent
 
-from session_store import StoreUnavailable
-from workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
-from workers.http import SockJSError
-from workers.httpserver.streams import SendNow
-from workers.transports.context import SessionRequest
-from workers.transports.events import Event, Messages
-from workers.transports.receive_cycle import receive
-from workers.transports.receiver import Receiver
-from workers.websocket import (
+from sockhop.session_store import StoreUnavailable
+from sockhop.workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
+from sockhop.workers.http import SockJSError
+from sockhop.workers.httpserver.streams import SendNow
+from sockhop.workers.transports.context import SessionRequest
+from sockhop.workers.transports.events import Event, Messages
+from sockhop.workers.transports.receive_cycle import receive
+from sockhop.workers.transports.receiver import Receiver
+from sockhop.workers.websocket import (
     TIMEOUT,
     ConnectionClosed,
     HandshakeError,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import JAVASCRIPT, TEXT_PLAIN, preflight
-from workers.sockjs.framing import xhr_chunk
-from workers.transports.context import SessionRequest, session_headers
-from workers.transports.delivery import poll
-from workers.transports.sending import body_text, deliver_text
+from sockhop.workers.http import JAVASCRIPT, TEXT_PLAIN, preflight
+from sockhop.workers.sockjs.framing import xhr_chunk
+from sockhop.workers.transports.context import SessionRequest, session_headers
+from sockhop.workers.transports.delivery import poll
+from sockhop.workers.transports.sending import body_text, deliver_text
 
 
 class XhrPolling:

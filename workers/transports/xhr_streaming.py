@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from workers.http import JAVASCRIPT
-from workers.sockjs.framing import XHR_STREAMING_PRELUDE, xhr_chunk
-from workers.transports.context import SessionRequest, session_headers
-from workers.transports.delivery import stream
-from workers.transports.xhr import XhrPolling
+from sockhop.workers.http import JAVASCRIPT
+from sockhop.workers.sockjs.framing import XHR_STREAMING_PRELUDE, xhr_chunk
+from sockhop.workers.transports.context import SessionRequest, session_headers
+from sockhop.workers.transports.delivery import stream
+from sockhop.workers.transports.xhr import XhrPolling
 
 
 class XhrStreaming:

@@ -16,9 +16,9 @@ WebSocketAwareMiddleware::
 the timeout expires, and None once the connection is closed.
 """
 
-from workers.websocket.connection import TIMEOUT, WebSocket
-from workers.websocket.errors import ConnectionClosed, HandshakeError
-from workers.websocket.wsgi import WebSocketAwareMiddleware, accept, end_wsgi_request
+from sockhop.workers.websocket.connection import TIMEOUT, WebSocket
+from sockhop.workers.websocket.errors import ConnectionClosed, HandshakeError
+from sockhop.workers.websocket.wsgi import WebSocketAwareMiddleware, accept, end_wsgi_request
 
 __all__ = [
     "TIMEOUT",

@@ -30,10 +30,10 @@ import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from workers.httpserver.sending import plain_socket, send_bounded
-from workers.httpserver.streams import SendNow
-from workers.websocket.errors import ConnectionClosed
-from workers.websocket.protocol import (
+from sockhop.workers.httpserver.sending import plain_socket, send_bounded
+from sockhop.workers.httpserver.streams import SendNow
+from sockhop.workers.websocket.errors import ConnectionClosed
+from sockhop.workers.websocket.protocol import (
     Dropped,
     Failed,
     FramingProtocol,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from workers.websocket.errors import HandshakeError
+from sockhop.workers.websocket.errors import HandshakeError
 
 RFC6455_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SUPPORTED_VERSION = "13"

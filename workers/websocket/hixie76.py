@@ -8,8 +8,8 @@ peer close reads as 1000 and our own failures are only visible locally.
 
 from __future__ import annotations
 
-from workers.websocket.errors import ConnectionClosed
-from workers.websocket.protocol import Dropped, Event, Failed, MessageReceived, PeerClosed
+from sockhop.workers.websocket.errors import ConnectionClosed
+from sockhop.workers.websocket.protocol import Dropped, Event, Failed, MessageReceived, PeerClosed
 
 CLOSE_FRAME = b"\xff\x00"
 _TEXT_START = 0x00

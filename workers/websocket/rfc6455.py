@@ -31,8 +31,8 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.utilities import LocalProtocolError
 
-from workers.websocket.errors import ConnectionClosed
-from workers.websocket.protocol import (
+from sockhop.workers.websocket.errors import ConnectionClosed
+from sockhop.workers.websocket.protocol import (
     Dropped,
     Event,
     Failed,

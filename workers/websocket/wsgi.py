@@ -26,12 +26,12 @@ from typing import Any, Final
 
 import gevent
 
-from workers.httpserver.streams import ENVIRON_READAHEAD, ENVIRON_SOCKET
-from workers.websocket import handshake
-from workers.websocket.connection import WebSocket
-from workers.websocket.hixie76 import Hixie76Protocol
-from workers.websocket.protocol import FramingProtocol
-from workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
+from sockhop.workers.httpserver.streams import ENVIRON_READAHEAD, ENVIRON_SOCKET
+from sockhop.workers.websocket import handshake
+from sockhop.workers.websocket.connection import WebSocket
+from sockhop.workers.websocket.hixie76 import Hixie76Protocol
+from sockhop.workers.websocket.protocol import FramingProtocol
+from sockhop.workers.websocket.rfc6455 import Rfc6455Protocol, negotiate_deflate
 
 log = logging.getLogger("sockhop.websocket")
 
