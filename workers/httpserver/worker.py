@@ -37,6 +37,9 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
     def init_signals(self) -> None:
         # After fork and gevent's hub reinit, before post_worker_init (which waits on it).
         self.stopping = gevent.event.Event()
+        # gevent keeps each greenlet's spawning stack (~10 frames) for debugging
+        # tools: ~3 KiB per greenlet, which a worker holding thousands pays for.
+        gevent.config.track_greenlet_tree = False
         self._servers: list[StreamServer] = []
         self._addresses: dict[Any, tuple[str, str]] = {}
         super().init_signals()

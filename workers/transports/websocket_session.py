@@ -1,8 +1,9 @@
 """A websocket bound to a session: what the framed and raw websocket share.
 
-The socket's reader greenlet hands messages to the handler; this greenlet
-runs the receive cycle. The websocket holds the session's receiver lease for
-its whole life, so sends from any process reach it.
+The websocket's read steps hand the messages of each read to the handler
+(WebSocket.listen); this greenlet runs the receive cycle. The websocket holds
+the session's receiver lease for its whole life, so sends from any process
+reach it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 import falcon
-import gevent
 
 from sockhop.session_store import StoreUnavailable
 from sockhop.workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
@@ -24,7 +25,6 @@ from sockhop.workers.transports.events import Event, Messages
 from sockhop.workers.transports.receive_cycle import receive
 from sockhop.workers.transports.receiver import Receiver
 from sockhop.workers.websocket import (
-    TIMEOUT,
     ConnectionClosed,
     HandshakeError,
     WebSocket,
@@ -34,7 +34,7 @@ from sockhop.workers.websocket import (
 
 log = logging.getLogger("sockhop.websocket")
 
-# What the reader does with the websocket messages of one read; False: close the connection.
+# What the handler does with the websocket messages of one read; False: close the connection.
 OnTexts = Callable[[Receiver, list[str]], bool]
 _DONE = object()
 
@@ -46,7 +46,6 @@ class WebSocketTransport:
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        self.reader: gevent.Greenlet | None = None
         self.receiver: Receiver | None = None
 
     def write(self, event: Event) -> None:
@@ -61,11 +60,11 @@ class WebSocketTransport:
 
     def express(self, event: Messages) -> bool:
         """Write without waking the cycle. What the session's handler sends to
-        its own socket (an echo, a reply) goes out from the reader greenlet at
-        once. Any other greenlet (the fan-out) writes only if the socket takes
-        it without waiting: a stalled client must not hold it; a frame written
-        in part is finished by the cycle (flush)."""
-        if gevent.getcurrent() is self.reader:
+        its own socket (an echo, a reply) goes out from the read step at once.
+        Any other greenlet (the fan-out) writes only if the socket takes it
+        without waiting: a stalled client must not hold it; a frame written in
+        part is finished by the cycle (flush)."""
+        if self.ws.reading_here():
             with contextlib.suppress(ConnectionClosed):  # the reader sees the socket end
                 self.write(event)
             return True
@@ -118,6 +117,7 @@ def open_websocket(
             max_message_size=ctx.service.max_message_size or settings.max_websocket_message_size,
             write_timeout=settings.write_timeout,
             ping_interval=settings.websocket_ping_interval,
+            read_now=False,  # serve_session listens once the session is open
         )
     except HandshakeError as exc:
         resp.status = exc.status
@@ -143,7 +143,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
             return
         runtime.dispatcher.local_sockets[receiver.key.tag] = receiver
         transport.receiver = receiver
-        transport.reader = gevent.spawn(_read, ws, receiver, on_texts)
+        ws.listen(partial(_arrived, ws, receiver, on_texts), receiver.client_left)
         for _ in cycle:
             ws.flush()  # what an express write left; each write is on the wire when done
     except ConnectionClosed as exc:
@@ -153,8 +153,6 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
     finally:
         cycle.close()
         runtime.dispatcher.local_sockets.pop(receiver.key.tag, None)
-        if transport.reader is not None:
-            transport.reader.kill(block=False)
         if runtime.draining:
             ws.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason)
         ws.close()
@@ -173,25 +171,15 @@ def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:
     ws.close(STORE_UNAVAILABLE.code, STORE_UNAVAILABLE.reason)
 
 
-def _read(ws: WebSocket, receiver: Receiver, on_texts: OnTexts) -> None:
+def _arrived(ws: WebSocket, receiver: Receiver, on_texts: OnTexts, texts: list[str]) -> bool:
+    """The messages of one read (so that the handler calls they make share one
+    round trip to Redis); False once the session must end."""
     try:
-        while (texts := _arrived(ws)) and on_texts(receiver, texts):
-            pass
+        if on_texts(receiver, texts):
+            return True
     except ConnectionClosed:
         pass
     except StoreUnavailable as exc:
         store_unavailable(ws, exc)
-    finally:
-        receiver.client_left()
-
-
-def _arrived(ws: WebSocket) -> list[str]:
-    """The next message and every one that arrived with it (what one read of the
-    socket brought, at most the websocket's inbox), so that the handler calls
-    they make share one round trip to Redis. [] once the connection ended."""
-    texts: list[str] = []
-    message = ws.receive()
-    while message is not None and message is not TIMEOUT:
-        texts.append(message.decode("utf-8", "replace") if isinstance(message, bytes) else message)
-        message = ws.receive(0)
-    return texts
+    receiver.client_left()
+    return False

@@ -1,19 +1,26 @@
-"""The websocket object: one reader greenlet per connection, writes under a lock.
+"""The websocket object: reading driven by the event loop, writes under a lock.
 
-Why a reader greenlet rather than reading inside receive(): the connection
-must answer pings, send its own keep-alive pings and see the peer's close
-while the application is busy elsewhere (e.g. blocked on a Redis queue), and
-close() must work from any greenlet (SIGTERM handling) while another one is
-blocked in receive(). Only the reader ever reads the socket; every write
-(application messages, pongs, pings, close frames) goes through _write(),
-which holds a lock (the deflate compressor's context must follow the order
-on the wire) and bounds a blocked write (send_bounded), since the socket has
-no write timeout of its own.
+Nothing waits on the socket while no input comes: an io watcher on the socket
+and a timer (keep-alive ping, pong timeout, close deadline) run a read step in
+a fresh greenlet when there is something to read or a deadline passed; the
+step reads what the socket holds without waiting, acts on it, and ends. So an
+idle websocket holds no greenlet of its own (a greenlet and its saved stack
+cost more than the rest of the connection).
 
-Messages wait in a small inbox until receive() takes them. When it holds
-MAX_INBOX_MESSAGES messages or max_message_size bytes, the reader stops
-reading, so a client cannot make the server buffer without bound: TCP flow
-control pushes back instead.
+The connection must answer pings, send its own keep-alive pings and see the
+peer's close while the application is busy elsewhere (e.g. blocked on a Redis
+queue), and close() must work from any greenlet (SIGTERM handling) while
+another one is blocked in receive(). Only read steps read the socket, one at a
+time; every write (application messages, pongs, pings, close frames) goes
+through _write(), which holds a lock (the deflate compressor's context must
+follow the order on the wire) and bounds a blocked write (send_bounded), since
+the socket has no write timeout of its own.
+
+Messages go either to a listener (listen(): the messages of one read, handed
+over in the read step's greenlet) or into a small inbox until receive() takes
+them. When the inbox holds MAX_INBOX_MESSAGES messages or max_message_size
+bytes, the read step waits for room, so a client cannot make the server buffer
+without bound: TCP flow control pushes back instead.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Final, overload
+from typing import Any, Final, overload
 
 import gevent
 from gevent.event import Event
@@ -53,9 +60,19 @@ RECV_SIZE: Final = 64 * 1024
 #: TCP reset) before the socket is shut.
 CLOSE_TIMEOUT: Final = 2.0
 MAX_INBOX_MESSAGES: Final = 64
+_READ: Final = 1  # libev's EV_READ
+
+#: listen(): what to do with the messages of one read (False: stop reading them),
+#: and what to do once the connection ended (called once, in a read step).
+OnMessages = Callable[[list[str]], bool]
+OnEnd = Callable[[], None]
 
 ABNORMAL_CLOSURE: Final = 1006
 INTERNAL_ERROR: Final = 1011
+
+
+def _discard(messages: list[str]) -> bool:
+    return True
 
 
 def sendable_close_code(code: int) -> bool:
@@ -123,7 +140,14 @@ class WebSocket:
         self._pings = 0
         self._pong_payload: bytes | None = None
         self._pong_sender: gevent.Greenlet | None = None
-        self._reader: gevent.Greenlet | None = None
+        # The greenlet of the read step running now, if one is.
+        self._reader: Any = None
+        self._started = False  # reading has begun
+        self._unread: bytes | None = None  # accepted, reading left to listen(): input so far
+        self._readable: Any = None  # the io watcher, and the deadline's timer, while armed
+        self._timer: Any = None
+        self._on_messages: OnMessages | None = None
+        self._on_end: OnEnd | None = None
 
     # -- public interface ---------------------------------------------------
 
@@ -181,6 +205,8 @@ class WebSocket:
         reasons are cut to 123 bytes of UTF-8. Nothing is sent on hixie-76 but
         its bare close frame.
         """
+        if self._unread is not None:
+            self._begin_reading()  # the closing handshake needs a reader
         if not self._close_started:
             self._close_started = True
             self._inbox_ready.set()
@@ -190,7 +216,7 @@ class WebSocket:
                     log.debug("websocket close code %r is not sendable, using 1000", code)
                     code = 1000
                 self._send_close(code, reason)
-        if gevent.getcurrent() is self._reader or self._reader is None:
+        if not self._started or gevent.getcurrent() is self._reader:
             return
         if not self._done.wait(self._close_timeout):
             self._shutdown()
@@ -198,8 +224,33 @@ class WebSocket:
 
     # -- lifecycle (used by accept) ----------------------------------------
 
-    def _start(self, initial_data: bytes = b"") -> None:
-        self._reader = gevent.spawn(self._read_loop, initial_data)
+    def _start(self, initial_data: bytes = b"", *, read_now: bool = True) -> None:
+        self._unread = initial_data
+        if read_now:
+            self._begin_reading()
+
+    def _begin_reading(self) -> None:
+        initial_data, self._unread = self._unread or b"", None
+        self._started = True
+        self._readable = gevent.get_hub().loop.io(plain_socket(self._sock).fileno(), _READ)
+        if initial_data:
+            gevent.spawn(self._read_step, initial_data)
+        else:
+            self._arm()
+
+    def listen(self, on_messages: OnMessages, on_end: OnEnd) -> None:
+        """Start reading (accepted with read_now=False): hand the messages of each
+        read to on_messages, in the read step's greenlet, instead of queueing them
+        for receive(); on_end once the connection ended."""
+        self._on_messages, self._on_end = on_messages, on_end
+        if self._unread is not None:
+            self._begin_reading()
+        elif self._done.is_set():
+            on_end()
+
+    def reading_here(self) -> bool:
+        """True in the greenlet of a read step (where a listener runs)."""
+        return gevent.getcurrent() is self._reader
 
     def _mark_dropped(self) -> None:
         """The handshake could not be completed: born closed, with 1006."""
@@ -259,6 +310,8 @@ class WebSocket:
             return
         self._close_sent = True
         self._close_deadline = time.monotonic() + self._close_timeout
+        if self._readable is not None and self._readable.active:
+            self._arm_timer()  # waiting without a read step: the close deadline is new
         with contextlib.suppress(ConnectionClosed):
             self._write(lambda: self._protocol.close(code, reason))
 
@@ -273,44 +326,69 @@ class WebSocket:
 
     # -- reading --------------------------------------------------------------
 
-    def _read_loop(self, initial_data: bytes) -> None:
+    def _arm(self) -> None:
+        """Wait for input or the next deadline without a greenlet."""
+        self._readable.start(self._wake)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        deadline = self._next_deadline()
+        if deadline is not None:
+            self._timer = gevent.get_hub().loop.timer(max(0.0, deadline - time.monotonic()))
+            self._timer.start(self._wake)
+
+    def _disarm(self) -> None:
+        self._readable.stop()
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+
+    def _wake(self) -> None:
+        """In the event loop: input arrived or a deadline passed."""
+        self._disarm()
+        gevent.spawn(self._read_step, b"")
+
+    def _read_step(self, initial_data: bytes) -> None:
+        """Read what the socket holds and act on it; then wait again, or finish."""
+        self._reader = gevent.getcurrent()
+        more = False
         try:
-            if initial_data:
-                self._handle(initial_data)
-            while not self._stopping:
-                data = self._recv()
-                if data is None:
-                    continue  # a timer fired and was dealt with
-                if not self._handle(data):
-                    break
+            more = self._read_available(initial_data)
         except Exception:
             log.exception("websocket reader failed")
             self.close_code = self.close_code or INTERNAL_ERROR
         finally:
-            self._finish()
+            self._reader = None
+            if more:
+                self._arm()
+            else:
+                self._finish()
 
-    def _recv(self) -> bytes | None:
-        """One read of at most RECV_SIZE bytes; b"" at EOF; None if a timer fired."""
-        deadline = self._next_deadline()
-        timeout = None
-        if deadline is not None:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
+    def _read_available(self, initial_data: bytes) -> bool:
+        """False once the connection must end."""
+        if initial_data and not self._handle(initial_data):
+            return False
+        raw = plain_socket(self._sock)
+        while not self._stopping:
+            deadline = self._next_deadline()
+            if deadline is not None and deadline <= time.monotonic():
                 self._on_timer()
-                return None
-        data = None
-        try:
-            with gevent.Timeout(timeout, False):
-                data = self._sock.recv(RECV_SIZE)
-        except OSError:
-            return b""
-        if data is None:
-            self._on_timer()
-            return None
-        if data:
-            self._last_received = time.monotonic()
-            self._ping_sent_at = None  # any input shows the peer is alive
-        return data
+                continue
+            try:
+                data = raw.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if data:
+                self._last_received = time.monotonic()
+                self._ping_sent_at = None  # any input shows the peer is alive
+            if not self._handle(data):
+                return False
+        return False
 
     def _next_deadline(self) -> float | None:
         if self._close_deadline is not None:
@@ -323,9 +401,6 @@ class WebSocket:
 
     def _on_timer(self) -> None:
         now = time.monotonic()
-        deadline = self._next_deadline()
-        if deadline is None or now < deadline:
-            return  # woke up early: wait again
         if self._close_deadline is not None:
             log.debug("websocket: no close frame from the peer in time, dropping")
             self._stopping = True
@@ -345,14 +420,25 @@ class WebSocket:
         """Feed one read to the protocol and act on its events; False: stop reading."""
         if self._lingering:
             return bool(data)  # draining after a failure: discard until EOF
+        arrived: list[str | bytes] = []
+        try:
+            return self._handle_events(data, arrived)
+        finally:
+            if arrived:
+                self._deliver(arrived)
+
+    def _handle_events(self, data: bytes, arrived: list[str | bytes]) -> bool:
         for event in self._protocol.receive_data(data or None):
             if isinstance(event, MessageReceived):
-                self._deliver(event.data)
+                arrived.append(event.data)
             elif isinstance(event, PingReceived):
                 self._answer_ping(event.payload)
             elif isinstance(event, PongReceived):
                 self._ping_sent_at = None
             elif isinstance(event, PeerClosed):
+                if arrived:  # what came before the close goes first
+                    self._deliver(arrived)
+                    arrived.clear()
                 self.close_code, self.close_reason = event.code, event.reason
                 self._send_close(event.code, event.reason)  # echo, unless ours went first
                 return False
@@ -391,16 +477,23 @@ class WebSocket:
         finally:
             self._pong_sender = None
 
-    def _deliver(self, message: str | bytes) -> None:
-        while not self._close_started and (len(self._inbox) >= MAX_INBOX_MESSAGES
-                                           or self._inbox_bytes >= self._max_inbox_bytes):
-            self._inbox_space.clear()
-            self._inbox_space.wait()
-        if self._close_started:
+    def _deliver(self, messages: list[str | bytes]) -> None:
+        if self._on_messages is not None:
+            if not self._close_started and not self._on_messages(
+                    [m.decode("utf-8", "replace") if isinstance(m, bytes) else m
+                     for m in messages]):
+                self._on_messages = _discard  # the listener is done: drop what follows
             return
-        self._inbox.append(message)
-        self._inbox_bytes += len(message)
-        self._inbox_ready.set()
+        for message in messages:
+            while not self._close_started and (len(self._inbox) >= MAX_INBOX_MESSAGES
+                                               or self._inbox_bytes >= self._max_inbox_bytes):
+                self._inbox_space.clear()
+                self._inbox_space.wait()
+            if self._close_started:
+                return
+            self._inbox.append(message)
+            self._inbox_bytes += len(message)
+            self._inbox_ready.set()
 
     def _take(self) -> str | bytes:
         message = self._inbox.popleft()
@@ -409,9 +502,15 @@ class WebSocket:
         return message
 
     def _finish(self) -> None:
+        if self._readable is not None:
+            self._disarm()
+            self._readable.close()
         if self.close_code is None:
             self.close_code = ABNORMAL_CLOSURE
         self._shutdown()
         self._done.set()
         self._inbox_ready.set()
         self._inbox_space.set()
+        on_end, self._on_end, self._on_messages = self._on_end, None, None
+        if on_end is not None:
+            on_end()

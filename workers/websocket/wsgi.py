@@ -48,7 +48,8 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: float,
-           ping_interval: float, ping_timeout: float | None = None) -> WebSocket:
+           ping_interval: float, ping_timeout: float | None = None,
+           read_now: bool = True) -> WebSocket:
     """Validate the upgrade request, write the 101 response on
     environ[ENVIRON_SOCKET] and return the WebSocket.
 
@@ -58,6 +59,8 @@ def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: flo
     response after the websocket ends. ``ping_interval`` <= 0 disables pings;
     ``ping_timeout`` defaults to ``ping_interval``. If the connection breaks
     during the handshake, the returned WebSocket is already closed (1006).
+    ``read_now=False``: reading starts with WebSocket.listen() (or close()),
+    so that nothing is read before the listener is ready.
     """
     request = handshake.validate(environ)
     sock = environ.get(ENVIRON_SOCKET)
@@ -91,7 +94,7 @@ def accept(environ: dict[str, Any], *, max_message_size: int, write_timeout: flo
         log.debug("websocket handshake broke off: %r", exc)
         ws._mark_dropped()
         return ws
-    ws._start(pending)
+    ws._start(pending, read_now=read_now)
     return ws
 
 
