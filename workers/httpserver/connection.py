@@ -35,7 +35,9 @@ from sockhop.workers.httpserver.streams import (
     ENVIRON_READAHEAD,
     ENVIRON_SEND_NOW,
     ENVIRON_SOCKET,
+    ENVIRON_TAKE_OVER,
     SendNow,
+    TakeOver,
 )
 
 log = logging.getLogger("sockhop.http")
@@ -61,13 +63,14 @@ class Limits:
 class Connection:
     def __init__(self, sock: socket.socket, addr: Any, server: tuple[str, str],
                  app: WSGIApp, limits: Limits, base_environ: dict[str, Any],
-                 request_served: Callable[[], bool]) -> None:
+                 request_served: Callable[[], bool], take_over: TakeOver | None = None) -> None:
         self.sock = sock
         self._raw = plain_socket(sock)
         self.app = app
         self.limits = limits
         # Called once per request: False when the worker is stopping (close after it).
         self.request_served = request_served
+        self.take_over = take_over  # offered to the app (see streams.TakeOver)
         self.parser = RequestParser(limits.max_body_size)
         self.base_environ = base_environ
         self.server_name, self.server_port = server
@@ -273,6 +276,8 @@ class Connection:
             ENVIRON_READAHEAD: self._take_readahead,
             ENVIRON_SEND_NOW: self.send_now,
         })
+        if self.take_over is not None:
+            environ[ENVIRON_TAKE_OVER] = self.take_over
         for raw_name, value in request.headers:
             name = raw_name.decode("latin-1")
             if "_" in name:

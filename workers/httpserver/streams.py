@@ -4,7 +4,9 @@ interface transports use (nothing else of the HTTP layer is theirs to touch).
 - the client socket, to notice a client that leaves while its request waits;
 - send_now, to write to a streamed body from another greenlet at once;
 - the bytes read past a request, for a protocol that takes the socket over
-  (websockets).
+  (websockets);
+- taking the connection over for good: the request's handler may then return
+  while the connection lives on (a websocket waiting without a greenlet).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ ENVIRON_SOCKET = "sockhop.socket"
 ENVIRON_READAHEAD = "sockhop.readahead"
 #: environ key: the connection's send_now, for writing to a streamed body from elsewhere.
 ENVIRON_SEND_NOW = "sockhop.send_now"
+#: environ key, where the server offers it: TakeOver.
+ENVIRON_TAKE_OVER = "sockhop.take_over"
 
 
 class SendNow(Enum):
@@ -33,6 +37,12 @@ class SendNow(Enum):
 
 
 SendNowFn = Callable[[bytes], SendNow]
+# Returns the taker's own handle on the client socket and the function to call
+# once it is done with it (closes it; the server stops counting the connection,
+# e.g. towards worker_connections and the drain at shutdown). After the call,
+# the server neither writes nor closes anything of this connection once the
+# request's handler returns (by StopIteration, as after any websocket).
+TakeOver = Callable[[], tuple[Any, Callable[[], None]]]
 
 
 def client_socket(environ: Mapping[str, Any]) -> Any:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import gevent
 import gevent.event
-from gevent.pool import Pool
+from gevent.pool import Group, Pool
 from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
@@ -24,6 +25,49 @@ DEFAULT_WRITE_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 # How often the run loop tells the master it is alive (gunicorn's own pace).
 NOTIFY_INTERVAL = 1.0
+
+
+class ConnectionPool(Pool):  # type: ignore[misc]
+    """The connections' handlers, and connections taken over from them (see
+    streams.TakeOver: a waiting websocket holds no greenlet). Both count
+    towards worker_connections, and joining waits for both."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.held = 0
+        self._handing_over: set[Any] = set()
+        self._none_held = gevent.event.Event()
+        self._none_held.set()
+
+    def hold(self) -> None:
+        """The current handler's connection outlives it: its slot stays taken
+        until release()."""
+        self._handing_over.add(gevent.getcurrent())
+        self.held += 1
+        self._none_held.clear()
+
+    def release(self) -> None:
+        self.held -= 1
+        self._semaphore.release()
+        if not self.held:
+            self._none_held.set()
+
+    def _discard(self, greenlet: Any) -> None:
+        if greenlet in self._handing_over:
+            self._handing_over.discard(greenlet)
+            Group._discard(self, greenlet)  # its slot went to the held connection
+        else:
+            super()._discard(greenlet)
+
+    def free_count(self) -> int:
+        return max(0, self.size - len(self) - self.held)
+
+    def join(self, timeout: float | None = None, raise_error: bool = False) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not super().join(timeout, raise_error):
+            return False
+        return bool(self._none_held.wait(
+            None if deadline is None else max(0.0, deadline - time.monotonic())))
 
 
 class SockhopWorker(GeventWorker):  # type: ignore[misc]
@@ -42,6 +86,7 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         gevent.config.track_greenlet_tree = False
         self._servers: list[StreamServer] = []
         self._addresses: dict[Any, tuple[str, str]] = {}
+        self._pools: dict[Any, ConnectionPool] = {}
         super().init_signals()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
@@ -86,8 +131,9 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             self._addresses[listener] = (
                 (str(name[0]), str(name[1])) if isinstance(name, tuple) else (str(name), "")
             )
+            pool = self._pools[listener] = ConnectionPool(self.worker_connections)
             server = StreamServer(listener, handle=partial(self.handle, listener),
-                                  spawn=Pool(self.worker_connections), **ssl_args)
+                                  spawn=pool, **ssl_args)
             if self.cfg.workers > 1:
                 server.max_accept = 1  # leave the other workers their share
             self._servers.append(server)
@@ -124,11 +170,13 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             )
             self._environ = base_environ(multiprocess=self.cfg.workers > 1)
         assert self._environ is not None
+        # An SSL socket is closed by the server's wrapper whatever we say: never taken over.
+        take_over = None if self.cfg.is_ssl else partial(_take_over, self._pools[listener], client)
         try:
             Connection(client, addr, self._addresses[listener], self.wsgi, self._limits,
-                       self._environ, self._request_served).serve()
+                       self._environ, self._request_served, take_over).serve()
         finally:
-            client.close()
+            client.close()  # the server's handle; a taker has its own
 
     def _request_served(self) -> bool:
         """Count a request (gunicorn's max_requests restarts the worker, as its own
@@ -139,3 +187,12 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             self.alive = False
             self._begin_stopping()
         return bool(self.alive)
+
+
+def _take_over(pool: ConnectionPool, client: Any) -> tuple[Any, Callable[[], None]]:
+    """streams.TakeOver: a handle of the taker's own on the socket (the handler's
+    is closed when it returns), counted by the pool until released."""
+    held = client.dup()
+    held.settimeout(None)
+    pool.hold()
+    return held, pool.release

@@ -34,6 +34,8 @@ class HttpTransport:
     """SockJS frames as chunks of an HTTP response; the body's generator writes
     what write() rendered, then resumes the cycle."""
 
+    parks = False  # the body's generator waits in the cycle
+
     __slots__ = ("express", "flush", "limit", "once", "out", "receiver", "send_now", "sent",
                  "wrap")
 

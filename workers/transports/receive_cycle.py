@@ -10,7 +10,7 @@ answer, a stream's last chunk) the cycle lets go of the lease.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from functools import lru_cache
 from typing import Protocol
 
@@ -28,12 +28,21 @@ class Transport(Protocol):
     # Writes messages from another greenlet while the cycle waits (fan-out),
     # or None: only the cycle's own greenlet writes.
     express: Express | None
+    # The cycle's driver waits for it: the cycle yields a Park (the heartbeat
+    # delay: how long to wait) and is sent back whether the waiter rang.
+    # False: the cycle waits itself, blocking its greenlet.
+    parks: bool
 
     def write(self, event: Event) -> None:
         """Render and write (or hand to the driver to write before resuming)."""
 
     def full(self) -> bool:
         """The response reached its size limit: end it, the client reconnects."""
+
+
+class Park(float):
+    """Yielded by the cycle of a parking transport: wait (at most this many
+    seconds) for the receiver's waiter, then send() whether it rang."""
 
 
 @lru_cache(maxsize=8)
@@ -44,10 +53,11 @@ def heartbeat_event(message: str | None) -> Event:
 
 
 def receive(receiver: Receiver, transport: Transport,
-            heartbeat_delay: float) -> Iterator[None]:
+            heartbeat_delay: float) -> Generator[Park | None, bool, None]:
     """Serve the session over transport until it must end, letting go of the
     lease before the driver ends the response."""
     heartbeat = heartbeat_event(receiver.service.heartbeat_message)
+    park = Park(heartbeat_delay)
     try:
         first = receiver.open()
         if first is None:
@@ -70,7 +80,12 @@ def receive(receiver: Receiver, transport: Transport,
                 return
             receiver.express = transport.express  # only while waiting: events keep their order
             try:
-                outcome = receiver.wait(heartbeat_delay)
+                if not transport.parks:
+                    outcome = receiver.wait(heartbeat_delay)
+                elif receiver.must_wait():
+                    outcome = receiver.woken((yield park))
+                else:
+                    outcome = None
             finally:
                 receiver.express = None
             yield  # the driver finishes what an express write left, before anything else

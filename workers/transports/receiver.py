@@ -206,11 +206,19 @@ class Receiver:
     def wait(self, timeout: float) -> Event | None:
         """Wait for something to send: returns None with it loaded, or HEARTBEAT
         when the heartbeat is due. Raises Ended when this receiver must end."""
+        if not self.must_wait():
+            return None
+        return self.woken(self.waiter.wait(timeout))
+
+    def must_wait(self) -> bool:
+        """False: something is loaded to send. Raises Ended when draining.
+        (wait() in two halves, for a driver that waits without a greenlet.)"""
         if self.runtime.draining:
             raise Ended
-        if self.outbox or self.catch_up:
-            return None
-        rung = self.waiter.wait(timeout)
+        return not (self.outbox or self.catch_up)
+
+    def woken(self, rung: bool) -> Event | None:
+        """After waiting: rung, or the heartbeat is due (see wait())."""
         if self.client_gone:
             # The client closed its receiving request itself: as in sockjs-node,
             # that ends the session (a lost *server* keeps it for disconnect_delay).

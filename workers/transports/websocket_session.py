@@ -13,8 +13,10 @@ import logging
 import uuid
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import falcon
+import gevent
 
 from sockhop.session_store import StoreUnavailable
 from sockhop.workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
@@ -22,7 +24,7 @@ from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import SendNow
 from sockhop.workers.transports.context import SessionRequest
 from sockhop.workers.transports.events import Event, Messages
-from sockhop.workers.transports.receive_cycle import receive
+from sockhop.workers.transports.receive_cycle import Park, receive
 from sockhop.workers.transports.receiver import Receiver
 from sockhop.workers.websocket import (
     ConnectionClosed,
@@ -31,6 +33,7 @@ from sockhop.workers.websocket import (
     accept,
     end_wsgi_request,
 )
+from sockhop.workers.websocket.wsgi import hand_over
 
 log = logging.getLogger("sockhop.websocket")
 
@@ -43,6 +46,7 @@ class WebSocketTransport:
     """A websocket carrying a session; subclasses render the events."""
 
     once = False
+    parks = False  # True once handed over: see WebSocketSession
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
@@ -133,36 +137,112 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
 
     Websocket sessions never share state by id (the protocol requires two
     sockets with one id to be independent), so each gets its own store id.
+    Where the server lets the websocket outlive this request (hand_over), this
+    returns as soon as the session first waits: see WebSocketSession.
     """
-    runtime = ctx.runtime
+    receiver = Receiver(ctx.runtime, ctx.service, uuid.uuid4().hex)
+    session = WebSocketSession(ctx, transport, receiver)
     ws = transport.ws
-    receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex)
-    cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
-        if next(cycle, _DONE) is _DONE:  # the session is open once this returns
-            return
-        runtime.dispatcher.local_sockets[receiver.key.tag] = receiver
-        transport.receiver = receiver
-        ws.listen(partial(_arrived, ws, receiver, on_texts), receiver.client_left)
-        for _ in cycle:
-            ws.flush()  # what an express write left; each write is on the wire when done
+        if next(session.cycle, _DONE) is not _DONE:  # the session is open once this returns
+            ctx.runtime.dispatcher.local_sockets[receiver.key.tag] = receiver
+            transport.receiver = receiver
+            session.hand_back = hand_over(req.env)
+            transport.parks = session.hand_back is not None
+            ws.listen(partial(_arrived, ws, receiver, on_texts), receiver.client_left)
+            session.drive(None)
+            if session.hand_back is not None:
+                return  # it lives on without this greenlet, and ends itself
+        else:
+            session.end()
     except ConnectionClosed as exc:
         log.debug("websocket ended: %r", exc)
+        session.end()
     except StoreUnavailable as exc:
         store_unavailable(ws, exc)
-    finally:
-        cycle.close()
-        runtime.dispatcher.local_sockets.pop(receiver.key.tag, None)
-        if runtime.draining:
-            ws.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason)
-        ws.close()
-        receiver.client_left()
+        session.end()
+    except BaseException:
+        session.end()
+        raise
+    end_wsgi_request(req.env)
+
+
+class WebSocketSession:
+    """Drives a websocket session's receive cycle.
+
+    While the cycle waits, a websocket handed over by the server (hand_over)
+    holds no greenlet: the cycle is parked on its waiter's ring and a timer
+    for the heartbeat, either of which resumes it in a fresh greenlet; the
+    greenlet ends when the cycle waits again. Input is read the same way
+    (WebSocket.listen). Otherwise the cycle waits in the request's greenlet.
+    """
+
+    __slots__ = ("cycle", "hand_back", "receiver", "runtime", "service", "timer", "transport")
+
+    def __init__(self, ctx: SessionRequest, transport: WebSocketTransport,
+                 receiver: Receiver) -> None:
+        self.runtime = ctx.runtime
+        self.service = ctx.service
+        self.transport = transport
+        self.receiver = receiver
+        self.cycle = receive(receiver, transport, ctx.runtime.settings.heartbeat_delay)
+        self.hand_back: Callable[[], None] | None = None  # once it ends (hand_over)
+        self.timer: Any = None  # while parked: the heartbeat's
+
+    def drive(self, rung: bool | None) -> None:
+        """Run the cycle (sending it `rung` after a park) until it parks or ends."""
+        ws = self.transport.ws
         try:
-            runtime.dispatcher.close(ctx.service, receiver.key, NORMAL)
-        except StoreUnavailable:
-            log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
-        receiver.finish()  # never skipped: it unregisters the waiter and channel followers
-        end_wsgi_request(req.env)
+            step = next(self.cycle) if rung is None else self.cycle.send(rung)
+            while not isinstance(step, Park):
+                ws.flush()  # what an express write left; each write is on the wire when done
+                step = next(self.cycle)
+        except StopIteration:
+            pass
+        except ConnectionClosed as exc:
+            log.debug("websocket ended: %r", exc)
+        except StoreUnavailable as exc:
+            store_unavailable(ws, exc)
+        except Exception:
+            log.exception("websocket session %s failed", self.receiver.key.tag)
+        else:
+            self._park(step)
+            return
+        self.end()
+
+    def _park(self, delay: float) -> None:
+        self.timer = gevent.get_hub().loop.timer(delay)
+        self.timer.start(self._wake)
+        self.receiver.waiter.event.rawlink(self._wake)  # at once if it rang already
+
+    def _wake(self, *_: object) -> None:
+        """In the event loop: the waiter rang, or the heartbeat is due."""
+        if self.timer is None:
+            return  # woken already
+        self.timer.close()
+        self.timer = None
+        event = self.receiver.waiter.event
+        event.unlink(self._wake)
+        gevent.spawn(self.drive, event.is_set())
+
+    def end(self) -> None:
+        """Close the websocket (1001 when draining) and the session, let go."""
+        runtime, receiver, ws = self.runtime, self.receiver, self.transport.ws
+        try:
+            self.cycle.close()
+            runtime.dispatcher.local_sockets.pop(receiver.key.tag, None)
+            if runtime.draining:
+                ws.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason)
+            ws.close()
+            receiver.client_left()
+            try:
+                runtime.dispatcher.close(self.service, receiver.key, NORMAL)
+            except StoreUnavailable:
+                log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
+        finally:
+            receiver.finish()  # never skipped: it unregisters the waiter and channel followers
+            if self.hand_back is not None:
+                self.hand_back()
 
 
 def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:

@@ -22,11 +22,16 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Final
 
 import gevent
 
-from sockhop.workers.httpserver.streams import ENVIRON_READAHEAD, ENVIRON_SOCKET
+from sockhop.workers.httpserver.streams import (
+    ENVIRON_READAHEAD,
+    ENVIRON_SOCKET,
+    ENVIRON_TAKE_OVER,
+)
 from sockhop.workers.websocket import handshake
 from sockhop.workers.websocket.connection import WebSocket
 from sockhop.workers.websocket.hixie76 import Hixie76Protocol
@@ -39,6 +44,7 @@ log = logging.getLogger("sockhop.websocket")
 ENVIRON_MIDDLEWARE: Final = "sockhop.websocket.middleware"
 ENVIRON_WEBSOCKET: Final = "sockhop.websocket"
 ENVIRON_ENDED: Final = "sockhop.websocket.ended"
+ENVIRON_HANDED_OVER: Final = "sockhop.websocket.handed_over"
 
 #: How long a hixie-76 client may take to send key3 after our 101 head.
 HIXIE76_KEY3_TIMEOUT: Final = 10.0
@@ -112,6 +118,31 @@ def end_wsgi_request(environ: dict[str, Any]) -> list[bytes]:
     return []
 
 
+def hand_over(environ: dict[str, Any]) -> Callable[[], None] | None:
+    """Let the websocket outlive the request's handler, where the server allows
+    it (streams.TakeOver): the handler may return while the websocket goes on,
+    read by the event loop (WebSocket.listen). Returns what to call exactly once
+    when the websocket is over (after close()): it closes the socket and tells
+    the server. None: the server cannot; the handler must serve the websocket
+    to its end, as usual. Before listen(): nothing may have been read yet.
+    """
+    take_over = environ.get(ENVIRON_TAKE_OVER)
+    ws = environ.get(ENVIRON_WEBSOCKET)
+    if take_over is None or not isinstance(ws, WebSocket) or ws.closed:
+        return None
+    sock, release = take_over()
+    ws._use_socket(sock)
+    environ[ENVIRON_HANDED_OVER] = True
+    return partial(_hand_back, sock, release)
+
+
+def _hand_back(sock: socket.socket, release: Callable[[], None]) -> None:
+    try:
+        sock.close()
+    finally:
+        release()
+
+
 class WebSocketAwareMiddleware:
     """Outermost WSGI wrapper (outside falcon): after a websocket, make the server
     close the connection silently by raising StopIteration from the app call.
@@ -136,6 +167,8 @@ class WebSocketAwareMiddleware:
             raise StopIteration from None
         if ENVIRON_WEBSOCKET not in environ:
             return result
+        if environ.get(ENVIRON_HANDED_OVER):
+            raise StopIteration  # the websocket lives on, without this request
         if not environ.get(ENVIRON_ENDED):
             log.debug("WSGI app returned from a websocket without end_wsgi_request()")
         close = getattr(result, "close", None)
