@@ -13,6 +13,8 @@ from sockhop.workers.websocket import WebSocket
 
 
 class RawWebSocketTransport(WebSocketTransport):
+    __slots__ = ("separator",)
+
     def __init__(self, ws: WebSocket, separator: str | None = None) -> None:
         super().__init__(ws)
         self.separator = separator

@@ -11,6 +11,8 @@ from sockhop.workers.transports.websocket_session import WebSocketResource, WebS
 
 
 class SockJSWebSocketTransport(WebSocketTransport):
+    __slots__ = ()
+
     def one_message(self, event: Messages) -> str | None:
         return frame_of(event).decode()
 

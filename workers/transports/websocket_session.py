@@ -46,10 +46,11 @@ class WebSocketTransport:
     """A websocket carrying a session; subclasses render the events."""
 
     once = False
-    parks = False  # True once handed over: see WebSocketSession
+    __slots__ = ("parks", "receiver", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
+        self.parks = False  # True once handed over: see WebSocketSession
         self.receiver: Receiver | None = None
 
     def write(self, event: Event) -> None:

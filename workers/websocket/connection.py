@@ -92,6 +92,39 @@ class _Timeout:
 TIMEOUT: Final = _Timeout()
 
 
+class _Inbox:
+    """Messages read and not yet taken by receive() (see the module's doc)."""
+
+    __slots__ = ("max_bytes", "messages", "ready", "size", "space")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.messages: deque[str | bytes] = deque()
+        self.size = 0
+        self.ready = Event()  # set: not empty, or no more messages will come
+        self.space = Event()  # set: the reader may deliver another message
+        self.space.set()
+
+    def full(self) -> bool:
+        return len(self.messages) >= MAX_INBOX_MESSAGES or self.size >= self.max_bytes
+
+    def put(self, message: str | bytes) -> None:
+        self.messages.append(message)
+        self.size += len(message)
+        self.ready.set()
+
+    def take(self) -> str | bytes:
+        message = self.messages.popleft()
+        self.size -= len(message)
+        self.space.set()
+        return message
+
+    def wake(self) -> None:
+        """No more messages will come, or none will be taken: let both sides go."""
+        self.ready.set()
+        self.space.set()
+
+
 class WebSocket:
     """An accepted websocket (RFC 6455 or hixie-76). Create it with accept().
 
@@ -102,6 +135,14 @@ class WebSocket:
     connection dropped without either. None while the connection is open;
     final once receive() returned None and close() returned.
     """
+
+    # Slots: a worker holds thousands of these, idle (memory per connection).
+    __slots__ = ("_backlog", "_broken", "_close_deadline", "_close_sent", "_close_started",
+                 "_close_timeout", "_done", "_inbox", "_last_received", "_lingering",
+                 "_max_inbox_bytes", "_on_end", "_on_messages", "_ping_interval", "_ping_sent_at",
+                 "_ping_timeout", "_pings", "_pong_payload", "_pong_sender", "_protocol",
+                 "_readable", "_reader", "_sock", "_started", "_stopping", "_timer", "_unread",
+                 "_write_lock", "_write_timeout", "close_code", "close_reason")
 
     def __init__(self, sock: socket.socket, protocol: FramingProtocol, *,
                  max_message_size: int, write_timeout: float, ping_interval: float,
@@ -119,11 +160,7 @@ class WebSocket:
         self.close_reason: str = ""
 
         self._write_lock = Semaphore()
-        self._inbox: deque[str | bytes] = deque()
-        self._inbox_bytes = 0
-        self._inbox_ready = Event()  # set: inbox not empty, or no more messages will come
-        self._inbox_space = Event()  # set: the reader may deliver another message
-        self._inbox_space.set()
+        self._inbox: _Inbox | None = None  # made when first needed: a listener needs none
         self._done = Event()  # set: the reader finished and the socket is shut
 
         self._close_started = False  # close() was called: drop incoming messages
@@ -173,15 +210,16 @@ class WebSocket:
         while True:
             if self._close_started:
                 return None
-            if self._inbox:
-                return self._take()
+            inbox = self._inbox_made()
+            if inbox.messages:
+                return inbox.take()
             if self._done.is_set():
                 return None
-            self._inbox_ready.clear()
+            inbox.ready.clear()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return TIMEOUT
-            if not self._inbox_ready.wait(remaining):
+            if not inbox.ready.wait(remaining):
                 return TIMEOUT
 
     def send(self, message: str | bytes) -> None:
@@ -209,8 +247,8 @@ class WebSocket:
             self._begin_reading()  # the closing handshake needs a reader
         if not self._close_started:
             self._close_started = True
-            self._inbox_ready.set()
-            self._inbox_space.set()
+            if self._inbox is not None:
+                self._inbox.wake()
             if not self._done.is_set():
                 if not sendable_close_code(code):
                     log.debug("websocket close code %r is not sendable, using 1000", code)
@@ -489,22 +527,19 @@ class WebSocket:
                      for m in messages]):
                 self._on_messages = _discard  # the listener is done: drop what follows
             return
+        inbox = self._inbox_made()
         for message in messages:
-            while not self._close_started and (len(self._inbox) >= MAX_INBOX_MESSAGES
-                                               or self._inbox_bytes >= self._max_inbox_bytes):
-                self._inbox_space.clear()
-                self._inbox_space.wait()
+            while not self._close_started and inbox.full():
+                inbox.space.clear()
+                inbox.space.wait()
             if self._close_started:
                 return
-            self._inbox.append(message)
-            self._inbox_bytes += len(message)
-            self._inbox_ready.set()
+            inbox.put(message)
 
-    def _take(self) -> str | bytes:
-        message = self._inbox.popleft()
-        self._inbox_bytes -= len(message)
-        self._inbox_space.set()
-        return message
+    def _inbox_made(self) -> _Inbox:
+        if self._inbox is None:
+            self._inbox = _Inbox(self._max_inbox_bytes)
+        return self._inbox
 
     def _finish(self) -> None:
         if self._readable is not None:
@@ -514,8 +549,8 @@ class WebSocket:
             self.close_code = ABNORMAL_CLOSURE
         self._shutdown()
         self._done.set()
-        self._inbox_ready.set()
-        self._inbox_space.set()
+        if self._inbox is not None:
+            self._inbox.wake()
         on_end, self._on_end, self._on_messages = self._on_end, None, None
         if on_end is not None:
             on_end()

@@ -225,6 +225,8 @@ class Rfc6455Protocol:
     """
 
     supports_ping = True
+    __slots__ = ("_buffer", "_bytes_parts", "_conn", "_fast", "_fragmented", "_max_message_size",
+                 "_text_parts")
 
     def __init__(self, max_message_size: int, deflate: CappedDeflate | None = None) -> None:
         extensions: list[Extension] = []
