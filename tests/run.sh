@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need on a fresh Debian machine
-# (Redis, HAProxy, nginx, Chromium, Node packages, the project), then runs pytest.
+# (Redis, HAProxy, nginx, Chromium, Node packages, the project, the deployment checks'
+# tools), then runs pytest.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh tests/unit -q`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +24,8 @@ for dir in tests/reference tests/js; do
     npm install --silent --no-audit --no-fund --prefix "$dir" >/dev/null
   fi
 done
+
+# helm, kubectl, checkov, kubernetes-validate, hadolint and the CRD schema (tests/deploy).
+bash tests/deploy/install-tools.sh
 
 exec python3 -m pytest "$@"
