@@ -147,10 +147,11 @@ def check_redis_url(label: str, url: str) -> str:
             raise ConfigError(f"{label}: expected unix:///path/to/redis.sock, got {url!r}")
         return url
     try:
-        parts.port  # noqa: B018 (urlsplit checks the port when it is read)
+        port_valid = parts.port != 0  # None: the default port; urlsplit checks it when read
     except ValueError:
-        raise ConfigError(f"{label}: the port must be a number from 1 to 65535, "
-                          f"got {url!r}") from None
+        port_valid = False
+    if not port_valid:
+        raise ConfigError(f"{label}: the port must be a number from 1 to 65535, got {url!r}")
     database = parts.path.lstrip("/")
     if not database.isdigit() and database != "":
         raise ConfigError(f"{label}: the database (after the last /) must be a number, "
