@@ -43,9 +43,10 @@ class AutoPipeline:
         parsed = urlparse(url)
         if parsed.scheme not in ("redis", "unix"):
             raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r}")
-        self.url = url
         self._unix_path = parsed.path if parsed.scheme == "unix" else None
         self._address = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        # In error messages, which are logged: the URL would show its password.
+        self._where = self._unix_path or f"{self._address[0]}:{self._address[1]}"
         self._password = parsed.password
         self._db = int(parsed.path.lstrip("/") or 0) if parsed.scheme == "redis" else 0
         self.timeout = timeout
@@ -150,7 +151,7 @@ class AutoPipeline:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 sock.settimeout(None)
             except OSError as exc:
-                raise StoreUnavailable(f"cannot connect to Redis at {self.url}: {exc}") from None
+                raise StoreUnavailable(f"cannot connect to Redis at {self._where}: {exc}") from None
             reader = hiredis.Reader(replyError=ResponseError)
             self._sock = sock
             setup: list[Command] = []

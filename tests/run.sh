@@ -14,11 +14,15 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-python3 -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING' || true
+# A failed install stops here with pip's own error (set -e); pip's warning about running
+# as root (fresh machines, containers) is the only thing left out.
+python3 -m pip install -q --root-user-action=ignore -e '.[test]'
 for dir in tests/reference tests/js; do
   if [ -f "$dir/package.json" ]; then
     npm install --silent --no-audit --no-fund --prefix "$dir" >/dev/null

@@ -9,7 +9,7 @@ import falcon
 
 from sockhop.session_store import StoreUnavailable
 from sockhop.workers.application import Service
-from sockhop.workers.config import Settings
+from sockhop.workers.config import Settings, require_redis_url
 from sockhop.workers.endpoint import NativeWebSocketEndpoint, SockJSEndpoint
 from sockhop.workers.http import TEXT_PLAIN, serialize_error
 from sockhop.workers.runtime import LazyRuntime
@@ -31,6 +31,7 @@ class SockhopApp(WebSocketAwareMiddleware):
                  routes: Mapping[str, object] | None = None) -> None:
         services = list(services)
         _check_paths(services, routes or {})
+        require_redis_url(settings)
         self.settings = settings
         self.runtime = LazyRuntime(settings, services)
         api = falcon.App(media_type=None)  # no default Content-Type: SockJS sets its own

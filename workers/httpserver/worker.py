@@ -14,9 +14,11 @@ import gevent
 import gevent.event
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from gunicorn.errors import AppImportError
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from sockhop.workers.config import ConfigError
 from sockhop.workers.httpserver.connection import Connection, Limits, base_environ
 
 # Used when the app does not say (a plain WSGI app under this worker).
@@ -33,6 +35,14 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
 
     _environ: dict[str, Any] | None = None
     _limits: Limits | None = None
+
+    def load_wsgi(self) -> None:
+        """A configuration error of the app (create_app without a Redis URL, ...) in one line:
+        gunicorn prints an AppImportError's message alone and stops the server."""
+        try:
+            super().load_wsgi()
+        except ConfigError as exc:
+            raise AppImportError(f"sockhop: configuration error: {exc}") from None
 
     def init_signals(self) -> None:
         # After fork and gevent's hub reinit, before post_worker_init (which waits on it).

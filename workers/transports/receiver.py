@@ -25,6 +25,7 @@ from typing import Any
 from sockhop.session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
 from sockhop.session_store.fanout import Run
 from sockhop.session_store.items import close_of
+from sockhop.session_store.outage import redis_outage
 from sockhop.session_store.sessions import Acknowledgement
 from sockhop.workers.application import Service
 from sockhop.workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
@@ -149,9 +150,9 @@ class Receiver:
         try:
             self.runtime.store.release(self.key, self.holder, self.written_upto, pending_upto,
                                        positions)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             # The lease lapses by itself; unacknowledged items are sent again.
-            log.warning("release of %s failed: Redis unavailable", self.key.tag)
+            redis_outage.failed(f"release of {self.key.tag}", exc)
 
     def renew(self) -> None:
         """Acknowledge what was written, renew the lease, load what is queued
