@@ -91,6 +91,7 @@ def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: s
         # gunicorn 27 puts a control socket in ~/.gunicorn; HOME is read-only in Kubernetes.
         "control_socket_disable": True,
         "post_worker_init": gunicorn_hooks.post_worker_init,
+        "child_exit": gunicorn_hooks.child_exit,
         "loglevel": log_level,
         "accesslog": None,
     }
@@ -190,6 +191,9 @@ def serve(args: argparse.Namespace) -> int:
                 # Generated for this run only: how a person can try /api against the page.
                 print(f"sockhop: server API key of this run: {config.http_api.key}")
             print(f"sockhop: the demo chat is at {page_url(args.bind)}", flush=True)
+        from sockhop.workers.gunicorn_hooks import prepare_metrics_dir
+
+        prepare_metrics_dir(workdir / "metrics")
         options = gunicorn_options(args.bind, args.workers, config.settings.max_connections,
                                    log_level, config.settings.drain_delay)
         try:
