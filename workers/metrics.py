@@ -22,15 +22,14 @@ from collections.abc import Mapping
 
 import falcon
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
 )
+from prometheus_client.exposition import choose_encoder
 
 from sockhop.workers.gunicorn_hooks import MULTIPROC_DIR_ENV
 from sockhop.workers.websocket.wsgi import ENVIRON_WEBSOCKET
@@ -155,8 +154,9 @@ class HttpMetrics:
 
 class MetricsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = CONTENT_TYPE_LATEST
-        resp.data = generate_latest(_registry())
+        """The text format, or OpenMetrics for a scraper that asks for it."""
+        encode, resp.content_type = choose_encoder(req.get_header("Accept") or "")
+        resp.data = encode(_registry())
 
 
 def _registry() -> CollectorRegistry:

@@ -191,10 +191,8 @@ class Receiver:
         return self.outbox.events(self.positions)
 
     def sent(self, event: Event) -> None:
-        if isinstance(event, Messages):
-            metrics.count_sent(self.transport, sum(len(part.payloads) for part in event.parts))
-            if event.positions is not None:
-                self.delivered.update(event.positions)
+        if isinstance(event, Messages) and event.positions is not None:
+            self.delivered.update(event.positions)
         if isinstance(event, Messages | Closing) and event.queue_items:
             self.written_upto += event.queue_items
             if self.holding:
