@@ -16,6 +16,7 @@ read from Redis), never per frame.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -96,19 +97,37 @@ DRAINS = Counter(
     "Worker processes that drained (ended their held receivers to shut down).")
 
 
+# Each label set's child, found once: labels() costs more than the increment itself.
+# Bounded: transports, routes and statuses are fixed sets.
+_sent = functools.cache(MESSAGES_SENT.labels)
+_received = functools.cache(MESSAGES_RECEIVED.labels)
+_connections = functools.cache(TRANSPORT_CONNECTIONS.labels)
+_receivers = functools.cache(TRANSPORT_RECEIVERS.labels)
+_responses = functools.cache(HTTP_RESPONSES.labels)
+
+
+def receiver_opened(transport: str) -> None:
+    _connections(transport).inc()
+    _receivers(transport).inc()
+
+
+def receiver_closed(transport: str) -> None:
+    _receivers(transport).dec()
+
+
 def count_sent(transport: str, messages: int) -> None:
-    MESSAGES_SENT.labels(transport).inc(messages)
+    _sent(transport).inc(messages)
 
 
 def count_received(transport: str, messages: int) -> None:
-    MESSAGES_RECEIVED.labels(transport).inc(messages)
+    _received(transport).inc(messages)
 
 
 def fanout_delivered(written: Mapping[str, int], seconds: float) -> None:
     """One fan-out batch: messages written at once, by transport, and its duration."""
     DELIVERY_DURATION.observe(seconds)
     for transport, messages in written.items():
-        MESSAGES_SENT.labels(transport).inc(messages)
+        _sent(transport).inc(messages)
 
 
 class RedisObserver:
@@ -149,7 +168,7 @@ class HttpMetrics:
                          req_succeeded: bool) -> None:
         route = getattr(req.context, ROUTE_CONTEXT, None) or req.uri_template or "unmatched"
         status = "101" if ENVIRON_WEBSOCKET in req.env else str(resp.status_code)
-        HTTP_RESPONSES.labels(route, status).inc()
+        _responses(route, status).inc()
 
 
 class MetricsResource:

@@ -61,8 +61,7 @@ class Receiver:
         self.service = service
         self.transport = transport  # its name in metrics
         self.finished = False
-        metrics.TRANSPORT_CONNECTIONS.labels(transport).inc()
-        metrics.TRANSPORT_RECEIVERS.labels(transport).inc()
+        metrics.receiver_opened(transport)
         self.key = SessionKey(service.name, session_id)
         self.holder = runtime.new_holder()
         # A poll answers one event and lets go in the same step as it takes it.
@@ -330,7 +329,7 @@ class Receiver:
         more than once."""
         if not self.finished:
             self.finished = True
-            metrics.TRANSPORT_RECEIVERS.labels(self.transport).dec()
+            metrics.receiver_closed(self.transport)
             metrics.HUB_SUBSCRIPTIONS.dec(len(self.positions))
         if self._watch is not None:
             self._watch.stop()
