@@ -172,7 +172,11 @@ def serve(args: argparse.Namespace) -> int:
                 # Generated for this run only: how a person can try /api against the page.
                 print(f"sockhop: server API key of this run: {config.http_api.key}")
             print(f"sockhop: the demo chat is at {page_url(launch.bind)}", flush=True)
-        options = server_settings(launch, config.settings.max_connections)
+        from sockhop.workers.gunicorn_hooks import prepare_metrics_dir
+
+        prepare_metrics_dir(workdir / "metrics")
+        options = server_settings(launch, config.settings.max_connections,
+                                  config.settings.drain_delay)
         try:
             GunicornServer(config, args.examples, demo_dir, options).run()
         finally:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from sockhop.workers.config import (
@@ -37,7 +39,11 @@ def _from_env() -> dict[str, Any]:
         raise SystemExit(2) from None
     configure_logging(launch.log_level)
     log_redis(settings.redis_url)
-    return server_settings(launch, settings.max_connections)
+    # Imported here, as in server_settings: the hooks import gevent.
+    from sockhop.workers.gunicorn_hooks import prepare_metrics_dir
+
+    prepare_metrics_dir(Path(tempfile.gettempdir()) / f"sockhop-metrics-{os.getpid()}")
+    return server_settings(launch, settings.max_connections, settings.drain_delay)
 
 
 globals().update(_from_env())

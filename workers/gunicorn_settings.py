@@ -5,6 +5,7 @@ sockhop.workers.gunicorn_config, so an app of its own is served as the hub is.""
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import Any
 
@@ -13,7 +14,13 @@ from sockhop.workers.config import Launch, redacted_url
 log = logging.getLogger("sockhop")
 
 
-def server_settings(launch: Launch, max_connections: int) -> dict[str, Any]:
+# After the drain delay: how long held polls, streams and websockets get to end before
+# gunicorn kills the worker (the drain answers them within ~1 s).
+DRAIN_TIMEOUT = 10
+
+
+def server_settings(launch: Launch, max_connections: int, drain_delay: float
+                    ) -> dict[str, Any]:
     # Imported here: the hooks import gevent, which only the workers need.
     from sockhop.workers import gunicorn_hooks
 
@@ -24,12 +31,15 @@ def server_settings(launch: Launch, max_connections: int) -> dict[str, Any]:
         "worker_class": "sockhop.workers.httpserver.worker.SockhopWorker",
         # Held polls and streams are connections too: size for them, not for requests/s.
         "worker_connections": max_connections,
-        "graceful_timeout": 10,
+        # From SIGTERM: the drain delay (still serving, /readyz 503), then the drain.
+        "graceful_timeout": math.ceil(drain_delay) + DRAIN_TIMEOUT,  # gunicorn takes an int
         "keepalive": 5,
         # gunicorn 27 puts a control socket in ~/.gunicorn; HOME is read-only in Kubernetes.
         "control_socket_disable": True,
         # GC tuning and the drain on SIGTERM.
         "post_worker_init": gunicorn_hooks.post_worker_init,
+        # A worker's live gauges leave with it (prometheus-client's multiprocess mode).
+        "child_exit": gunicorn_hooks.child_exit,
         "loglevel": launch.log_level,
         "accesslog": None,
     }

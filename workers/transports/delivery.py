@@ -138,7 +138,8 @@ def _start(ctx: SessionRequest, req: falcon.Request, wrap: Wrap,
     """The receiver, its transport and its cycle, run up to its first stop
     (before the response starts: a Redis outage is a 503, not an empty stream)."""
     runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env), poll=once)
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env),
+                        transport=ctx.transport, poll=once)
     transport = HttpTransport(receiver, wrap, once=once, limit=ctx.response_limit,
                               send_now=None if once else send_now(req.env))
     cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)

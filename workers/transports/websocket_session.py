@@ -137,7 +137,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
     """
     runtime = ctx.runtime
     ws = transport.ws
-    receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex)
+    receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex, transport=ctx.transport)
     cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
         if next(cycle, _DONE) is _DONE:  # the session is open once this returns
