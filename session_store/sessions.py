@@ -153,7 +153,6 @@ class StateConflict(Exception):
         self.current = current
 
 
-
 def load_scripts(client: AutoPipeline, *names: str) -> list[Script]:
     """The scripts of lua/<name>.lua, each with the shared prelude."""
     lua = resources.files("session_store") / "lua"

@@ -9,6 +9,7 @@ process may act for any connection.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -46,6 +47,8 @@ from sockhop.workers.hub.config import HubConfig
 from sockhop.workers.hub.connection import Connection, Subscription
 from sockhop.workers.hub.names import Channel, resolve
 from sockhop.workers.runtime import Runtime
+
+log = logging.getLogger("sockhop.hub")
 
 VERSION = "6.0.0-sockhop"
 DEADLINES_KEY = "sh:hub:deadlines"
@@ -350,6 +353,8 @@ class Node:
             except StateConflict:
                 continue
             return True
+        log.warning("session %s: state contended %d times; change not applied",
+                    session.id, STATE_ATTEMPTS)
         return False
 
     def apply_elsewhere(self, changes: Changes) -> None:
