@@ -78,6 +78,35 @@ class Answerer:
         temporary.rename(target)
 
 
+class Rendezvous:
+    """A question (control.js ask) answered only once `parties` scripts have asked it and
+    the test has released it: the test acts in between (publishes, changes the servers)
+    and gives the answer every script gets."""
+
+    def __init__(self, parties: int, timeout: float) -> None:
+        self.parties = parties
+        self.timeout = timeout
+        self.arrived = 0
+        self.value: Any = None
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+
+    def answer(self, args: dict[str, Any]) -> Any:
+        with self._lock:
+            self.arrived += 1
+        if not self._released.wait(self.timeout):
+            raise TimeoutError("the test never released the rendezvous")
+        return self.value
+
+    def all_arrived(self) -> bool:
+        with self._lock:
+            return self.arrived >= self.parties
+
+    def release(self, value: Any) -> None:
+        self.value = value
+        self._released.set()
+
+
 @dataclass
 class RunningScript:
     """A Node script started by JsRunner.start(), its result not read yet."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 from clients.checks import assert_spread_over_processes
-from clients.jsrun import JsRunner, RunningScript
+from clients.jsrun import JsRunner, Rendezvous, RunningScript
 from support.waiting import WaitTimeout, wait_for
 
 from .answers import api_client, describe, hub_answers, publish_all
@@ -44,29 +43,6 @@ READY_TIMEOUT = 90.0
 STALLED = 3 * SMALL_HISTORY
 
 pytestmark = pytest.mark.timeout(SCRIPT_TIMEOUT + 120)
-
-
-class PublishWhenReady:
-    """Answers each script's 'ready' once every script has asked and the test has
-    published: {lastOffset}."""
-
-    def __init__(self, scripts: int) -> None:
-        self.scripts = scripts
-        self.ready = 0
-        self.last_offset = 0
-        self.published = threading.Event()
-        self._lock = threading.Lock()
-
-    def answer(self, args: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self.ready += 1
-        if not self.published.wait(READY_TIMEOUT + SCRIPT_TIMEOUT):
-            raise TimeoutError("the test never published")
-        return {"lastOffset": self.last_offset}
-
-    def all_ready(self) -> bool:
-        with self._lock:
-            return self.ready >= self.scripts
 
 
 def publish_from_every_process(
@@ -111,7 +87,7 @@ def stream(
     """Both scripts' subscribers on one fresh channel, the 1,000 publications, and what
     every subscriber received."""
     channel = f"exactly-once-{uuid.uuid4().hex[:8]}"
-    rendezvous = PublishWhenReady(scripts=2)
+    rendezvous = Rendezvous(parties=2, timeout=READY_TIMEOUT + SCRIPT_TIMEOUT)
     answers = {**hub_answers(hub_target), "ready": rendezvous.answer}
     node_script = js_runner.start(
         "hub_node.js",
@@ -141,17 +117,18 @@ def stream(
     published: dict[int, list[dict[str, Any]]] = {}
     not_ready = None
     try:
-        wait_for(rendezvous.all_ready, READY_TIMEOUT, interval=0.1, message="subscribers ready")
+        wait_for(rendezvous.all_arrived, READY_TIMEOUT, interval=0.1, message="subscribers ready")
     except WaitTimeout as exc:
         # Publish nothing; each subscriber's test tells how far it got.
         not_ready = str(exc)
+    last_offset = 0
     try:
         if not_ready is None:
             published = publish_from_every_process(hub_target, channel)
-            rendezvous.last_offset = max(p["offset"] for ps in published.values() for p in ps)
+            last_offset = max(p["offset"] for ps in published.values() for p in ps)
     finally:
         # Whatever happened, let the scripts finish and report.
-        rendezvous.published.set()
+        rendezvous.release({"lastOffset": last_offset})
         node_result = node_script.finish(SCRIPT_TIMEOUT)
         browser_output = browser_script.finish(SCRIPT_TIMEOUT)
     browser_result = (browser_output.get("runs") or {}).get("stream") or {

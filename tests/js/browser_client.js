@@ -12,7 +12,7 @@
  *        | { id, pageUrl, mode: "broadcast", url, transports, messages, timeoutMs, sessionPrefix }
  *        | { id, pageUrl, mode: "live", url, transports, rate, timeoutMs, maxMs, drainMs,
  *            sessionPrefix, readyPath, stopPath }
- *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream", timeoutMs,
+ *        | { id, pageUrl (web/hub.html), mode: "hub-scenario" | "hub-stream" | "hub-live", timeoutMs,
  *            ...the env of web/hub_runner.js's runScenario / runStream }],
  *   askDir: where hub runs ask the test (control.js ask),
  *   parallel: how many runs at once, each in its own tab (default 1)
@@ -127,7 +127,7 @@ async function runOne(context, job, run) {
 }
 
 // Hub runs (web/hub.html): mode -> the web/hub_runner.js function the page calls.
-const HUB_RUNS = { 'hub-scenario': 'runScenario', 'hub-stream': 'runStream' };
+const HUB_RUNS = { 'hub-scenario': 'runScenario', 'hub-stream': 'runStream', 'hub-live': 'runLive' };
 
 /*
  * A centrifuge-js run in the page. The page asks the test through the driver

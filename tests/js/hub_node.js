@@ -6,7 +6,7 @@
  *
  *   node hub_node.js JOB.json RESULT.json
  *
- * JOB: { mode: "scenario" | "stream" | "fallBehind", askDir, ...the run's env
+ * JOB: { mode: "scenario" | "stream" | "live" | "fallBehind", askDir, ...the run's env
  *        (see web/hub_runner.js) }. The script asks the test through files in
  * askDir (control.js ask). RESULT: what web/hub_runner.js reports, plus the
  * client versions. Exit status 0 whenever a result was written.
@@ -25,6 +25,7 @@ const hubRunner = require(path.join(__dirname, 'web', 'hub_runner.js'));
 const RUNS = {
   scenario: hubRunner.runScenario,
   stream: hubRunner.runStream,
+  live: hubRunner.runLive,
   fallBehind: hubRunner.runFallBehind,
 };
 

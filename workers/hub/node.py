@@ -24,6 +24,7 @@ from sockhop.session_store.items import Close
 from sockhop.session_store.presence import PresenceStore
 from sockhop.session_store.registry import Registry
 from sockhop.session_store.sessions import AppState, SessionKey, StateConflict
+from sockhop.workers import metrics
 from sockhop.workers.application import Service, Session
 from sockhop.workers.hub import protocol
 from sockhop.workers.hub.channel import (
@@ -153,10 +154,12 @@ class Node:
         head = protocol.publication_head(channel, pub).encode()
         tail = protocol.PUBLICATION_TAIL.encode()
         pending = publications or Publications(self.streams)
+        started = time.perf_counter()
         pending.add(channel, head, tail=tail, options=self.stream(resolved))
         if publications is not None:
             return None
         (position,) = pending.wait()
+        metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
         return position if history_enabled(resolved.options) else None
 
     def broadcast(self, channels: Sequence[str], data: str,

@@ -13,6 +13,10 @@
  * runStream:   one subscriber per transport on one channel; asks 'ready' once
  *              all are subscribed, then records every publication until each
  *              has the last one, then waits for two server pings at each.
+ * runLive:     one client per transport, each subscribed to one channel and
+ *              publishing into it at a steady rate while the test changes the
+ *              servers under them; records every publish's outcome and every
+ *              publication until each has the test's closing marker.
  *
  * env: Centrifuge, SockJS, WebSocket (null: the global one), ask(what, args, timeoutMs),
  *      endpoints {websocket, sockjs}, endpointSets (optional, see endpointsFor),
@@ -743,9 +747,105 @@
     return result;
   }
 
+  /*
+   * env also has: channel (client publish allowed, history and recovery on),
+   * transports (one client each), userPrefix, rate (publications per second per
+   * client), settleMs (how long a publish may take once the sending stops).
+   * Asks 'live' once every client is subscribed and publishing; its answer comes
+   * when the test wants the sending stopped. Once every publish has settled, asks
+   * 'final' and waits until every client has the answer's {offset} (the test's
+   * marker, published after every client's last publish).
+   */
+  async function runLive(env) {
+    var hub = new Hub();
+    var started = Date.now();
+    var deadline = started + env.timeoutMs;
+    var result = { channel: env.channel, clients: {}, error: null, stage: 'connecting' };
+    var peers = [];
+    var sending = [];
+    var stopped = false;
+    function publishLoop(peer) {
+      peer.published = { ok: [], failed: [] };
+      var n = 0;
+      var inFlight = [];
+      var timer = setInterval(function () {
+        if (stopped) {
+          return;
+        }
+        var data = { peer: peer.name, n: n };
+        var sentAt = Date.now() - peer.started;
+        n += 1;
+        var call = peer.client.publish(env.channel, data).then(function () {
+          peer.published.ok.push(data.n);
+        }, function (err) {
+          peer.published.failed.push({ n: data.n, at: sentAt, error: plain(err) });
+        });
+        inFlight.push(call);
+      }, Math.max(1, Math.round(1000 / env.rate)));
+      return function stop() {
+        clearInterval(timer);
+        return Promise.all(inFlight);
+      };
+    }
+    try {
+      for (var i = 0; i < env.transports.length; i++) {
+        var transport = env.transports[i];
+        var user = env.userPrefix + '-' + transport;
+        var answer = await env.ask('connectToken', { user: user, ttl: 3600 });
+        var peer = new Peer(Object.assign({}, env, { transport: transport }), hub,
+          { name: transport, user: user, token: answer.token, endpoints: endpointsFor(env, i) });
+        peer.subscription(env.channel);
+        peers.push(peer);
+        peer.connect();
+        peer.subs[env.channel].handle.subscribe();
+      }
+      result.stage = 'subscribing';
+      await hub.waitFor('every client subscribed', function () {
+        return peers.every(function (p) { return p.subs[env.channel].subscribedCount > 0; });
+      }, deadline, null);
+      result.stage = 'live';
+      sending = peers.map(publishLoop);
+      await env.ask('live', { transports: env.transports }, Math.max(1, deadline - Date.now()));
+      stopped = true;
+      result.stage = 'settling';
+      await Promise.race([
+        Promise.all(sending.map(function (stop) { return stop(); })),
+        sleepWithPokes(hub, env.settleMs),
+      ]);
+      result.stage = 'final';
+      var last = (await env.ask('final', {}, Math.max(1, deadline - Date.now()))).offset;
+      await hub.waitFor('offset ' + last + ' at every client', function () {
+        return peers.every(function (p) {
+          var pubs = p.subs[env.channel].publications;
+          return pubs.length > 0 && pubs[pubs.length - 1].offset >= last;
+        });
+      }, deadline, null);
+      result.stage = 'done';
+    } catch (err) {
+      result.error = errorText(err);
+    } finally {
+      stopped = true;
+      peers.forEach(function (peer) {
+        var sub = peer.subs[env.channel];
+        var report = peer.report();
+        report.offsets = sub.publications.map(function (p) { return p.offset; });
+        report.data = sub.publications.map(function (p) { return p.data; });
+        report.subs = {};
+        report.subs[env.channel] = { events: sub.events, state: sub.handle.state };
+        report.published = peer.published || { ok: [], failed: [] };
+        delete report.publications;
+        result.clients[peer.name] = report;
+        peer.disconnect();
+      });
+      result.elapsedMs = Date.now() - started;
+    }
+    return result;
+  }
+
   return {
     runScenario: runScenario,
     runStream: runStream,
+    runLive: runLive,
     runFallBehind: runFallBehind,
     Peer: Peer,
   };
