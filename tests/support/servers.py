@@ -188,7 +188,7 @@ class RedisServer:
         return f"redis://{LOCALHOST}:{self.port}/0"
 
 
-def _redis_ping(port: int) -> bool:
+def redis_ping(port: int) -> bool:
     try:
         with socket.create_connection((LOCALHOST, port), timeout=1.0) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
@@ -219,7 +219,7 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
     def ready() -> bool:
         if not proc.alive():
             raise StartupError(f"redis-server exited\n{proc.describe()}")
-        return _redis_ping(port)
+        return redis_ping(port)
 
     try:
         wait_for(ready, 10.0, interval=0.05, message="redis PING")
@@ -243,6 +243,8 @@ def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
     env["SOCKHOP_REDIS_URL"] = redis_url
     env["SOCKHOP_LOG_LEVEL"] = "debug"
+    # No balancer here polls /readyz: stop accepting at SIGTERM (tests/ops sets a delay).
+    env["SOCKHOP_DRAIN_DELAY"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(overrides or {})
     return env

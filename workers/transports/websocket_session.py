@@ -19,7 +19,8 @@ import falcon
 import gevent
 
 from sockhop.session_store import StoreUnavailable
-from sockhop.workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
+from sockhop.session_store.outage import redis_outage
+from sockhop.workers.disconnect import NORMAL, STORE_UNAVAILABLE
 from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import SendNow
 from sockhop.workers.transports.context import SessionRequest
@@ -141,7 +142,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
     Where the server lets the websocket outlive this request (hand_over), this
     returns as soon as the session first waits: see WebSocketSession.
     """
-    receiver = Receiver(ctx.runtime, ctx.service, uuid.uuid4().hex)
+    receiver = Receiver(ctx.runtime, ctx.service, uuid.uuid4().hex, transport=ctx.transport)
     session = WebSocketSession(ctx, transport, receiver)
     ws = transport.ws
     try:
@@ -227,19 +228,20 @@ class WebSocketSession:
         gevent.spawn(self.drive, event.is_set())
 
     def end(self) -> None:
-        """Close the websocket (1001 when draining) and the session, let go."""
+        """Close the websocket (the service's shutdown close when draining) and
+        the session, let go."""
         runtime, receiver, ws = self.runtime, self.receiver, self.transport.ws
         try:
             self.cycle.close()
             runtime.dispatcher.local_sockets.pop(receiver.key.tag, None)
             if runtime.draining:
-                ws.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason)
+                ws.close(self.service.shutdown_close.code, self.service.shutdown_close.reason)
             ws.close()
             receiver.client_left()
             try:
                 runtime.dispatcher.close(self.service, receiver.key, NORMAL)
-            except StoreUnavailable:
-                log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
+            except StoreUnavailable as exc:
+                redis_outage.failed(f"close of websocket session {receiver.key.tag}", exc)
         finally:
             receiver.finish()  # never skipped: it unregisters the waiter and channel followers
             if self.hand_back is not None:
@@ -248,7 +250,7 @@ class WebSocketSession:
 
 def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:
     """Say so, loudly: the client must reconnect, since what it sent may be lost."""
-    log.warning("websocket closed: Redis unavailable (%s)", exc)
+    redis_outage.failed("websocket closed", exc)
     ws.close(STORE_UNAVAILABLE.code, STORE_UNAVAILABLE.reason)
 
 
