@@ -37,12 +37,13 @@ class SendNow(Enum):
 
 
 SendNowFn = Callable[[bytes], SendNow]
-# Returns the taker's own handle on the client socket and the function to call
-# once it is done with it (closes it; the server stops counting the connection,
-# e.g. towards worker_connections and the drain at shutdown). After the call,
-# the server neither writes nor closes anything of this connection once the
-# request's handler returns (by StopIteration, as after any websocket).
-TakeOver = Callable[[], tuple[Any, Callable[[], None]]]
+# After the call the client socket is the taker's: once the request's handler
+# returns (by StopIteration, as after any websocket) the server neither writes
+# to it nor closes it. Returns what to call once the taker closed the socket:
+# until then the server counts the connection (towards worker_connections, and
+# in the wait for the last connection at shutdown). One socket, never a dup: an
+# epoll set keeps a closed fd's registration while a dup holds its file open.
+TakeOver = Callable[[], Callable[[], None]]
 
 
 def client_socket(environ: Mapping[str, Any]) -> Any:

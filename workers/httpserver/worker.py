@@ -50,12 +50,17 @@ class ConnectionPool(Pool):  # type: ignore[misc]
         self._none_held = gevent.event.Event()
         self._none_held.set()
 
-    def hold(self) -> None:
-        """The current handler's connection outlives it: its slot stays taken
-        until release()."""
+    def take_over(self) -> Callable[[], None]:
+        """streams.TakeOver: the current handler's connection outlives it. Its slot
+        stays taken until release(), its socket is not closed when it returns."""
         self._handing_over.add(gevent.getcurrent())
         self.held += 1
         self._none_held.clear()
+        return self.release
+
+    def held_here(self) -> bool:
+        """In a handler whose connection outlives it (take_over())."""
+        return gevent.getcurrent() in self._handing_over
 
     def release(self) -> None:
         self.held -= 1
@@ -168,8 +173,8 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
                 (str(name[0]), str(name[1])) if isinstance(name, tuple) else (str(name), "")
             )
             pool = self._pools[listener] = ConnectionPool(self.worker_connections)
-            server = StreamServer(listener, handle=partial(self.handle, listener),
-                                  spawn=pool, **ssl_args)
+            server = _Server(listener, handle=partial(self.handle, listener),
+                             spawn=pool, **ssl_args)
             if self.cfg.workers > 1:
                 server.max_accept = 1  # leave the other workers their share
             self._servers.append(server)
@@ -208,13 +213,15 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             )
             self._environ = base_environ(multiprocess=self.cfg.workers > 1)
         assert self._environ is not None
+        pool = self._pools[listener]
         # An SSL socket is closed by the server's wrapper whatever we say: never taken over.
-        take_over = None if self.cfg.is_ssl else partial(_take_over, self._pools[listener], client)
+        take_over = None if self.cfg.is_ssl else pool.take_over
         try:
             Connection(client, addr, self._addresses[listener], self.wsgi, self._limits,
                        self._environ, self._request_served, take_over).serve()
         finally:
-            client.close()  # the server's handle; a taker has its own
+            if not pool.held_here():
+                client.close()
 
     def _request_served(self) -> bool:
         """Count a request (gunicorn's max_requests restarts the worker, as its own
@@ -227,10 +234,10 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         return bool(self.alive)
 
 
-def _take_over(pool: ConnectionPool, client: Any) -> tuple[Any, Callable[[], None]]:
-    """streams.TakeOver: a handle of the taker's own on the socket (the handler's
-    is closed when it returns), counted by the pool until released."""
-    held = client.dup()
-    held.settimeout(None)
-    pool.hold()
-    return held, pool.release
+
+class _Server(StreamServer):  # type: ignore[misc]
+    """A StreamServer that leaves a connection taken over open (ConnectionPool.take_over)."""
+
+    def do_close(self, sock: Any, *args: Any) -> None:
+        if not self.pool.held_here():
+            sock.close()

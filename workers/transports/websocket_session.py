@@ -153,7 +153,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
             transport.parks = session.hand_back is not None
             ws.listen(partial(_arrived, ws, receiver, on_texts), receiver.client_left)
             session.drive(None)
-            if session.hand_back is not None:
+            if transport.parks:
                 return  # it lives on without this greenlet, and ends itself
         else:
             session.end()
@@ -244,8 +244,9 @@ class WebSocketSession:
                 redis_outage.failed(f"close of websocket session {receiver.key.tag}", exc)
         finally:
             receiver.finish()  # never skipped: it unregisters the waiter and channel followers
-            if self.hand_back is not None:
-                self.hand_back()
+            hand_back, self.hand_back = self.hand_back, None  # exactly once
+            if hand_back is not None:
+                hand_back()
 
 
 def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:

@@ -276,11 +276,6 @@ class WebSocket:
         else:
             self._arm()
 
-    def _use_socket(self, sock: socket.socket) -> None:
-        """Go on on another handle of the same connection (wsgi.hand_over)."""
-        assert not self._started, "hand the socket over before reading"
-        self._sock = sock
-
     def listen(self, on_messages: OnMessages, on_end: OnEnd) -> None:
         """Start reading (accepted with read_now=False): hand the messages of each
         read to on_messages, in the read step's greenlet, instead of queueing them

@@ -124,16 +124,15 @@ def hand_over(environ: dict[str, Any]) -> Callable[[], None] | None:
     read by the event loop (WebSocket.listen). Returns what to call exactly once
     when the websocket is over (after close()): it closes the socket and tells
     the server. None: the server cannot; the handler must serve the websocket
-    to its end, as usual. Before listen(): nothing may have been read yet.
+    to its end, as usual.
     """
     take_over = environ.get(ENVIRON_TAKE_OVER)
     ws = environ.get(ENVIRON_WEBSOCKET)
     if take_over is None or not isinstance(ws, WebSocket) or ws.closed:
         return None
-    sock, release = take_over()
-    ws._use_socket(sock)
+    release = take_over()
     environ[ENVIRON_HANDED_OVER] = True
-    return partial(_hand_back, sock, release)
+    return partial(_hand_back, environ[ENVIRON_SOCKET], release)
 
 
 def _hand_back(sock: socket.socket, release: Callable[[], None]) -> None:
