@@ -230,10 +230,11 @@ class Service:
                 "-c", str(self.prefix / "nginx.conf")]
         self.proc = self.registry.start("service-nginx", argv)
 
-    def _workers_started(self) -> int:
+    def _reload_marks(self) -> tuple[int, int]:
+        """How many workers started and how many stopped accepting (error.log, info)."""
         log = self.prefix / "error.log"
-        return log.read_text(errors="replace").count("start worker process") if log.exists() \
-            else 0
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return text.count("start worker process"), text.count("gracefully shutting down")
 
     def set_endpoints(self, backends: Sequence[tuple[str, int]]) -> None:
         """Route new connections to exactly these pods (after nginx has reloaded)."""
@@ -241,11 +242,14 @@ class Service:
             if list(backends) == self.endpoints:
                 return
             assert self.proc is not None
-            before = self._workers_started()
+            started, stopped = self._reload_marks()
             self._write(backends)
             os.kill(self.proc.pid, signal.SIGHUP)
-            wait_for(lambda: self._workers_started() > before, NGINX_RELOAD_TIMEOUT,
-                     message="nginx reloaded its upstreams")
+            # Done once a new worker runs and the old one stopped accepting (it keeps the
+            # connections it has, as kube-proxy leaves established ones alone).
+            wait_for(lambda: all(now > before for now, before in
+                                 zip(self._reload_marks(), (started, stopped), strict=True)),
+                     NGINX_RELOAD_TIMEOUT, message="nginx reloaded its upstreams")
             self.endpoints = list(backends)
             self.reloads += 1
 
