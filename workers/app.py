@@ -11,6 +11,7 @@ from sockhop.session_store import StoreUnavailable
 from sockhop.workers.application import Service
 from sockhop.workers.config import Settings
 from sockhop.workers.endpoint import NativeWebSocketEndpoint, SockJSEndpoint
+from sockhop.workers.health import health_routes
 from sockhop.workers.http import TEXT_PLAIN, serialize_error
 from sockhop.workers.runtime import LazyRuntime
 from sockhop.workers.websocket import WebSocketAwareMiddleware
@@ -25,14 +26,16 @@ def store_unavailable(req: falcon.Request, resp: falcon.Response, exc: Exception
 
 
 class SockhopApp(WebSocketAwareMiddleware):
-    """The app gunicorn serves. `runtime` is per process, created after fork."""
+    """The app gunicorn serves. `runtime` is per process, created after fork.
+    /healthz and /readyz are served unless `routes` puts something else there."""
 
     def __init__(self, settings: Settings, services: Iterable[Service],
                  routes: Mapping[str, object] | None = None) -> None:
         services = list(services)
-        _check_paths(services, routes or {})
         self.settings = settings
         self.runtime = LazyRuntime(settings, services)
+        routes = {**health_routes(self.runtime), **(routes or {})}
+        _check_paths(services, routes)
         api = falcon.App(media_type=None)  # no default Content-Type: SockJS sets its own
         api.req_options.strip_url_path_trailing_slash = False
         api.set_error_serializer(serialize_error)
@@ -45,7 +48,7 @@ class SockhopApp(WebSocketAwareMiddleware):
             if settings.websocket and service.websocket and service.websocket_path:
                 native = NativeWebSocketEndpoint(self.runtime, service)
                 api.add_sink(native, native.pattern)
-        for path, resource in (routes or {}).items():
+        for path, resource in routes.items():
             api.add_route(path, resource)
         super().__init__(api)
 
@@ -73,5 +76,5 @@ def _check_paths(services: list[Service], routes: Mapping[str, object]) -> None:
 def create_app(settings: Settings, services: Iterable[Service],
                routes: Mapping[str, object] | None = None) -> SockhopApp:
     """The app: services (SockJS, native websocket) and plain HTTP routes
-    (path -> falcon resource, e.g. an API or health checks) beside them."""
+    (path -> falcon resource, e.g. an API) beside them, with /healthz and /readyz."""
     return SockhopApp(settings, services, routes)

@@ -9,6 +9,7 @@ import dataclasses
 import html
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -68,7 +69,13 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return hub_app(self.hub_config, self.examples, self.demo_dir)
 
 
-def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: str) -> dict:
+# After the drain delay: how long held polls, streams and websockets get to end before
+# gunicorn kills the worker (the drain answers them within ~1 s).
+DRAIN_TIMEOUT = 10
+
+
+def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: str,
+                     drain_delay: float) -> dict:
     from sockhop.workers import gunicorn_hooks
 
     return {
@@ -78,7 +85,8 @@ def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: s
         "worker_class": "sockhop.workers.httpserver.worker.SockhopWorker",
         # Held polls and streams are connections too: size for them, not for requests/s.
         "worker_connections": max_connections,
-        "graceful_timeout": 10,
+        # From SIGTERM: the drain delay (still serving, /readyz 503), then the drain.
+        "graceful_timeout": math.ceil(drain_delay) + DRAIN_TIMEOUT,  # gunicorn takes an int
         "keepalive": 5,
         # gunicorn 27 puts a control socket in ~/.gunicorn; HOME is read-only in Kubernetes.
         "control_socket_disable": True,
@@ -183,7 +191,7 @@ def serve(args: argparse.Namespace) -> int:
                 print(f"sockhop: server API key of this run: {config.http_api.key}")
             print(f"sockhop: the demo chat is at {page_url(args.bind)}", flush=True)
         options = gunicorn_options(args.bind, args.workers, config.settings.max_connections,
-                                   log_level)
+                                   log_level, config.settings.drain_delay)
         try:
             GunicornServer(config, args.examples, demo_dir, options).run()
         finally:

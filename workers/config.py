@@ -45,12 +45,17 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(default=("*",))
     # Channel history kept per channel (stream entries) for catch-up.
     channel_history_size: int = 1000
+    # After SIGTERM: seconds of answering /readyz 503 while still serving, so balancers
+    # stop routing here before the listener closes (cover one readiness probe period).
+    drain_delay: float = 5.0
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
 SETTING_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+# Durations where 0 means "none" (no delay) rather than a mistake.
+ZERO_ALLOWED = frozenset({"drain_delay"})
 
 # Go's time.ParseDuration units, as Centrifugo's config files write durations ("25s", "720h").
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
@@ -123,7 +128,7 @@ def check_setting(name: str, value: object, label: str) -> object:
         return value
     if kind == "float":
         seconds = duration_seconds(label, value)
-        if seconds <= 0:
+        if seconds == 0 and name not in ZERO_ALLOWED:  # negatives: refused above
             raise ConfigError(f"{label}: must be positive, got {value!r}")
         return seconds
     if kind == "tuple[str, ...]":

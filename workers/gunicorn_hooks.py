@@ -1,10 +1,10 @@
 """gunicorn server hooks: per-process start-up after fork (incl. gc.freeze), and graceful drain.
 
-On SIGTERM the worker (workers/httpserver/worker.py) stops accepting at once
-and sets worker.stopping; our watcher then ends every held poll and stream
-with a complete response and closes websockets with 1001, so clients
-reconnect to another process at once instead of getting a bare EOF at the
-graceful timeout.
+On SIGTERM the worker (workers/httpserver/worker.py) turns /readyz false, serves
+on for the drain delay, then stops accepting and sets worker.stopping; our watcher
+then ends every held poll and stream with a complete response and closes websockets
+with 1001, so clients reconnect to another process at once instead of getting a
+bare EOF at the graceful timeout.
 """
 
 from __future__ import annotations

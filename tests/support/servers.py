@@ -243,6 +243,8 @@ def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
     env["SOCKHOP_REDIS_URL"] = redis_url
     env["SOCKHOP_LOG_LEVEL"] = "debug"
+    # No balancer here polls /readyz: stop accepting at SIGTERM (tests/ops sets a delay).
+    env["SOCKHOP_DRAIN_DELAY"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(overrides or {})
     return env

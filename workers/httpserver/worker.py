@@ -1,7 +1,15 @@
 """The gunicorn worker class sockhop runs: gunicorn's gevent worker (process
 management, signals, connection pool, graceful shutdown) with sockhop's own
 HTTP/1.1 connection handling in place of gunicorn's, and an accept loop that
-stops the moment shutdown starts."""
+stops exactly when shutdown says.
+
+SIGTERM (the master forwards its own: a pod being deleted, a rolling update) turns
+/readyz false at once, goes on accepting and serving for the app's `drain_delay`
+(so balancers polling /readyz stop routing here while the port still answers), then
+stops accepting and drains. The master closes only its own copies of the listening
+sockets meanwhile (gunicorn's Arbiter.stop): the port answers as long as a worker
+holds it. Any other way of stopping (max_requests, SIGQUIT) has no delay.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from sockhop.workers.health import Drain
 from sockhop.workers.httpserver.connection import Connection, Limits, base_environ
 
 # Used when the app does not say (a plain WSGI app under this worker).
@@ -27,12 +36,16 @@ NOTIFY_INTERVAL = 1.0
 
 
 class SockhopWorker(GeventWorker):  # type: ignore[misc]
-    """`stopping` is set once this worker begins to shut down (SIGTERM, max_requests,
-    anything else that clears `alive`): it accepts no connection from then on, and
-    what waits on it (the drain in gunicorn_hooks) starts at once."""
+    """`stopping` is set once this worker stops accepting (at SIGTERM + drain_delay,
+    at once on max_requests or anything else that clears `alive`): it accepts no
+    connection from then on, and what waits on it (the drain in gunicorn_hooks)
+    starts at once."""
 
     _environ: dict[str, Any] | None = None
     _limits: Limits | None = None
+    # When shutdown began (monotonic): the graceful timeout counts from here, as the
+    # master's does from its SIGTERM.
+    _shutdown_began: float | None = None
 
     def init_signals(self) -> None:
         # After fork and gevent's hub reinit, before post_worker_init (which waits on it).
@@ -42,18 +55,31 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         super().init_signals()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM, gunicorn's graceful stop. gunicorn only clears `alive`, which its
-        run loop reads once a second: until then the worker would go on accepting
-        connections (requests a draining worker must not take)."""
+        """SIGTERM, gunicorn's graceful stop: unready now, stop accepting after the
+        app's drain_delay. gunicorn itself only clears `alive`, which its run loop
+        reads once a second."""
+        Drain.begin()
         super().handle_exit(sig, frame)
-        self._begin_stopping()
+        self._begin_stopping(self._drain_delay())
 
-    def _begin_stopping(self) -> None:
-        """Have the event loop stop everything at its next turn. This may run in a
-        signal handler, i.e. wherever Python next gets control, possibly inside the
-        hub after this turn's callbacks have run: the thread-safe variant also wakes
-        the loop, so the callback never waits for the next event or timer."""
-        gevent.get_hub().loop.run_callback_threadsafe(self._stop)
+    def _drain_delay(self) -> float:
+        settings = getattr(self.wsgi, "settings", None)  # a plain WSGI app has none
+        return float(getattr(settings, "drain_delay", 0.0))
+
+    def _begin_stopping(self, delay: float = 0.0) -> None:
+        """Have the event loop stop everything at its next turn, or `delay` seconds
+        later. Idempotent. This may run in a signal handler, i.e. wherever Python next
+        gets control, possibly inside the hub after this turn's callbacks have run: the
+        thread-safe variant also wakes the loop, so the callback never waits for the
+        next event or timer."""
+        if self._shutdown_began is not None:
+            return
+        self._shutdown_began = time.monotonic()
+        if delay > 0:
+            self.log.info("Draining in %.1f s; not ready meanwhile (pid: %s)", delay, self.pid)
+            gevent.get_hub().loop.run_callback_threadsafe(gevent.spawn_later, delay, self._stop)
+        else:
+            gevent.get_hub().loop.run_callback_threadsafe(self._stop)
 
     def _stop(self) -> None:
         """Close the listeners, then wake whoever waits on `stopping`. Idempotent.
@@ -91,16 +117,18 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             server.start()
         # Tests wait for this: a booting worker holds the listening socket but takes nothing.
         self.log.info("Accepting connections (pid: %s)", self.pid)
-        while self.alive:
-            self.notify()
+        while not self.stopping.is_set():
+            if not self.alive:
+                self._begin_stopping()  # whatever cleared `alive`, if not one of our own paths
+            self.notify()  # during the drain delay too: the master kills a silent worker
             self.stopping.wait(NOTIFY_INTERVAL)
-        self._stop()  # whatever cleared `alive`, if not one of our own paths
         self._finish_connections()
 
     def _finish_connections(self) -> None:
-        """Let held connections end (the drain answers them) until graceful_timeout,
-        then cut what is left, as gunicorn does."""
-        deadline = time.monotonic() + self.cfg.graceful_timeout
+        """Let held connections end (the drain answers them) until graceful_timeout
+        after shutdown began, then cut what is left, as gunicorn does."""
+        assert self._shutdown_began is not None
+        deadline = self._shutdown_began + self.cfg.graceful_timeout
         while busy := [s.pool for s in self._servers if s.pool.free_count() != s.pool.size]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
