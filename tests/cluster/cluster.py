@@ -16,8 +16,9 @@ What each part does, as Kubernetes does it:
   ready at once, and the container is restarted in the same pod (same address) after a
   back-off.
 - **Service:** nginx with the ready pods as upstreams, reloaded (SIGHUP) on every change;
-  connections already open stay where they are, as with kube-proxy. No retry to another
-  pod (`proxy_next_upstream off`): kube-proxy does not retry either.
+  requests under way stay where they are, as with kube-proxy. No retry to another pod
+  (`proxy_next_upstream off`): kube-proxy does not retry either. No client keep-alive
+  (see SERVICE_HTTP).
 - **Rollout:** RollingUpdate with the Deployment's maxSurge / maxUnavailable.
 """
 
@@ -42,6 +43,12 @@ from support.waiting import wait_for
 
 from .podspec import PodTemplate, Probe
 
+# A reload makes nginx's old worker close its idle keep-alive client connections, and a
+# client that reuses one at that moment gets a reset that kube-proxy would never cause
+# (it leaves established connections alone). Without keep-alive there is none to close.
+SERVICE_HTTP = ("keepalive_timeout 0;",)
+# kube-proxy sends a connection to one pod and never retries another.
+SERVICE_PROXY = ("proxy_next_upstream off;",)
 CRASH_BACKOFF = 1.0  # the kubelet's first restart back-off, shortened
 NGINX_RELOAD_TIMEOUT = 15.0
 
@@ -217,9 +224,8 @@ class Service:
         servers = list(backends) or [(LOCALHOST, 1)]
         params = "max_fails=0" + ("" if backends else " down")
         config = nginx_config(self.prefix, self.api_port, self.page_port, servers, params,
-                              self.more_api_ports)
-        config = config.replace("proxy_pass http://sockhop;",
-                                "proxy_pass http://sockhop;\n            proxy_next_upstream off;")
+                              self.more_api_ports, http_directives=SERVICE_HTTP,
+                              proxy_directives=SERVICE_PROXY)
         (self.prefix / "nginx.conf").write_text(config)
 
     def start(self, backends: Sequence[tuple[str, int]]) -> None:

@@ -80,7 +80,7 @@ def simulation_values(redis_url: str, secret: str, api_key: str, config: dict[st
     return {
         "hub": {"config": config},
         "secret": {"tokenHmacSecretKey": secret, "httpApiKey": api_key},
-        "redis": {"externalUrl": redis_url},
+        "redis": {"enabled": False, "externalUrl": redis_url},
         "workers": 2,
         "autoscaling": {"enabled": False},
         "replicaCount": 1,
@@ -211,6 +211,7 @@ def run_live(sim: Simulation, js_runner: JsRunner, chromium: str, workdir: Path,
     clients = {f"node/{t}": c for t, c in (node_result.get("clients") or {}).items()}
     clients |= {f"chromium/{t}": c for t, c in (browser_result.get("clients") or {}).items()}
     return {
+        "requests": sim.hub.session_requests(),
         "channel": channel,
         "marker": marker,
         "clients": clients,
@@ -271,6 +272,12 @@ def summary(run: dict[str, Any]) -> str:
             f"sessions {len(client['sessionIds'])}, published ok "
             f"{len(client['published']['ok'])} failed {len(client['published']['failed'])}, "
             f"received {len(client['offsets'])}, state {client['state']}")
+        if reconnections(client):
+            # What the Service answered this client's sessions when it was not 2xx.
+            failed = [f"{r.status} {r.method} {r.uri} via {r.upstream}"
+                      for sid in client["sessionIds"]
+                      for r in run["requests"].get(sid, []) if r.status >= 300]
+            lines.extend(f"    {line}" for line in failed[:10])
     return "\n".join(lines)
 
 
