@@ -751,8 +751,10 @@
    * env also has: channel (client publish allowed, history and recovery on),
    * transports (one client each), userPrefix, rate (publications per second per
    * client), settleMs (how long a publish may take once the sending stops).
-   * Asks 'live' once every client is subscribed and publishing; its answer comes
-   * when the test wants the sending stopped. Once every publish has settled, asks
+   * Asks 'start' once every client is subscribed (answered once every script's
+   * clients are, so that none misses another's first publications), then asks
+   * 'live' once they all publish; its answer comes when the test wants the
+   * sending stopped. Once every publish has settled, asks
    * 'final' and waits until every client has the answer's {offset} (the test's
    * marker, published after every client's last publish).
    */
@@ -772,7 +774,7 @@
         if (stopped) {
           return;
         }
-        var data = { peer: peer.name, n: n };
+        var data = { peer: peer.user, n: n };
         var sentAt = Date.now() - peer.started;
         n += 1;
         var call = peer.client.publish(env.channel, data).then(function () {
@@ -803,6 +805,8 @@
       await hub.waitFor('every client subscribed', function () {
         return peers.every(function (p) { return p.subs[env.channel].subscribedCount > 0; });
       }, deadline, null);
+      result.stage = 'start';
+      await env.ask('start', {}, Math.max(1, deadline - Date.now()));
       result.stage = 'live';
       sending = peers.map(publishLoop);
       await env.ask('live', { transports: env.transports }, Math.max(1, deadline - Date.now()));
