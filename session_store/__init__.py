@@ -7,6 +7,7 @@ serve any session lives here, so any worker of any process can serve it.
 from sockhop.session_store.connection import StoreUnavailable, connect
 from sockhop.session_store.expiry import Reaper
 from sockhop.session_store.sessions import (
+    AppState,
     Busy,
     Closed,
     Created,
@@ -15,11 +16,13 @@ from sockhop.session_store.sessions import (
     Opened,
     SessionKey,
     SessionStore,
+    StateConflict,
     Taken,
 )
 from sockhop.session_store.wakeups import Waiter, Wakeups
 
 __all__ = [
+    "AppState",
     "Busy",
     "Closed",
     "Created",
@@ -29,6 +32,7 @@ __all__ = [
     "Reaper",
     "SessionKey",
     "SessionStore",
+    "StateConflict",
     "StoreUnavailable",
     "Taken",
     "Waiter",

@@ -18,7 +18,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import gevent
@@ -38,18 +38,29 @@ READ_SIZE = 65536
 UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN")
 
 
+class Observer(Protocol):
+    """Told of failures (by kind) and of round trips, once per read from Redis."""
+
+    def error(self, kind: str) -> None: ...
+
+    def round_trip(self, seconds: float) -> None: ...
+
+
 class AutoPipeline:
-    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0,
+                 observer: Observer | None = None) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("redis", "unix"):
             raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r}")
-        self.url = url
         self._unix_path = parsed.path if parsed.scheme == "unix" else None
         self._address = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        # In error messages, which are logged: the URL would show its password.
+        self._where = self._unix_path or f"{self._address[0]}:{self._address[1]}"
         self._password = parsed.password
         self._db = int(parsed.path.lstrip("/") or 0) if parsed.scheme == "redis" else 0
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.observer = observer
         self._sock: gevent.socket.socket | None = None
         self._out: list[bytes] = []
         # Replies awaited, oldest first, with when their command was queued.
@@ -110,6 +121,7 @@ class AutoPipeline:
                 replies[i] = self._reply(result)
         for reply in replies:
             if isinstance(reply, ResponseError):
+                self._failed("reply")
                 if str(reply).startswith(UNAVAILABLE_REPLIES):
                     raise StoreUnavailable(str(reply))
                 raise reply
@@ -150,7 +162,8 @@ class AutoPipeline:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 sock.settimeout(None)
             except OSError as exc:
-                raise StoreUnavailable(f"cannot connect to Redis at {self.url}: {exc}") from None
+                self._failed("connect")
+                raise StoreUnavailable(f"cannot connect to Redis at {self._where}: {exc}") from None
             reader = hiredis.Reader(replyError=ResponseError)
             self._sock = sock
             setup: list[Command] = []
@@ -172,6 +185,7 @@ class AutoPipeline:
         for result in results:
             reply = self._reply(result)
             if isinstance(reply, ResponseError):
+                self._failed("reply")
                 self._disconnect(StoreUnavailable(f"Redis refused set-up: {reply}"), sock)
                 raise StoreUnavailable(str(reply))
 
@@ -185,6 +199,7 @@ class AutoPipeline:
             try:
                 sock.sendall(data)
             except OSError as exc:
+                self._failed("write")
                 self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
                 return
 
@@ -198,20 +213,30 @@ class AutoPipeline:
             else:
                 error = None
             if not data:
+                if self._sock is sock:  # not our own close
+                    self._failed("read")
                 self._disconnect(StoreUnavailable(f"Redis closed the connection ({error})"), sock)
                 return
             reader.feed(data)
+            oldest = pending[0][1] if pending else None
             while (reply := reader.gets()) is not False:
                 pending.popleft()[0].set(reply)
+            if self.observer is not None and oldest is not None:
+                self.observer.round_trip(time.monotonic() - oldest)
 
     def _watchdog(self, sock: gevent.socket.socket) -> None:
         """Drop the connection when its oldest reply is overdue: Redis hangs."""
         while self._sock is sock:
             gevent.sleep(self.timeout / 4)
             if self._pending and time.monotonic() - self._pending[0][1] > self.timeout:
+                self._failed("timeout")
                 self._disconnect(
                     StoreUnavailable(f"no reply from Redis within {self.timeout}s"), sock)
                 return
+
+    def _failed(self, kind: str) -> None:
+        if self.observer is not None:
+            self.observer.error(kind)
 
     def _disconnect(self, error: Exception, sock: gevent.socket.socket | None = None) -> None:
         if sock is not None and self._sock is not sock:

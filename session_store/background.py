@@ -8,6 +8,7 @@ import logging
 import gevent
 
 from sockhop.session_store.errors import StoreUnavailable
+from sockhop.session_store.outage import redis_outage
 
 log = logging.getLogger("sockhop.background")
 
@@ -37,7 +38,9 @@ class Background:
             try:
                 self.step()
             except StoreUnavailable as exc:
-                log.warning("%s: Redis unavailable (%s)", self.name, exc)
+                redis_outage.failed(self.name, exc)
             except Exception:
                 log.exception("%s failed", self.name)
+            else:
+                redis_outage.recovered()
             self.pause()

@@ -6,7 +6,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sockhop.session_store.autopipeline import AutoPipeline
+from sockhop.session_store.autopipeline import AutoPipeline, Observer
 from sockhop.session_store.errors import StoreUnavailable
 
 # What redis-py (the pub/sub connection) raises when Redis cannot be reached.
@@ -20,9 +20,9 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
 __all__ = ["REDIS_ERRORS", "StoreUnavailable", "connect", "connect_pubsub"]
 
 
-def connect(url: str) -> AutoPipeline:
+def connect(url: str, observer: Observer | None = None) -> AutoPipeline:
     """The process's command connection: every greenlet's commands share it."""
-    return AutoPipeline(url)
+    return AutoPipeline(url, observer=observer)
 
 
 def connect_pubsub(url: str, *, max_connections: int = 4) -> redis.Redis:

@@ -12,6 +12,8 @@ once per batch, and what a protocol builds from a run is built once.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import gevent
@@ -65,17 +67,25 @@ def runs_of(announcements: list[bytes]) -> list[Run]:
     return runs
 
 
+# Told after each batch: messages written at once by transport, and the batch's duration.
+Delivered = Callable[[Mapping[str, int], float], None]
+
+
 class Follower(Protocol):
-    def offer(self, channel: str, run: Run) -> None:
-        """Publications first..last of channel were announced."""
+    transport: str  # what the follower writes to, in what `Delivered` is told
+
+    def offer(self, channel: str, run: Run) -> int:
+        """Publications first..last of channel were announced; returns how many of
+        them were written at once (not left for the follower's own wake-up)."""
 
     def lost_track(self, channel: str) -> None:
         """Announcements may have been missed: catch up from the history."""
 
 
 class ChannelFanout:
-    def __init__(self, wakeups: Wakeups) -> None:
+    def __init__(self, wakeups: Wakeups, delivered: Delivered | None = None) -> None:
         self.wakeups = wakeups
+        self.delivered = delivered
         self._followers: dict[str, set[Follower]] = {}
         self._subscribed: set[str] = set()
         wakeups.on_reconnect = self._reconnected
@@ -112,9 +122,14 @@ class ChannelFanout:
         followers = self._followers.get(channel)
         if not followers:
             return
+        started = time.perf_counter()
+        written: dict[str, int] = {}
         for run in runs_of(announced):
             for follower in list(followers):
-                follower.offer(channel, run)
+                if count := follower.offer(channel, run):
+                    written[follower.transport] = written.get(follower.transport, 0) + count
+        if self.delivered is not None:  # once per batch, not per follower: the hot path
+            self.delivered(written, time.perf_counter() - started)
 
     def _reconnected(self) -> None:
         for channel, followers in self._followers.items():

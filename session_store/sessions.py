@@ -130,6 +130,28 @@ class EnqueueResult:
     OVERFLOW = "overflow"
 
 
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """The application's state of a session (None: none) and its version,
+    which every write of it bumps: a writer names the version it read."""
+
+    value: bytes | None
+    version: int
+
+    @classmethod
+    def of(cls, reply: Sequence[bytes | None]) -> AppState:
+        """From HMGET ad av."""
+        return cls(reply[0], int(reply[1] or 0))
+
+
+class StateConflict(Exception):
+    """Another writer changed the state since it was read: nothing was applied.
+    `current` is the state now, to run the change again from."""
+
+    def __init__(self, current: AppState) -> None:
+        super().__init__(f"state changed meanwhile (now version {current.version})")
+        self.current = current
+
 
 def load_scripts(client: AutoPipeline, *names: str) -> list[Script]:
     """The scripts of lua/<name>.lua, each with the shared prelude."""
@@ -283,30 +305,43 @@ class SessionStore:
         return result
 
     def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
-               channels: Mapping[str, int | None] | None = None,
+               expected: int | None = None, channels: Mapping[str, int | None] | None = None,
                items: Sequence[bytes | str] = (), also: Sequence[Command] = ()) -> str:
         """An application's changes to an open session, in one step: its state,
         channels joined from an offset (or left: None) and items queued. An
-        EnqueueResult. `also`: commands on other keys sent in the same round
-        trip, after it (their replies are not looked at)."""
+        EnqueueResult.
+
+        expected: the state's version as the caller read it; if another writer
+        changed it since, nothing is applied and StateConflict is raised.
+        `also`: commands on other keys, sent (without waiting for them) only
+        once the step was applied, so that a conflicted or refused one leaves
+        no trace; they run before anything the caller sends afterwards.
+        """
         lim = self.limits
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
         args: list[Any] = [key.tag, lim.ttl_ms, lim.max_queue, lim.overflow_item,
-                           lim.disconnect_ms, state_arg, len(channels or ())]
+                           lim.disconnect_ms, state_arg, "" if expected is None else expected,
+                           len(channels or ())]
         for channel, offset in (channels or {}).items():
             args += [channel, "" if offset is None else offset]
         args += items
-        command = self._update.command(key.keys, args)
-        if not also:
-            return self._update(keys=key.keys, args=args).decode()
-        return self.client.call_many([command, *also])[0].decode()
+        reply = self._update(keys=key.keys, args=args)
+        if isinstance(reply, list):
+            raise StateConflict(AppState.of(reply[1:]))
+        result = reply.decode()
+        if also and result in (EnqueueResult.OK, EnqueueResult.OVERFLOW):
+            # Overflow applied the step, then closed: the close hook undoes it after these.
+            self.client.send(*also)
+        return result
 
-    def app_state(self, key: SessionKey) -> bytes | None:
-        """The application's state of a session (None if none, or no such session)."""
-        return self.client.call(*self.app_state_command(key))
+    def app_state(self, key: SessionKey) -> AppState:
+        """The application's state of a session (value None if none, or no such
+        session), with its version."""
+        return AppState.of(self.client.call(*self.app_state_command(key)))
 
     def app_state_command(self, key: SessionKey) -> Command:
-        return ("HGET", key.keys[0], "ad")
+        """Its reply makes an AppState (AppState.of)."""
+        return ("HMGET", key.keys[0], "ad", "av")
 
     def close(self, key: SessionKey, item: bytes, *, holder: str = "") -> bytes | None:
         """Close once. Only one caller gets an answer (the application's state,

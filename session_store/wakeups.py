@@ -10,7 +10,6 @@ wake-up: the data stays in Redis, so after a reconnect everyone re-reads.
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,8 +21,7 @@ import redis
 
 from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.connection import REDIS_ERRORS, StoreUnavailable
-
-log = logging.getLogger("sockhop.wakeups")
+from sockhop.session_store.outage import redis_outage
 
 SUBSCRIBE_TIMEOUT = 5.0
 # At most this many pub/sub messages are read before their announcements are
@@ -153,6 +151,7 @@ class Wakeups:
                 with self._lock:
                     pubsub.subscribe(self.channel, *self._handlers)
                     self._pubsub = pubsub
+                redis_outage.recovered()
                 backoff = 0.1
                 while True:
                     self._read_batch(pubsub)
@@ -160,7 +159,7 @@ class Wakeups:
                 self.subscribed.clear()
                 for event in self._confirmed.values():
                     event.clear()
-                log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                redis_outage.failed("pub/sub reader (reconnecting)", exc)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:

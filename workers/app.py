@@ -9,10 +9,11 @@ import falcon
 
 from sockhop.session_store import StoreUnavailable
 from sockhop.workers.application import Service
-from sockhop.workers.config import Settings
+from sockhop.workers.config import Settings, require_redis_url
 from sockhop.workers.endpoint import NativeWebSocketEndpoint, SockJSEndpoint
 from sockhop.workers.health import health_routes
 from sockhop.workers.http import TEXT_PLAIN, serialize_error
+from sockhop.workers.metrics import METRICS_PATH, HttpMetrics, MetricsResource
 from sockhop.workers.runtime import LazyRuntime
 from sockhop.workers.websocket import WebSocketAwareMiddleware
 
@@ -27,16 +28,19 @@ def store_unavailable(req: falcon.Request, resp: falcon.Response, exc: Exception
 
 class SockhopApp(WebSocketAwareMiddleware):
     """The app gunicorn serves. `runtime` is per process, created after fork.
-    /healthz and /readyz are served unless `routes` puts something else there."""
+    /healthz, /readyz and /metrics are served unless `routes` puts something else there."""
 
     def __init__(self, settings: Settings, services: Iterable[Service],
                  routes: Mapping[str, object] | None = None) -> None:
         services = list(services)
         self.settings = settings
         self.runtime = LazyRuntime(settings, services)
-        routes = {**health_routes(self.runtime), **(routes or {})}
+        routes = {**health_routes(self.runtime), METRICS_PATH: MetricsResource(),
+                  **(routes or {})}
         _check_paths(services, routes)
-        api = falcon.App(media_type=None)  # no default Content-Type: SockJS sets its own
+        require_redis_url(settings)
+        # No default Content-Type: SockJS sets its own.
+        api = falcon.App(media_type=None, middleware=[HttpMetrics()])
         api.req_options.strip_url_path_trailing_slash = False
         api.set_error_serializer(serialize_error)
         api.add_error_handler(StoreUnavailable, store_unavailable)
@@ -76,5 +80,5 @@ def _check_paths(services: list[Service], routes: Mapping[str, object]) -> None:
 def create_app(settings: Settings, services: Iterable[Service],
                routes: Mapping[str, object] | None = None) -> SockhopApp:
     """The app: services (SockJS, native websocket) and plain HTTP routes
-    (path -> falcon resource, e.g. an API) beside them, with /healthz and /readyz."""
+    (path -> falcon resource, e.g. an API) beside them, with /healthz, /readyz and /metrics."""
     return SockhopApp(settings, services, routes)

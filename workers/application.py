@@ -15,7 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sockhop.session_store import EnqueueResult, SessionKey, SessionStore
+from sockhop.session_store import (
+    AppState,
+    EnqueueResult,
+    SessionKey,
+    SessionStore,
+    StateConflict,
+)
 from sockhop.session_store.autopipeline import Command
 from sockhop.session_store.channels import ChannelStore, Publications
 from sockhop.session_store.items import Close, close_item, message_item, stored
@@ -91,7 +97,7 @@ class Session:
     returns.
     """
 
-    __slots__ = ("_dispatcher", "_state", "key", "publications", "service")
+    __slots__ = ("_dispatcher", "_state", "_version", "key", "publications", "service")
 
     def __init__(self, dispatcher: Dispatcher, service: Service, key: SessionKey,
                  state: bytes | None = None) -> None:
@@ -100,6 +106,7 @@ class Session:
         self.key = key
         self.publications = Publications(dispatcher.channels)
         self._state = state
+        self._version: int | None = None  # of _state, when read with it
 
     def __enter__(self) -> Session:
         return self
@@ -121,16 +128,16 @@ class Session:
     def close(self, code: int = GO_AWAY.code, reason: str = GO_AWAY.reason) -> None:
         self._dispatcher.close(self.service, self.key, Close(code, reason))
 
-    def known_state(self, state: bytes | None) -> None:
+    def known_state(self, state: AppState) -> None:
         """The state as the caller read it already (with other reads)."""
-        self._state = state or b""
+        self._state, self._version = state.value or b"", state.version
 
     @property
     def state(self) -> bytes | None:
         """The application's state of this session (set with update), read
         once per hook call; in on_close, what it was when the session ended."""
         if self._state is None:
-            self._state = self._dispatcher.store.app_state(self.key) or b""
+            self.known_state(self._dispatcher.store.app_state(self.key))
         return self._state or None
 
     def join(self, channel: str) -> None:
@@ -146,12 +153,28 @@ class Session:
         """Change the session in one step: its state, the channels it receives
         (from just after the given offset; None leaves) and messages for the
         client, which arrive before any publication of the channels joined
-        here. `also`: Redis commands on other keys sent in the same round trip.
-        False if the session is gone or closed."""
-        if state is not None or clear_state:
-            self._state = state or b""
-        return self._dispatcher.update(self.service, self.key, state, clear_state,
-                                       channels, messages, also)
+        here. `also`: Redis commands on other keys, sent once the step was
+        applied. False if the session is gone or closed.
+
+        A new state is written only over the one this handle read (`state`):
+        if another writer changed it since, nothing is applied and
+        StateConflict is raised; `state` is then the current one, to run the
+        change again from. Without a read first, the write is blind.
+        """
+        writes = state is not None or clear_state
+        expected = self._version if writes else None
+        try:
+            applied = self._dispatcher.update(self.service, self.key, state, clear_state,
+                                              expected, channels, messages, also)
+        except StateConflict as conflict:
+            self.known_state(conflict.current)
+            raise
+        if writes:
+            if expected is None:
+                self._state = None  # its version is unknown: read again when asked
+            else:
+                self._state, self._version = state or b"", expected + 1
+        return applied
 
     def publish(self, channel: str, message: str) -> None:
         """Send message to every session in channel, whichever process serves it."""
@@ -181,18 +204,19 @@ class Dispatcher:
             return False
         result = self.store.enqueue(key, [message_item(m) for m in messages])
         if result == EnqueueResult.OVERFLOW:
-            self.closed(service, key, self.store.app_state(key) or b"")
+            self.closed(service, key, self.store.app_state(key).value or b"")
         return result == EnqueueResult.OK
 
     def update(self, service: Service, key: SessionKey, state: bytes | None, clear_state: bool,
-               channels: Mapping[str, int | None] | None, messages: Sequence[str],
-               also: Sequence[Command] = ()) -> bool:
+               expected: int | None, channels: Mapping[str, int | None] | None,
+               messages: Sequence[str], also: Sequence[Command] = ()) -> bool:
         local = key.tag in self.local_sockets
-        result = self.store.update(key, state=state, clear_state=clear_state, channels=channels,
+        result = self.store.update(key, state=state, clear_state=clear_state, expected=expected,
+                                   channels=channels,
                                    items=[] if local else [message_item(m) for m in messages],
                                    also=also)
         if result == EnqueueResult.OVERFLOW:
-            self.closed(service, key, self.store.app_state(key) or b"")
+            self.closed(service, key, self.store.app_state(key).value or b"")
         if result != EnqueueResult.OK:
             return False
         # A websocket of this process holds it: its subscriptions change reaches

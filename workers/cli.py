@@ -9,19 +9,20 @@ import dataclasses
 import html
 import json
 import logging
-import math
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from sockhop.workers.config import ConfigError
+from sockhop.workers.config import DEFAULT_BIND, DEFAULT_WORKERS, ConfigError, launch_from_env
 from sockhop.workers.embedded_redis import EmbeddedRedis
+from sockhop.workers.gunicorn_settings import configure_logging, log_redis, server_settings
 from sockhop.workers.hub.config import HubConfig, config_text, generate_config, load_config
 
 DEFAULT_CONFIG_FILE = "config.json"
@@ -69,33 +70,6 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return hub_app(self.hub_config, self.examples, self.demo_dir)
 
 
-# After the drain delay: how long held polls, streams and websockets get to end before
-# gunicorn kills the worker (the drain answers them within ~1 s).
-DRAIN_TIMEOUT = 10
-
-
-def gunicorn_options(bind: str, workers: int, max_connections: int, log_level: str,
-                     drain_delay: float) -> dict:
-    from sockhop.workers import gunicorn_hooks
-
-    return {
-        "bind": [bind],
-        "workers": workers,
-        # gunicorn's gevent worker with sockhop's own HTTP/1.1 handling (workers/httpserver).
-        "worker_class": "sockhop.workers.httpserver.worker.SockhopWorker",
-        # Held polls and streams are connections too: size for them, not for requests/s.
-        "worker_connections": max_connections,
-        # From SIGTERM: the drain delay (still serving, /readyz 503), then the drain.
-        "graceful_timeout": math.ceil(drain_delay) + DRAIN_TIMEOUT,  # gunicorn takes an int
-        "keepalive": 5,
-        # gunicorn 27 puts a control socket in ~/.gunicorn; HOME is read-only in Kubernetes.
-        "control_socket_disable": True,
-        "post_worker_init": gunicorn_hooks.post_worker_init,
-        "loglevel": log_level,
-        "accesslog": None,
-    }
-
-
 def demo_config(env: Mapping[str, str], workdir: Path) -> HubConfig:
     """A generated configuration (fresh secrets) with the demo's channels, read back the way
     a file is, so environment overrides and checks apply to it as to any other."""
@@ -136,6 +110,8 @@ def prepare_chat_page(target: Path, centrifuge_url: str, sockjs_url: str) -> Pat
 
 def page_url(bind: str) -> str:
     """Where a browser on this machine finds the demo page."""
+    if bind.startswith("unix:"):
+        return f"{bind} (a unix socket: behind your proxy)"
     host, _, port = bind.rpartition(":")
     if host in ("", "0.0.0.0", "[::]"):
         host = "127.0.0.1"
@@ -154,12 +130,17 @@ def hub_config(args: argparse.Namespace, env: Mapping[str, str], workdir: Path) 
     return config
 
 
+def configuration_error(exc: ConfigError) -> int:
+    print(f"sockhop: configuration error: {exc}", file=sys.stderr)
+    return 2
+
+
 def serve(args: argparse.Namespace) -> int:
-    log_level = os.environ.get("SOCKHOP_LOG_LEVEL", "info").lower()
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        launch = launch_from_env(os.environ, args.bind, args.workers)
+    except ConfigError as exc:
+        return configuration_error(exc)
+    configure_logging(launch.log_level)
     log = logging.getLogger("sockhop")
     env = {k: v for k, v in os.environ.items() if k != CENTRIFUGE_URL_ENV}
     launcher = os.getpid()
@@ -180,18 +161,22 @@ def serve(args: argparse.Namespace) -> int:
                 settings = config.settings.replace(redis_url=embedded.start())
                 config = dataclasses.replace(config, settings=settings)
                 log.info("embedded Valkey at %s", settings.redis_url)
+            else:
+                log_redis(config.settings.redis_url)
         except ConfigError as exc:
-            print(f"sockhop: configuration error: {exc}", file=sys.stderr)
-            return 2
+            return configuration_error(exc)
         if demo_dir is not None:
             log.warning("demo mode: POST /demo/token gives a token to anyone who asks; "
                         "never expose this server")
             if args.config is None:
                 # Generated for this run only: how a person can try /api against the page.
                 print(f"sockhop: server API key of this run: {config.http_api.key}")
-            print(f"sockhop: the demo chat is at {page_url(args.bind)}", flush=True)
-        options = gunicorn_options(args.bind, args.workers, config.settings.max_connections,
-                                   log_level, config.settings.drain_delay)
+            print(f"sockhop: the demo chat is at {page_url(launch.bind)}", flush=True)
+        from sockhop.workers.gunicorn_hooks import prepare_metrics_dir
+
+        prepare_metrics_dir(workdir / "metrics")
+        options = server_settings(launch, config.settings.max_connections,
+                                  config.settings.drain_delay)
         try:
             GunicornServer(config, args.examples, demo_dir, options).run()
         finally:
@@ -209,8 +194,7 @@ def genconfig(args: argparse.Namespace) -> int:
     try:
         text = config_text(generate_config(), path)
     except ConfigError as exc:
-        print(f"sockhop: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return configuration_error(exc)
     try:
         # Created readable by its owner only, and only if it does not exist yet.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -226,18 +210,28 @@ def genconfig(args: argparse.Namespace) -> int:
     return 0
 
 
+def installed_version() -> str:
+    try:
+        return version("sockhop")
+    except PackageNotFoundError:
+        return "(not installed: run from a checkout)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sockhop", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the hub")
     serve_cmd.add_argument("--config", metavar="FILE",
                            help="Centrifugo v6 configuration, JSON or YAML (SOCKHOP_* "
                                 "environment variables override it)")
-    serve_cmd.add_argument("--bind", default=os.environ.get("SOCKHOP_BIND", "127.0.0.1:8080"),
-                           help="HOST:PORT to listen on (default 127.0.0.1:8080)")
-    serve_cmd.add_argument("--workers", type=int,
-                           default=int(os.environ.get("SOCKHOP_WORKERS", "2")),
-                           help="gevent worker processes (default 2)")
+    # Checked in serve (launch_from_env), as their SOCKHOP_ variables are: one-line errors.
+    serve_cmd.add_argument("--bind", metavar="HOST:PORT",
+                           help=f"HOST:PORT or unix:PATH to listen on (default SOCKHOP_BIND "
+                                f"or {DEFAULT_BIND})")
+    serve_cmd.add_argument("--workers", metavar="N",
+                           help=f"gevent worker processes (default SOCKHOP_WORKERS or "
+                                f"{DEFAULT_WORKERS})")
     serve_cmd.add_argument("--examples", action="store_true",
                            help="mount /echo, /close, /disabled_websocket_echo, "
                                 "/cookie_needed_echo and /broadcast beside the hub")

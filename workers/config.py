@@ -12,13 +12,24 @@ import dataclasses
 import difflib
 import os
 import re
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "SOCKHOP_"
 DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 # Variables the launcher itself reads, not Settings.
 LAUNCHER_VARIABLES = frozenset(ENV_PREFIX + name for name in ("BIND", "WORKERS", "LOG_LEVEL"))
+DEFAULT_BIND = "127.0.0.1:8080"
+DEFAULT_WORKERS = 2
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Centrifugo reads its numbers into Go's int64 and time.Duration: nothing larger is a value
+# either would accept (and Redis, given a larger count or expiry, fails every request).
+MAX_INTEGER = 2**63 - 1
+MAX_DURATION = MAX_INTEGER / 1e9
 
 
 class ConfigError(ValueError):
@@ -89,6 +100,9 @@ def duration_seconds(label: str, value: object) -> float:
         raise ConfigError(f"{label}: expected a finite duration, got {value!r}")
     if seconds < 0:
         raise ConfigError(f"{label}: must not be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ConfigError(f"{label}: must be at most 2562047h (Go's largest duration), "
+                          f"got {value!r}")
     return seconds
 
 
@@ -113,6 +127,154 @@ def _check_url(label: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def check_integer(label: str, value: object, minimum: Literal[0, 1]) -> int:
+    """An integer option (a JSON/YAML number or text already read as one), in range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{label}: expected an integer, got {value!r}")
+    if value < minimum:
+        must = "be positive" if minimum else "not be negative"
+        raise ConfigError(f"{label}: must {must}, got {value!r}")
+    if value > MAX_INTEGER:
+        raise ConfigError(f"{label}: must be at most {MAX_INTEGER}, got {value!r}")
+    return value
+
+
+def check_redis_url(label: str, url: str) -> str:
+    """The whole URL, not only its scheme: a bad port or database would otherwise fail
+    every request instead of the start. No TLS yet: the auto-pipelined client speaks plain
+    TCP or a unix socket."""
+    if not url:
+        return url
+    _check_url(label, url, ("redis://", "unix://"))
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigError(f"{label}: expected unix:///path/to/redis.sock, got {url!r}")
+        return url
+    try:
+        port_valid = parts.port != 0  # None: the default port; urlsplit checks it when read
+    except ValueError:
+        port_valid = False
+    if not port_valid:
+        raise ConfigError(f"{label}: the port must be a number from 1 to 65535, got {url!r}")
+    database = parts.path.lstrip("/")
+    if not database.isdigit() and database != "":
+        raise ConfigError(f"{label}: the database (after the last /) must be a number, "
+                          f"got {url!r}")
+    return url
+
+
+def redacted_url(url: str) -> str:
+    """url with its password masked, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def require_redis_url(settings: Settings) -> None:
+    """Library use has no embedded Valkey (only `sockhop serve` starts one): without a
+    Redis every request would fail, so the start does."""
+    if not settings.redis_url:
+        raise ConfigError(f"{ENV_PREFIX}REDIS_URL: not set; an app of its own needs a Redis "
+                          "(redis://host:port/db or unix:///path)")
+
+
+def check_origins(label: str, origins: tuple[str, ...]) -> tuple[str, ...]:
+    """Origins are compared whole with the Origin header: an entry that cannot equal one
+    (a path, a pattern, nothing at all) would shut its site out without a word."""
+    if not origins:
+        raise ConfigError(f"{label}: empty, which would refuse every browser; list your "
+                          'sites\' origins ("https://example.com"), or "*" for any')
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if "*" in origin:
+            raise ConfigError(f"{label}: {origin!r}: patterns are not supported; list each "
+                              'origin, or "*" for any')
+        if parts.scheme not in ("http", "https") or not parts.netloc or origin != (
+                f"{parts.scheme}://{parts.netloc}"):
+            raise ConfigError(f"{label}: {origin!r} is not an origin; expected "
+                              "scheme://host[:port] with nothing after it")
+    return origins
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The server process's own options (`sockhop serve`'s, or gunicorn's through
+    sockhop.workers.gunicorn_config), as opposed to the app's Settings."""
+
+    bind: str = DEFAULT_BIND
+    workers: int = DEFAULT_WORKERS
+    log_level: str = "info"
+
+
+def launch_from_env(env: Mapping[str, str], bind: str | None = None,
+                    workers: str | None = None) -> Launch:
+    """--bind and --workers when the command line gives them, else SOCKHOP_BIND and
+    SOCKHOP_WORKERS, else the defaults; SOCKHOP_LOG_LEVEL. Errors name where the value
+    came from."""
+    bind_label = "--bind" if bind is not None else ENV_PREFIX + "BIND"
+    workers_label = "--workers" if workers is not None else ENV_PREFIX + "WORKERS"
+    if bind is None:
+        bind = env.get(bind_label, DEFAULT_BIND)
+    if workers is None:
+        workers = env.get(workers_label, str(DEFAULT_WORKERS))
+    level_label = ENV_PREFIX + "LOG_LEVEL"
+    return Launch(bind=check_bind(bind_label, bind),
+                  workers=parse_workers(workers_label, workers),
+                  log_level=check_log_level(level_label, env.get(level_label, "info")))
+
+
+def check_bind(label: str, text: str) -> str:
+    """HOST:PORT, [IPv6]:PORT or unix:PATH, as gunicorn binds them. Checked here because
+    gunicorn, given an unknown host or a missing socket directory, retries for 5 s and
+    then fails with a traceback."""
+    if text.startswith("unix:"):
+        path = text.removeprefix("unix:")
+        path = path[2:] if path.startswith("//") else path  # gunicorn's unix://PATH
+        if not path:
+            raise ConfigError(f"{label}: expected unix:PATH, got {text!r}")
+        if not Path(path).parent.is_dir():
+            raise ConfigError(f"{label}: {Path(path).parent} is not a directory, so the "
+                              f"unix socket {path} cannot be made")
+        return text
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address needs its brackets
+    if not colon or not host:
+        raise ConfigError(f"{label}: expected HOST:PORT (127.0.0.1:8080, 0.0.0.0:8080, "
+                          f"[::1]:8080) or unix:PATH, got {text!r}")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{label}: the port must be a number from 1 to 65535, got {text!r}")
+    try:
+        socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"{label}: cannot use host {host!r} ({exc})") from None
+    return text
+
+
+def parse_workers(label: str, text: str) -> int:
+    try:
+        workers = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{label}: expected a number of worker processes, "
+                          f"got {text!r}") from None
+    return check_integer(label, workers, 1)
+
+
+def check_log_level(label: str, text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{label}: expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return level
+
+
 def check_setting(name: str, value: object, label: str) -> object:
     """A Settings field's value as a config file gives it (typed), checked."""
     kind = SETTING_TYPES[name]
@@ -121,11 +283,7 @@ def check_setting(name: str, value: object, label: str) -> object:
             raise ConfigError(f"{label}: expected true or false, got {value!r}")
         return value
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{label}: expected an integer, got {value!r}")
-        if value <= 0:
-            raise ConfigError(f"{label}: must be positive, got {value!r}")
-        return value
+        return check_integer(label, value, 1)
     if kind == "float":
         seconds = duration_seconds(label, value)
         if seconds == 0 and name not in ZERO_ALLOWED:  # negatives: refused above
@@ -134,12 +292,11 @@ def check_setting(name: str, value: object, label: str) -> object:
     if kind == "tuple[str, ...]":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{label}: expected a list of strings, got {value!r}")
-        return tuple(value)
+        return check_origins(label, tuple(value))
     if not isinstance(value, str):
         raise ConfigError(f"{label}: expected a string, got {value!r}")
     if name == "redis_url":
-        # No TLS yet: the auto-pipelined client speaks plain TCP or a unix socket.
-        return _check_url(label, value, ("redis://", "unix://"))
+        return check_redis_url(label, value)
     if name == "sockjs_url":
         return _check_url(label, value, ("http://", "https://", "/"))
     return value
@@ -157,7 +314,7 @@ def parse_setting(name: str, raw: str, label: str) -> object:
             raise ConfigError(f"{label}: expected an integer, got {raw!r}") from None
         return check_setting(name, value, label)
     if kind == "tuple[str, ...]":
-        return split_list(raw)
+        return check_setting(name, split_list(raw), label)
     return check_setting(name, raw, label)
 
 

@@ -8,6 +8,7 @@ import falcon
 
 from sockhop.workers.application import Service
 from sockhop.workers.http import SockJSError
+from sockhop.workers.metrics import ROUTE_CONTEXT
 from sockhop.workers.runtime import LazyRuntime
 from sockhop.workers.sockjs.routing import route
 from sockhop.workers.static import Greeting, IframePage, Info
@@ -20,6 +21,7 @@ from sockhop.workers.transports.websocket import SessionWebSocket
 from sockhop.workers.transports.xhr import XhrPolling, XhrSend
 from sockhop.workers.transports.xhr_streaming import XhrStreaming
 
+NATIVE_WEBSOCKET = "native_websocket"
 _METHODS = ("GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH", "HEAD")
 
 
@@ -53,14 +55,18 @@ class SockJSEndpoint:
         if target is None:
             raise SockJSError(falcon.HTTP_404, "Not found.")
         if target.kind == "session":
-            resource = self.transports.get(target.transport)
+            name = target.transport
+            resource = self.transports.get(name)
             session_id = target.session_id
         else:
-            resource = self.static.get(target.kind)
+            name = target.kind
+            resource = self.static.get(name)
             session_id = ""
         if resource is None:
             raise SockJSError(falcon.HTTP_404, "Not found.")
-        respond(resource, req, resp, SessionRequest(self.runtime.get(), self.service, session_id))
+        setattr(req.context, ROUTE_CONTEXT, f"{self.service.path}/{name}")
+        respond(resource, req, resp,
+                SessionRequest(self.runtime.get(), self.service, session_id, name))
 
 
 class NativeWebSocketEndpoint:
@@ -75,7 +81,9 @@ class NativeWebSocketEndpoint:
         self.pattern = re.compile("^" + re.escape(service.websocket_path) + "$")
 
     def __call__(self, req: falcon.Request, resp: falcon.Response) -> None:
-        respond(self.resource, req, resp, SessionRequest(self.runtime.get(), self.service, ""))
+        setattr(req.context, ROUTE_CONTEXT, self.service.websocket_path)
+        respond(self.resource, req, resp, SessionRequest(self.runtime.get(), self.service, "",
+                                                         NATIVE_WEBSOCKET))
 
 
 def respond(resource: object, req: falcon.Request, resp: falcon.Response,

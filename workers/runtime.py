@@ -22,6 +22,7 @@ from sockhop.session_store.fanout import ChannelFanout
 from sockhop.session_store.items import close_item
 from sockhop.session_store.liveness import Liveness
 from sockhop.session_store.sessions import StoreLimits
+from sockhop.workers import metrics
 from sockhop.workers.application import Dispatcher, Service
 from sockhop.workers.config import Settings
 from sockhop.workers.disconnect import QUEUE_OVERFLOW
@@ -32,7 +33,7 @@ log = logging.getLogger("sockhop.runtime")
 class Runtime:
     def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
         self.settings = settings
-        self.client = connect(settings.redis_url)
+        self.client = connect(settings.redis_url, metrics.RedisObserver())
         self.pubsub_client = connect_pubsub(settings.redis_url)
         lease_ms = int(settings.heartbeat_delay * 2000) + 5000
         self.store = SessionStore(
@@ -47,7 +48,7 @@ class Runtime:
         self.channels = ChannelStore(self.client, settings.channel_history_size)
         self.dispatcher = Dispatcher(self.store, self.channels, services)
         self.wakeups = Wakeups(self.pubsub_client, self.client)
-        self.fanout = ChannelFanout(self.wakeups)
+        self.fanout = ChannelFanout(self.wakeups, metrics.fanout_delivered)
         self.reaper = Reaper(self.store, self.dispatcher.expired)
         self.liveness = Liveness(self.store, self.wakeups.process_id)
         self.acknowledgements = Acknowledgements(self.store)
@@ -73,6 +74,7 @@ class Runtime:
         if not self.draining:
             log.info("draining: ending %d held receivers", self.wakeups.waiting)
             self.draining = True
+            metrics.DRAINS.inc()
             self.reaper.stop()
             self.wakeups.ring_all()
 

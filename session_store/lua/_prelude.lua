@@ -7,7 +7,8 @@
 -- position: how many items were ever acknowledged), pn (the position up to
 -- which a receiver that let go was writing: the session's next receiver
 -- acknowledges up to it), sv (subscriptions version, bumped on every join and
--- leave), want (a process whose receiver found the session busy and asked the
+-- leave), ad (the application's state), av (its version, bumped on every
+-- write of ad), want (a process whose receiver found the session busy and asked the
 -- holder whether its client is still there: woken when it lets go).
 -- Queue items start with their kind: 'c' is a close (nothing follows it).
 -- Acknowledgements name an absolute position, not a count: applying one twice,

@@ -3,21 +3,31 @@
 -- One step, so a receiver that sees the new subscriptions also sees the
 -- messages queued with them (a reply is delivered before the publications
 -- the command that sent it made the session receive).
+-- The state is compare-and-set: a caller that read it (with its version, av)
+-- names that version, and if another writer changed it since, nothing at all
+-- is applied: the answer carries the state now, for the caller to run again.
 -- ARGV: tag, ttl_ms, max_queue, overflow_item, closed_ttl_ms, state ('' = keep,
---       '-' = clear, else 's' .. value), changes, (channel, offset or '' to leave)
---       x changes, item...
+--       '-' = clear, else 's' .. value), expected version ('' = any), changes,
+--       (channel, offset or '' to leave) x changes, item...
 -- Returns 'ok' | 'missing' | 'closed' | 'overflow' (session closed just now)
+--       | {'conflict', state or false, version}
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 'missing' end
 if st == 'c' then return 'closed' end
+if ARGV[7] ~= '' then
+  local current = redis.call('HMGET', KEYS[1], 'ad', 'av')
+  local version = current[2] or '0'
+  if version ~= ARGV[7] then return {'conflict', current[1], version} end
+end
 local state = ARGV[6]
 if state == '-' then
   redis.call('HDEL', KEYS[1], 'ad')
 elseif state ~= '' then
   redis.call('HSET', KEYS[1], 'ad', string.sub(state, 2))
 end
-local changes = tonumber(ARGV[7])
-local at = 8
+if state ~= '' then redis.call('HINCRBY', KEYS[1], 'av', 1) end
+local changes = tonumber(ARGV[8])
+local at = 9
 for _ = 1, changes do
   if ARGV[at + 1] == '' then
     redis.call('HDEL', KEYS[3], ARGV[at])

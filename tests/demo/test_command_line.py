@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,43 @@ def test_demo_with_a_file_needs_its_hmac_key(
     code, output = serve_exit(["--demo", "--config", config_file(tmp_path, "{}")])
     assert code == 2, output
     assert "client.token.hmac_secret_key" in output.split(CONFIG_ERROR, 1)[1], output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "config", "named"),
+    [
+        ([], {"SOCKHOP_DISCONNECT_DELAY": "nan"}, None, "SOCKHOP_DISCONNECT_DELAY"),
+        ([], {}, '{"client": {"ping_interval": "inf"}}', "client.ping_interval"),
+        ([], {"SOCKHOP_MAX_CONNECTIONS": str(2**63)}, None, "SOCKHOP_MAX_CONNECTIONS"),
+        (["--workers", "two"], {}, None, "--workers"),
+        ([], {"SOCKHOP_WORKERS": "0"}, None, "SOCKHOP_WORKERS"),
+        ([], {"SOCKHOP_LOG_LEVEL": "verbose"}, None, "SOCKHOP_LOG_LEVEL"),
+        (["--bind", "8080"], {}, None, "--bind"),
+        (["--bind", f"{LOCALHOST}:70000"], {}, None, "--bind"),
+        (["--bind", "no-such-host.invalid:8080"], {}, None, "--bind"),
+        (["--bind", "unix:/no/such/dir/sockhop.sock"], {}, None, "--bind"),
+        ([], {}, '{"client": {"allowed_origins": []}}', "client.allowed_origins"),
+        ([], {"SOCKHOP_REDIS_URL": "redis://127.0.0.1:port/0"}, None, "SOCKHOP_REDIS_URL"),
+    ],
+    ids=["nan", "inf", "int64", "workers-text", "workers-zero", "log-level", "bind-no-host",
+         "bind-port", "bind-host", "bind-unix-dir", "origins-empty", "redis-port"],
+)
+def test_each_gap_is_one_line_and_exit_code_2(
+    args: list[str], env: dict[str, str], config: str | None, named: str, tmp_path: Path,
+    serve_exit: Callable[..., tuple[int, str]],
+) -> None:
+    """A value that could only fail later (in gunicorn, per request, or never visibly) stops
+    the start: exit code 2, one line naming the option, no traceback."""
+    if config is not None:
+        args = [*args, "--config", config_file(tmp_path, config)]
+    code, output = serve_exit(args, env)
+    assert code == 2, output
+    assert len(output.splitlines()) == 1 and output.startswith(CONFIG_ERROR + named), output
+    assert "Traceback" not in output
+
+
+def test_version_is_the_installed_distributions() -> None:
+    result = subprocess.run([sys.executable, "-m", "sockhop.workers.cli", "--version"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=EXIT_TIMEOUT,
+                            check=False)
+    assert (result.returncode, result.stdout) == (0, f"sockhop {version('sockhop')}\n"), result

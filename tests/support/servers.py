@@ -188,7 +188,7 @@ class RedisServer:
         return f"redis://{LOCALHOST}:{self.port}/0"
 
 
-def _redis_ping(port: int) -> bool:
+def redis_ping(port: int) -> bool:
     try:
         with socket.create_connection((LOCALHOST, port), timeout=1.0) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
@@ -219,7 +219,7 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
     def ready() -> bool:
         if not proc.alive():
             raise StartupError(f"redis-server exited\n{proc.describe()}")
-        return _redis_ping(port)
+        return redis_ping(port)
 
     try:
         wait_for(ready, 10.0, interval=0.05, message="redis PING")

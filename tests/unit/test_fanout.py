@@ -49,7 +49,8 @@ def make_runtime() -> SimpleNamespace:
 
 def follower(runtime: SimpleNamespace, offset: int) -> Receiver:
     """A receiver following CHANNEL from offset, as if its first catch-up found nothing new."""
-    receiver = Receiver(runtime, Service("svc", SessionHandler()), f"s{offset}")  # type: ignore[arg-type]
+    receiver = Receiver(runtime, Service("svc", SessionHandler()), f"s{offset}",  # type: ignore[arg-type]
+                        transport="xhr_streaming")
     receiver._follow(b"1", {CHANNEL: offset})
     receiver.catch_up.clear()
     receiver.waiter.reset()

@@ -297,6 +297,20 @@ BAD_FILES: list[tuple[dict[str, Any], str]] = [
     ({"allowed_origins": ["*"], "client": {"allowed_origins": ["*"]}},
      r"allowed_origins: also given as client\.allowed_origins"),
     ({"allowed_origins": "*"}, r"^allowed_origins: expected a list"),
+    # values no deployment could mean: nothing would match, or Redis would refuse them
+    ({"client": {"allowed_origins": []}}, r"client\.allowed_origins: empty"),
+    ({"allowed_origins": []}, r"allowed_origins: empty"),
+    ({"client": {"allowed_origins": ["https://*.example.com"]}},
+     r"client\.allowed_origins: 'https://\*\.example\.com': patterns are not supported"),
+    ({"client": {"allowed_origins": ["https://example.com/"]}},
+     r"client\.allowed_origins: 'https://example\.com/' is not an origin"),
+    ({"client": {"allowed_origins": [""]}}, r"client\.allowed_origins: '' is not an origin"),
+    ({"client": {"pong_timeout": float("nan")}}, r"client\.pong_timeout: expected a finite"),
+    ({"channel": {"history_meta_ttl": "3000000h"}},
+     r"channel\.history_meta_ttl: must be at most 2562047h"),
+    ({"client": {"channel_limit": 2**63}}, r"client\.channel_limit: must be at most"),
+    ({"redis_url": "redis://127.0.0.1:99999/0"}, r"redis_url: the port must be"),
+    ({"redis_url": "redis://127.0.0.1:6379/zero"}, r"redis_url: the database"),
 ]
 
 
@@ -326,7 +340,18 @@ BAD_ENV: list[tuple[dict[str, str], str]] = [
      r"SOCKHOP_ALLOWED_ORIGINS: also given as SOCKHOP_CLIENT_ALLOWED_ORIGINS"),
     ({"SOCKHOP_CLIENT_ALLOWED_ORIGINS": '{"a": 1}'},
      r"client\.allowed_origins \(from SOCKHOP_CLIENT_ALLOWED_ORIGINS\): expected a list"),
+    ({"SOCKHOP_ALLOWED_ORIGINS": ""}, r"SOCKHOP_ALLOWED_ORIGINS: empty"),
+    ({"SOCKHOP_CLIENT_ALLOWED_ORIGINS": " "},
+     r"client\.allowed_origins \(from SOCKHOP_CLIENT_ALLOWED_ORIGINS\): empty"),
 ]
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize("var", sorted(v for v, (_, kind) in HUB_VARIABLES.items()
+                                       if kind == "float"))
+def test_no_duration_variable_takes_a_non_finite_number(var: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(var)):
+        load_config(None, {var: raw})
 
 
 @pytest.mark.parametrize(("env", "message"), BAD_ENV, ids=[next(iter(e)) for e, _ in BAD_ENV])

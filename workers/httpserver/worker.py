@@ -22,9 +22,11 @@ import gevent
 import gevent.event
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from gunicorn.errors import AppImportError
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from sockhop.workers.config import ConfigError
 from sockhop.workers.health import Drain
 from sockhop.workers.httpserver.connection import Connection, Limits, base_environ
 
@@ -46,6 +48,14 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
     # When shutdown began (monotonic): the graceful timeout counts from here, as the
     # master's does from its SIGTERM.
     _shutdown_began: float | None = None
+
+    def load_wsgi(self) -> None:
+        """A configuration error of the app (create_app without a Redis URL, ...) in one line:
+        gunicorn prints an AppImportError's message alone and stops the server."""
+        try:
+            super().load_wsgi()
+        except ConfigError as exc:
+            raise AppImportError(f"sockhop: configuration error: {exc}") from None
 
     def init_signals(self) -> None:
         # After fork and gevent's hub reinit, before post_worker_init (which waits on it).

@@ -60,6 +60,7 @@ from sockhop.workers.hub.codes import (
     HubError,
 )
 from sockhop.workers.hub.node import StreamPosition
+from sockhop.workers.metrics import ApiTimer
 from sockhop.workers.transports.sending import read_body
 
 if TYPE_CHECKING:
@@ -411,16 +412,20 @@ METHODS: dict[str, Callable[[Args], Operation]] = {
 }
 
 
-def run_operation(operation: Operation, node: Node) -> tuple[str | None, ErrorCode | None]:
+def run_operation(method: str, operation: Operation,
+                  node: Node) -> tuple[str | None, ErrorCode | None]:
     """(result JSON text, None) or (None, error): any failure that is not a HubError
     (Redis gone, a bug) is Centrifugo's 100, logged here."""
+    timer = ApiTimer(method)
     try:
-        return operation(node), None
+        result, error = operation(node), None
     except HubError as exc:
-        return None, exc.error
+        result, error = None, exc.error
     except Exception:
         log.exception("API command failed")
-        return None, INTERNAL
+        result, error = None, INTERNAL
+    timer.done(None if error is None else error.code)
+    return result, error
 
 
 def failing(error: ErrorCode) -> Operation:
@@ -491,7 +496,7 @@ class ApiResource:
         if method == "batch":
             self.write(resp, falcon.HTTP_200, self.run_batch(commands, node))
         else:
-            self.reply(req, resp, *run_operation(operation, node))
+            self.reply(req, resp, *run_operation(method, operation, node))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, method: str) -> None:
         """Anything but POST: 405 before the key is even looked at (as Centrifugo)."""
@@ -525,7 +530,7 @@ class ApiResource:
         """Centrifugo's batch reply: `replies` at the top level, each keyed by its method."""
         replies = []
         for method, operation in commands:
-            result, error = run_operation(operation, node)
+            result, error = run_operation(method, operation, node)
             replies.append(f'{{"error":{error_object(error)}}}' if error
                            else f'{{"{method}":{result}}}')
         return '{"replies":[' + ",".join(replies) + "]}"

@@ -4,6 +4,9 @@ Each frame is handled where it arrives (any process): the connection's state
 is read once, the frame's commands run in order, and their replies, the
 subscriptions they change and the new state are written in one step, so a
 subscribe reply always reaches the client before the channel's publications.
+That step writes the state only over the one the frame read: if the API or a
+gap changed it meanwhile, the frame runs again on the new state (its
+publications are not sent twice).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import Any
 
 from sockhop.session_store.channels import Publications, StreamPosition
 from sockhop.session_store.items import Close
+from sockhop.session_store.sessions import StateConflict
 from sockhop.workers.application import Session, SessionHandler
 from sockhop.workers.hub import codes, protocol
 from sockhop.workers.hub.channel import history_enabled, is_join_leave
 from sockhop.workers.hub.codes import HubError
 from sockhop.workers.hub.config import ChannelOptions, HubConfig
-from sockhop.workers.hub.connection import Connection
-from sockhop.workers.hub.node import VERSION, Changes, Node, SubscribeRequest
+from sockhop.workers.hub.connection import Connection, Subscription
+from sockhop.workers.hub.node import STATE_ATTEMPTS, VERSION, Changes, Node, SubscribeRequest
 from sockhop.workers.hub.protocol import BadFrame, Command
 from sockhop.workers.hub.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
@@ -40,29 +44,50 @@ class Disconnect(Exception):
 
 
 class Frame:
-    """One frame's work on one connection."""
+    """One frame's work on one connection: run (again, if its state changed
+    meanwhile) until committed."""
 
     def __init__(self, handler: HubHandler, session: Session, commands: list[Command]) -> None:
         self.handler = handler
         self.node = handler.node()
         self.config = handler.config
         self.session = session
+        self.commands = commands
         subscribing = [c.params["channel"] for c in commands if c.method == "subscribe"
                        and isinstance(c.params.get("channel"), str)]
         state, self.positions = self.node.read_ahead(session.key, subscribing)
         session.known_state(state)
+        self.publications = Publications(self.node.streams)
+        # The replies of publish commands whose publication was sent: a run
+        # again answers them as before and does not publish twice.
+        self.published: dict[int, str] = {}
+        self._start()
+
+    def _start(self) -> None:
+        state = self.session.state
         self.unusable = state == UNUSABLE
         self.conn = None if self.unusable else Connection.load(state)
         self.changes = Changes()
-        self.publications = Publications(self.node.streams)
         self.state_changed = False
 
     # --- running commands ---
 
-    def run(self, commands: list[Command]) -> None:
-        for command in commands:
+    def run(self) -> Close | None:
+        """Run the commands on the state as read: the close that ends the
+        connection after the frame's replies, if any."""
+        try:
+            self._run()
+        except Disconnect as exc:
+            return exc.close
+        return None
+
+    def _run(self) -> None:
+        for index, command in enumerate(self.commands):
             if not command.method:
                 continue  # a pong
+            if index in self.published:
+                self.changes.messages.append(self.published[index])
+                continue
             if self.unusable or (self.conn is None) != (command.method == "connect"):
                 raise Disconnect(codes.BAD_REQUEST_CLOSE)
             if command.method == "send":
@@ -79,7 +104,10 @@ class Frame:
                     self.unusable = self.state_changed = True
                     return
                 continue
-            self.changes.messages.append(protocol.reply(command, protocol.encode(result)))
+            reply = protocol.reply(command, protocol.encode(result))
+            if command.method == "publish":
+                self.published[index] = reply
+            self.changes.messages.append(reply)
 
     def _expired(self) -> bool:
         """Past its token's expiry and the grace to refresh it (the deadline
@@ -88,12 +116,19 @@ class Frame:
         return conn is not None and bool(conn.expires_at) and (
             conn.expires_at + self.config.client.expired_close_delay <= time.time())
 
-    def commit(self) -> None:
+    def commit(self) -> bool:
+        """Write what the run did; False if another writer changed the state
+        since it was read (nothing written: run again, on the state now)."""
         state = None
         if self.state_changed:
             state = UNUSABLE if self.unusable else self.conn.dump()  # type: ignore[union-attr]
-        self.node.apply(self.session, self.changes, state=state)
+        try:
+            self.node.apply(self.session, self.changes, state=state)
+        except StateConflict:
+            self._start()
+            return False
         self.publications.wait()
+        return True
 
     # --- connect and refresh ---
 
@@ -365,13 +400,15 @@ class HubHandler(SessionHandler):
             session.close(codes.BAD_REQUEST_CLOSE.code, codes.BAD_REQUEST_CLOSE.reason)
             return
         frame = Frame(self, session, commands)
-        try:
-            frame.run(commands)
-        except Disconnect as exc:
-            frame.commit()  # the replies so far, then the close
-            session.close(exc.close.code, exc.close.reason)
-            return
-        frame.commit()
+        for _ in range(STATE_ATTEMPTS):
+            close = frame.run()
+            if frame.commit():  # the replies so far, then the close if any
+                if close is not None:
+                    session.close(close.code, close.reason)
+                return
+        frame.publications.wait()
+        log.warning("session %s: state contended %d times; closing", session.id, STATE_ATTEMPTS)
+        session.close(codes.SERVER_ERROR.code, codes.SERVER_ERROR.reason)
 
     def on_open(self, session: Session) -> None:
         changes = Changes()
@@ -389,20 +426,25 @@ class HubHandler(SessionHandler):
         if is_join_leave(channel):
             session.update(channels={channel: node.streams.top(channel)})
             return  # missed joins and leaves are not recovered
-        conn = Connection.load(session.state)
-        sub = conn.subs.get(channel) if conn else None
-        if conn is None or sub is None:
-            session.leave(channel)
-            return
-        if sub.server_side:
+        found: Subscription | None = None  # in the state the last run started from
+
+        def resubscribe(_: Session, conn: Connection, changes: Changes) -> bool:
+            nonlocal found
+            found = conn.subs.get(channel)
+            if found is None or found.server_side:
+                return False
+            node.unsubscribe(conn, channel, changes)
+            code, reason = codes.UNSUBSCRIBE_INSUFFICIENT_STATE
+            changes.messages.append(protocol.push(
+                channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
+            return True
+
+        if not node.change_connection(session, resubscribe):
+            session.close(codes.SERVER_ERROR.code, codes.SERVER_ERROR.reason)
+        elif found is None:
+            session.leave(channel)  # not (or no longer) a channel of the connection
+        elif found.server_side:
             session.close(codes.INSUFFICIENT_STATE.code, codes.INSUFFICIENT_STATE.reason)
-            return
-        changes = Changes()
-        node.unsubscribe(conn, channel, changes)
-        code, reason = codes.UNSUBSCRIBE_INSUFFICIENT_STATE
-        changes.messages.append(protocol.push(
-            channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
-        node.apply(session, changes, state=conn.dump())
 
 
 def _channel_param(params: dict[str, Any]) -> str:

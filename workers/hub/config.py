@@ -30,6 +30,8 @@ from sockhop.workers.config import (
     SETTING_TYPES,
     ConfigError,
     Settings,
+    check_integer,
+    check_origins,
     check_setting,
     duration_seconds,
     parse_bool,
@@ -418,11 +420,7 @@ class _Loader:
                 self.fail(path, f"expected true or false, got {value!r}")
             return value
         if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                self.fail(path, f"expected an integer, got {value!r}")
-            if value < 0:
-                self.fail(path, f"must not be negative, got {value!r}")
-            return value
+            return check_integer(self.label(path), value, 0)
         if kind == "float":
             return duration_seconds(self.label(path), value)
         if kind == "tuple[str, ...]":
@@ -461,6 +459,7 @@ class _Loader:
                                   _join(path, "subscription_token"), subscription=True)
         client = ClientConfig(token=token or TokenConfig(), subscription_token=subscription,
                               **values)
+        check_origins(self.label(_join(path, "allowed_origins")), client.allowed_origins)
         if client.ping_interval <= 0:
             self.fail(_join(path, "ping_interval"), "must be positive")
         if client.pong_timeout >= client.ping_interval:

@@ -9,10 +9,11 @@ process may act for any connection.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ from sockhop.session_store.deadlines import Deadlines
 from sockhop.session_store.items import Close
 from sockhop.session_store.presence import PresenceStore
 from sockhop.session_store.registry import Registry
-from sockhop.session_store.sessions import SessionKey
+from sockhop.session_store.sessions import AppState, SessionKey, StateConflict
+from sockhop.workers import metrics
 from sockhop.workers.application import Service, Session
 from sockhop.workers.hub import protocol
 from sockhop.workers.hub.channel import (
@@ -35,6 +37,7 @@ from sockhop.workers.hub.codes import (
     BAD_REQUEST,
     CONNECTION_EXPIRED,
     FORCE_DISCONNECT,
+    INTERNAL,
     NOT_AVAILABLE,
     STALE,
     UNRECOVERABLE_POSITION,
@@ -46,8 +49,14 @@ from sockhop.workers.hub.connection import Connection, Subscription
 from sockhop.workers.hub.names import Channel, resolve
 from sockhop.workers.runtime import Runtime
 
+log = logging.getLogger("sockhop.hub")
+
 VERSION = "6.0.0-sockhop"
 DEADLINES_KEY = "sh:hub:deadlines"
+# How many times a change to a connection's state is run again on the state
+# another writer (the API, a gap, a frame in another process) wrote meanwhile,
+# before giving up loudly (an API error, or the connection closed 3004).
+STATE_ATTEMPTS = 8
 
 __all__ = ["Changes", "HistoryResult", "Node", "StreamPosition", "SubscribeRequest"]
 
@@ -69,6 +78,11 @@ class Changes:
     messages: list[str] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     pushes: list[tuple[str, str, StreamOptions]] = field(default_factory=list)
+
+
+# A change to a connection's state (made in place, its other effects in
+# changes); False: nothing to write.
+ConnectionChange = Callable[[Session, Connection, Changes], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +117,7 @@ class Node:
         return resolve(self.config.channel, name)
 
     def read_ahead(self, key: SessionKey, channels: Sequence[str]) -> tuple[
-            bytes | None, dict[str, StreamPosition]]:
+            AppState, dict[str, StreamPosition]]:
         """A frame's reads in one round trip: its session's state, and the
         positions of the channels it subscribes to (those that resolve; read
         only: a channel without one gets it when a subscription is made)."""
@@ -116,8 +130,8 @@ class Node:
         replies = self.runtime.client.call_many(
             [self.runtime.store.app_state_command(key)]
             + [self.streams.position_command(c.name) for c in resolved])
-        return replies[0], {c.name: position_of(r) for c, r in zip(resolved, replies[1:],
-                                                                  strict=True)}
+        return AppState.of(replies[0]), {
+            c.name: position_of(r) for c, r in zip(resolved, replies[1:], strict=True)}
 
     def stream(self, channel: Channel) -> StreamOptions:
         return stream_options(channel.options, self.config.channel.history_meta_ttl)
@@ -140,10 +154,12 @@ class Node:
         head = protocol.publication_head(channel, pub).encode()
         tail = protocol.PUBLICATION_TAIL.encode()
         pending = publications or Publications(self.streams)
+        started = time.perf_counter()
         pending.add(channel, head, tail=tail, options=self.stream(resolved))
         if publications is not None:
             return None
         (position,) = pending.wait()
+        metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
         return position if history_enabled(resolved.options) else None
 
     def broadcast(self, channels: Sequence[str], data: str,
@@ -318,10 +334,31 @@ class Node:
         self.apply_elsewhere(changes)
 
     def apply(self, session: Session, changes: Changes, *, state: bytes | None) -> bool:
-        """The session's changes in one step (with its new state, if any), and
-        those to other keys after it, in the same round trip."""
+        """The session's changes in one step (with its new state, if any, over
+        the one the session read: else StateConflict and nothing applied), and
+        once applied those to other keys, sent without waiting."""
         return session.update(state=state, channels=changes.channels,
                               messages=changes.messages, also=self._elsewhere(changes))
+
+    def change_connection(self, session: Session, change: ConnectionChange) -> bool:
+        """Run change on the session's connection (False from it: nothing to
+        write) and write the result over the state it started from; when
+        another writer got there first, run it again on what that one wrote.
+        False if the state stayed contended STATE_ATTEMPTS times (nothing of
+        this change applied)."""
+        for _ in range(STATE_ATTEMPTS):
+            conn = Connection.load(session.state)
+            changes = Changes()
+            if conn is None or not change(session, conn, changes):
+                return True
+            try:
+                self.apply(session, changes, state=conn.dump())
+            except StateConflict:
+                continue
+            return True
+        log.warning("session %s: state contended %d times; change not applied",
+                    session.id, STATE_ATTEMPTS)
+        return False
 
     def apply_elsewhere(self, changes: Changes) -> None:
         commands = self._elsewhere(changes)
@@ -381,40 +418,48 @@ class Node:
             out.append((client_id, Session(self.runtime.dispatcher, self.service, key)))
         return out
 
+    def _change_connections(self, user: str, client: str, change: ConnectionChange) -> None:
+        """change on each of user's connections (or the one client); an internal
+        error (temporary: the caller may retry) if any stayed contended."""
+        contended = False
+        for _, session in self._sessions(user, client):
+            with session:
+                contended |= not self.change_connection(session, change)
+        if contended:
+            raise HubError(INTERNAL)
+
     def api_subscribe(self, user: str, channel: str, *, client: str = "", info: Any = None,
                       data: Any = None, recover_since: StreamPosition | None = None) -> None:
         resolved = self.resolve(channel)
         options = resolved.options
-        for _, session in self._sessions(user, client):
-            with session:
-                conn = Connection.load(session.state)
-                if conn is None or channel in conn.subs:
-                    continue
-                recoverable = options.force_recovery and history_enabled(options)
-                request = SubscribeRequest(
-                    resolved, server_side=True, chan_info=info, data=data,
-                    recover=recover_since if recoverable else None,
-                    positioned=(options.force_positioning or recoverable)
-                    and history_enabled(options),
-                    recoverable=recoverable, join_leave=options.force_push_join_leave)
-                changes = Changes()
-                result = self.subscribe(conn, request, changes)
-                changes.messages.append(protocol.push(channel, "subscribe",
-                                                      protocol.encode(result)))
-                self.apply(session, changes, state=conn.dump())
+        recoverable = options.force_recovery and history_enabled(options)
+        request = SubscribeRequest(
+            resolved, server_side=True, chan_info=info, data=data,
+            recover=recover_since if recoverable else None,
+            positioned=(options.force_positioning or recoverable) and history_enabled(options),
+            recoverable=recoverable, join_leave=options.force_push_join_leave)
+
+        def subscribe(_: Session, conn: Connection, changes: Changes) -> bool:
+            if channel in conn.subs:
+                return False
+            result = self.subscribe(conn, request, changes)
+            changes.messages.append(protocol.push(channel, "subscribe", protocol.encode(result)))
+            return True
+
+        self._change_connections(user, client, subscribe)
 
     def api_unsubscribe(self, user: str, channel: str, *, client: str = "") -> None:
         self.resolve(channel)
-        for _, session in self._sessions(user, client):
-            with session:
-                conn = Connection.load(session.state)
-                changes = Changes()
-                if conn is None or not self.unsubscribe(conn, channel, changes):
-                    continue
-                code, reason = UNSUBSCRIBE_SERVER
-                changes.messages.append(protocol.push(
-                    channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
-                self.apply(session, changes, state=conn.dump())
+
+        def unsubscribe(_: Session, conn: Connection, changes: Changes) -> bool:
+            if not self.unsubscribe(conn, channel, changes):
+                return False
+            code, reason = UNSUBSCRIBE_SERVER
+            changes.messages.append(protocol.push(
+                channel, "unsubscribe", protocol.encode({"code": code, "reason": reason})))
+            return True
+
+        self._change_connections(user, client, unsubscribe)
 
     def api_disconnect(self, user: str, *, client: str = "", whitelist: Iterable[str] = (),
                        close: Close = FORCE_DISCONNECT) -> None:
@@ -423,18 +468,17 @@ class Node:
 
     def api_refresh(self, user: str, *, client: str = "", expired: bool = False,
                     expire_at: int = 0, info: Any = None) -> None:
-        for _, session in self._sessions(user, client):
-            if expired:
+        if expired:
+            for _, session in self._sessions(user, client):
                 session.close(CONNECTION_EXPIRED.code, CONNECTION_EXPIRED.reason)
-                continue
-            with session:
-                conn = Connection.load(session.state)
-                if conn is None:
-                    continue
-                if expire_at:
-                    conn.expires_at = expire_at
-                if info is not None:
-                    conn.info = info
-                changes = Changes()
-                self.deadline(session.key.tag, conn, changes)
-                self.apply(session, changes, state=conn.dump())
+            return
+
+        def refresh(session: Session, conn: Connection, changes: Changes) -> bool:
+            if expire_at:
+                conn.expires_at = expire_at
+            if info is not None:
+                conn.info = info
+            self.deadline(session.key.tag, conn, changes)
+            return True
+
+        self._change_connections(user, client, refresh)

@@ -16,6 +16,8 @@ class SessionRequest:
     runtime: Runtime
     service: Service
     session_id: str
+    # The transport's name in metrics: a SockJS transport's, or "native_websocket".
+    transport: str
 
     @property
     def response_limit(self) -> int:

@@ -11,12 +11,12 @@ lets it count the chunk as delivered.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 
 import falcon
 
 from sockhop.session_store import StoreUnavailable
+from sockhop.session_store.outage import redis_outage
 from sockhop.workers.httpserver.streams import SendNow, SendNowFn, client_socket, send_now
 from sockhop.workers.sockjs.framing import frame_of
 from sockhop.workers.transports.context import SessionRequest
@@ -26,8 +26,6 @@ from sockhop.workers.transports.receiver import Express, Receiver
 
 # How a SockJS frame travels inside one HTTP transport (a chunk of its body).
 Wrap = Callable[[bytes], bytes]
-
-log = logging.getLogger("sockhop.delivery")
 
 
 class HttpTransport:
@@ -140,7 +138,8 @@ def _start(ctx: SessionRequest, req: falcon.Request, wrap: Wrap,
     """The receiver, its transport and its cycle, run up to its first stop
     (before the response starts: a Redis outage is a 503, not an empty stream)."""
     runtime = ctx.runtime
-    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env), poll=once)
+    receiver = Receiver(runtime, ctx.service, ctx.session_id, client_socket(req.env),
+                        transport=ctx.transport, poll=once)
     transport = HttpTransport(receiver, wrap, once=once, limit=ctx.response_limit,
                               send_now=None if once else send_now(req.env))
     cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
@@ -161,5 +160,5 @@ def _chunks(receiver: Receiver, transport: HttpTransport, cycle: Iterator[None],
             yield from transport.take()
     except StoreUnavailable as exc:
         # Headers are out: end the stream well-formed; the client reconnects and gets 503s.
-        log.warning("stream of %s ended: Redis unavailable (%s)", receiver.key.tag, exc)
+        redis_outage.failed(f"stream of {receiver.key.tag} ended", exc)
         receiver.let_go()

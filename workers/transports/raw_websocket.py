@@ -5,6 +5,7 @@ write joined into one websocket message, as Centrifugo's protocol allows."""
 from __future__ import annotations
 
 from sockhop.session_store.items import text
+from sockhop.workers import metrics
 from sockhop.workers.transports.context import SessionRequest
 from sockhop.workers.transports.events import Closing, Event, Messages, Part
 from sockhop.workers.transports.receiver import Receiver
@@ -56,5 +57,6 @@ class RawWebSocket(WebSocketResource):
         return RawWebSocketTransport(ws, ctx.service.message_separator)
 
     def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
+        metrics.count_received(ctx.transport, len(texts))
         ctx.runtime.dispatcher.messages(ctx.service, receiver.key, texts)
         return True

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from sockhop.session_store.items import stored
+from sockhop.workers import metrics
 from sockhop.workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part
 from sockhop.workers.transports.receiver import Ended, Express, Receiver
 
@@ -62,6 +63,9 @@ def receive(receiver: Receiver, transport: Transport,
                 if transport.once:
                     receiver.let_go(event)  # the next receiver acknowledges it
                 transport.write(event)
+                if isinstance(event, Messages):  # once per wake-up, not per message
+                    metrics.count_sent(receiver.transport,
+                                       sum(len(part.payloads) for part in event.parts))
                 yield
                 receiver.sent(event)
                 if transport.once or isinstance(event, Closing):

@@ -25,7 +25,9 @@ from typing import Any
 from sockhop.session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
 from sockhop.session_store.fanout import Run
 from sockhop.session_store.items import close_of
+from sockhop.session_store.outage import redis_outage
 from sockhop.session_store.sessions import Acknowledgement
+from sockhop.workers import metrics
 from sockhop.workers.application import Service
 from sockhop.workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
 from sockhop.workers.httpserver.streams import DisconnectWatch
@@ -51,13 +53,16 @@ class Ended(Exception):
 class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
     __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "delivered", "express",
-                 "holder", "holding", "key", "outbox", "poll", "positions", "runtime",
-                 "service", "version", "waiter", "written_upto")
+                 "finished", "holder", "holding", "key", "outbox", "poll", "positions",
+                 "runtime", "service", "transport", "version", "waiter", "written_upto")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
-                 sock: Any = None, *, poll: bool = False) -> None:
+                 sock: Any = None, *, transport: str, poll: bool = False) -> None:
         self.runtime = runtime
         self.service = service
+        self.transport = transport  # its name in metrics
+        self.finished = False
+        metrics.receiver_opened(transport)
         self.key = SessionKey(service.name, session_id)
         self.holder = runtime.new_holder()
         # A poll answers one event and lets go in the same step as it takes it.
@@ -104,6 +109,8 @@ class Receiver:
             # (2010), or it has just left and the lease is let go.
             self.waiter.wait(PROBE_TIMEOUT)
             result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=False)
+        if isinstance(result, Opened | Taken):
+            metrics.QUEUE_LOADED.observe(len(result.items))
         if isinstance(result, Opened):
             self._hold()
             self.outbox.items = result.items
@@ -117,6 +124,7 @@ class Receiver:
             if not self.poll:
                 self._hold()
             self.version = b"0"  # no subscriptions yet
+            metrics.SESSIONS_OPENED.labels(self.transport).inc()
             self.runtime.dispatcher.opened(self.service, self.key)
             return OPENED
         if isinstance(result, Busy):
@@ -149,9 +157,9 @@ class Receiver:
         try:
             self.runtime.store.release(self.key, self.holder, self.written_upto, pending_upto,
                                        positions)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             # The lease lapses by itself; unacknowledged items are sent again.
-            log.warning("release of %s failed: Redis unavailable", self.key.tag)
+            redis_outage.failed(f"release of {self.key.tag}", exc)
 
     def renew(self) -> None:
         """Acknowledge what was written, renew the lease, load what is queued
@@ -164,6 +172,7 @@ class Receiver:
         if reply is None:
             self._not_holding()
             raise Ended
+        metrics.QUEUE_LOADED.observe(len(reply.items))
         if isinstance(reply, Taken):
             self.outbox.items = reply.items
             self._not_holding()
@@ -234,6 +243,7 @@ class Receiver:
             return False
         if self.express is not None and not self._pending() \
                 and self.express(Messages([Part(messages)])):
+            metrics.count_sent(self.transport, len(messages))
             return True
         direct.extend(messages)
         self.waiter.event.set()
@@ -241,10 +251,10 @@ class Receiver:
 
     # --- channels (the Follower protocol of the process's fan-out) ---
 
-    def offer(self, channel: str, run: Run) -> None:
+    def offer(self, channel: str, run: Run) -> int:
         position = self.positions.get(channel)
         if position is None or run.last <= position:
-            return
+            return 0
         if run.first > position + 1:
             self.catch_up.add(channel)
         else:
@@ -255,9 +265,10 @@ class Receiver:
             if self.express is not None and not self._pending() \
                     and self.express(Messages([part])):
                 self.delivered[channel] = run.last
-                return  # written without waking this receiver
+                return len(part.payloads)  # written without waking this receiver
             self.outbox.publications.append(part)
         self.waiter.event.set()
+        return 0
 
     def _pending(self) -> bool:
         return bool(self.outbox or self.catch_up)
@@ -274,6 +285,7 @@ class Receiver:
         for channel in list(self.positions):
             if channel not in subscriptions:
                 fanout.unfollow(channel, self)
+                metrics.HUB_SUBSCRIPTIONS.dec()
                 del self.positions[channel]
                 self.delivered.pop(channel, None)
                 self.catch_up.discard(channel)
@@ -282,6 +294,7 @@ class Receiver:
             if position is None:
                 self.positions[channel] = offset
                 fanout.follow(channel, self)  # subscribed before the history is read
+                metrics.HUB_SUBSCRIPTIONS.inc()
                 self.catch_up.add(channel)
             elif offset > position:
                 # Left and joined again further on (e.g. resubscribed after falling
@@ -315,6 +328,10 @@ class Receiver:
     def finish(self) -> None:
         """Let go (acknowledging what was written) and stop listening; safe to call
         more than once."""
+        if not self.finished:
+            self.finished = True
+            metrics.receiver_closed(self.transport)
+            metrics.HUB_SUBSCRIPTIONS.dec(len(self.positions))
         if self._watch is not None:
             self._watch.stop()
             self._watch = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from sockhop.session_store import SessionKey
+from sockhop.workers import metrics
 from sockhop.workers.http import SockJSError
 from sockhop.workers.sockjs.payload import PayloadError, decode_messages
 from sockhop.workers.transports.context import SessionRequest
@@ -46,4 +47,5 @@ def deliver_text(ctx: SessionRequest, text: str) -> None:
     if state is None:
         raise SockJSError(falcon.HTTP_404, "Session not found.")
     if state == "open":
+        metrics.count_received(ctx.transport, len(messages))
         ctx.runtime.dispatcher.messages(ctx.service, key, messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sockhop.workers import metrics
 from sockhop.workers.sockjs.framing import frame_of
 from sockhop.workers.sockjs.payload import PayloadError, decode_messages
 from sockhop.workers.transports.context import SessionRequest
@@ -34,5 +35,6 @@ class SessionWebSocket(WebSocketResource):
             except PayloadError:
                 ok = False  # broken JSON closes the connection, after what came before it
                 break
+        metrics.count_received(ctx.transport, len(messages))
         ctx.runtime.dispatcher.messages(ctx.service, receiver.key, messages)
         return ok

@@ -16,6 +16,7 @@ import falcon
 import gevent
 
 from sockhop.session_store import StoreUnavailable
+from sockhop.session_store.outage import redis_outage
 from sockhop.workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
 from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import SendNow
@@ -136,7 +137,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
     """
     runtime = ctx.runtime
     ws = transport.ws
-    receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex)
+    receiver = Receiver(runtime, ctx.service, uuid.uuid4().hex, transport=ctx.transport)
     cycle = receive(receiver, transport, runtime.settings.heartbeat_delay)
     try:
         if next(cycle, _DONE) is _DONE:  # the session is open once this returns
@@ -161,15 +162,15 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
         receiver.client_left()
         try:
             runtime.dispatcher.close(ctx.service, receiver.key, NORMAL)
-        except StoreUnavailable:
-            log.warning("websocket session %s: Redis unavailable at close", receiver.key.tag)
+        except StoreUnavailable as exc:
+            redis_outage.failed(f"close of websocket session {receiver.key.tag}", exc)
         receiver.finish()  # never skipped: it unregisters the waiter and channel followers
         end_wsgi_request(req.env)
 
 
 def store_unavailable(ws: WebSocket, exc: StoreUnavailable) -> None:
     """Say so, loudly: the client must reconnect, since what it sent may be lost."""
-    log.warning("websocket closed: Redis unavailable (%s)", exc)
+    redis_outage.failed("websocket closed", exc)
     ws.close(STORE_UNAVAILABLE.code, STORE_UNAVAILABLE.reason)
 
 

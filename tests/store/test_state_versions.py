@@ -1,0 +1,101 @@
+"""A session's application state is compare-and-set: a write that names the
+version it read applies nothing at all when another writer changed the state
+since (not the state, not the channels, not the queued messages, not the
+commands on other keys), and answers with the state as it is now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support.servers import RedisServer
+
+from sockhop.session_store.autopipeline import AutoPipeline
+from sockhop.session_store.items import message_item
+from sockhop.session_store.sessions import (
+    AppState,
+    Created,
+    EnqueueResult,
+    SessionKey,
+    SessionStore,
+    StateConflict,
+    StoreLimits,
+)
+
+HOLDER = "p1:1"
+ELSEWHERE = "sh:test:elsewhere"  # a key of another slot, written with `also`
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[SessionStore]:
+    client = AutoPipeline(redis_server.url)
+    client.call("FLUSHDB")
+    yield SessionStore(client, StoreLimits(lease_ms=30_000, disconnect_ms=5_000,
+                                           max_queue=100, overflow_item=b"c3008 overflow"))
+    client.close()
+
+
+def opened(store: SessionStore, name: str) -> SessionKey:
+    key = SessionKey("svc", name)
+    assert isinstance(store.open_receiver(key, HOLDER, poll=False, probe=False), Created)
+    return key
+
+
+def session_keys(store: SessionStore, key: SessionKey) -> tuple[object, ...]:
+    meta, queue, channels = key.keys
+    return (store.client.call("HGETALL", meta), store.client.call("LRANGE", queue, 0, -1),
+            store.client.call("HGETALL", channels), store.client.call("GET", ELSEWHERE))
+
+
+def test_each_write_of_the_state_bumps_its_version_and_other_changes_do_not(
+        store: SessionStore) -> None:
+    key = opened(store, "versions")
+    assert store.app_state(key) == AppState(None, 0)
+    assert store.update(key, state=b"one", expected=0) == EnqueueResult.OK
+    assert store.app_state(key) == AppState(b"one", 1)
+    assert store.update(key, channels={"ch": 0}, items=[message_item("m")],
+                        expected=1) == EnqueueResult.OK
+    assert store.app_state(key) == AppState(b"one", 1)
+    assert store.update(key, clear_state=True, expected=1) == EnqueueResult.OK
+    assert store.app_state(key) == AppState(None, 2)
+
+
+def test_a_write_over_a_state_changed_meanwhile_applies_nothing_and_answers_it(
+        store: SessionStore) -> None:
+    key = opened(store, "conflict")
+    store.update(key, state=b"read", expected=0)
+    store.update(key, state=b"written meanwhile", expected=1)
+    before = session_keys(store, key)
+    with pytest.raises(StateConflict) as raised:
+        store.update(key, state=b"lost?", expected=1, channels={"ch": 3},
+                     items=[message_item("reply")], also=[("SET", ELSEWHERE, "trace")])
+    assert raised.value.current == AppState(b"written meanwhile", 2)
+    assert store.client.call("PING") == b"PONG"  # anything sent after it has run
+    assert session_keys(store, key) == before
+
+
+def test_a_write_expecting_a_state_that_was_never_written_conflicts_with_none(
+        store: SessionStore) -> None:
+    key = opened(store, "never-written")
+    with pytest.raises(StateConflict) as raised:
+        store.update(key, state=b"x", expected=4)
+    assert raised.value.current == AppState(None, 0)
+
+
+def test_an_applied_write_sends_the_other_keys_commands_and_a_refused_one_does_not(
+        store: SessionStore) -> None:
+    key = opened(store, "also")
+    assert store.update(key, state=b"s", expected=0,
+                        also=[("SET", ELSEWHERE, "applied")]) == EnqueueResult.OK
+    assert store.client.call("GET", ELSEWHERE) == b"applied"
+    missing = SessionKey("svc", "no-such-session")
+    assert store.update(missing, state=b"s", expected=0,
+                        also=[("SET", ELSEWHERE, "missing")]) == EnqueueResult.MISSING
+    assert store.client.call("GET", ELSEWHERE) == b"applied"
+
+
+def test_a_blind_write_applies_whatever_the_version(store: SessionStore) -> None:
+    key = opened(store, "blind")
+    store.update(key, state=b"a", expected=0)
+    assert store.update(key, state=b"b") == EnqueueResult.OK
+    assert store.app_state(key) == AppState(b"b", 2)
