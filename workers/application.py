@@ -25,7 +25,7 @@ from sockhop.session_store import (
 from sockhop.session_store.autopipeline import Command
 from sockhop.session_store.channels import ChannelStore, Publications
 from sockhop.session_store.items import Close, close_item, message_item, stored
-from sockhop.workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW
+from sockhop.workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW, SHUTTING_DOWN
 
 log = logging.getLogger("sockhop.lifecycle")
 
@@ -79,6 +79,9 @@ class Service:
     message_separator: str | None = None
     # Largest websocket message accepted (bigger: close 1009); None: the setting.
     max_message_size: int | None = None
+    # How a websocket is closed when its process drains (e.g. Centrifugo's 3001
+    # "shutdown"): a code its clients take as "reconnect elsewhere".
+    shutdown_close: Close = SHUTTING_DOWN
 
     def __post_init__(self) -> None:
         if not _SERVICE_NAME.fullmatch(self.name):

@@ -22,7 +22,12 @@ from gunicorn.app.base import BaseApplication
 
 from sockhop.workers.config import DEFAULT_BIND, DEFAULT_WORKERS, ConfigError, launch_from_env
 from sockhop.workers.embedded_redis import EmbeddedRedis
-from sockhop.workers.gunicorn_settings import configure_logging, log_redis, server_settings
+from sockhop.workers.gunicorn_settings import (
+    configure_logging,
+    log_redis,
+    raise_open_files_limit,
+    server_settings,
+)
 from sockhop.workers.hub.config import HubConfig, config_text, generate_config, load_config
 
 DEFAULT_CONFIG_FILE = "config.json"
@@ -175,6 +180,7 @@ def serve(args: argparse.Namespace) -> int:
         from sockhop.workers.gunicorn_hooks import prepare_metrics_dir
 
         prepare_metrics_dir(workdir / "metrics")
+        raise_open_files_limit(config.settings.max_connections)
         options = server_settings(launch, config.settings.max_connections,
                                   config.settings.drain_delay)
         try:

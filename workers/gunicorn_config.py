@@ -26,7 +26,12 @@ from sockhop.workers.config import (
     require_redis_url,
     settings_from_env,
 )
-from sockhop.workers.gunicorn_settings import configure_logging, log_redis, server_settings
+from sockhop.workers.gunicorn_settings import (
+    configure_logging,
+    log_redis,
+    raise_open_files_limit,
+    server_settings,
+)
 
 
 def _from_env() -> dict[str, Any]:
@@ -43,6 +48,7 @@ def _from_env() -> dict[str, Any]:
     from sockhop.workers.gunicorn_hooks import prepare_metrics_dir
 
     prepare_metrics_dir(Path(tempfile.gettempdir()) / f"sockhop-metrics-{os.getpid()}")
+    raise_open_files_limit(settings.max_connections)
     return server_settings(launch, settings.max_connections, settings.drain_delay)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import resource
 import sys
 from typing import Any
 
@@ -43,6 +44,29 @@ def server_settings(launch: Launch, max_connections: int, drain_delay: float
         "loglevel": launch.log_level,
         "accesslog": None,
     }
+
+
+# Descriptors a worker uses besides its connections: Redis, listeners, logs, imports.
+SPARE_FILES = 100
+
+
+def raise_open_files_limit(max_connections: int) -> None:
+    """Every connection is a file descriptor: lift the soft limit to the hard one (many
+    container runtimes start processes at 1,024), and say so when even that is short of
+    `max_connections` per worker. The workers inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, max_connections
+                                                                 + SPARE_FILES)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d: %s", soft, exc)
+    if soft < max_connections + SPARE_FILES:
+        log.warning("open files limit %d is below max_connections %d + %d: connections past "
+                    "it are refused (raise the hard limit: ulimit -Hn)", soft, max_connections,
+                    SPARE_FILES)
 
 
 def configure_logging(level: str) -> None:

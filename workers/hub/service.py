@@ -10,6 +10,7 @@ from sockhop.workers.app import SockhopApp, create_app
 from sockhop.workers.application import Service
 from sockhop.workers.hub.api import ApiResource
 from sockhop.workers.hub.client import HubHandler
+from sockhop.workers.hub.codes import SHUTDOWN
 from sockhop.workers.hub.config import HubConfig
 from sockhop.workers.hub.node import Node
 from sockhop.workers.hub.protocol import PING
@@ -42,7 +43,7 @@ def hub_service(config: HubConfig, node: LazyNode) -> Service:
     return Service("hub", HubHandler(config, node), path=SOCKJS_PATH,
                    websocket_path=WEBSOCKET_PATH, sockjs=config.sockjs,
                    heartbeat_message=PING, message_separator="\n",
-                   max_message_size=MAX_FRAME_SIZE)
+                   max_message_size=MAX_FRAME_SIZE, shutdown_close=SHUTDOWN)
 
 
 def hub_app(config: HubConfig, examples: bool = False,

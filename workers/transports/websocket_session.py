@@ -17,7 +17,7 @@ import gevent
 
 from sockhop.session_store import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
-from sockhop.workers.disconnect import NORMAL, SHUTTING_DOWN, STORE_UNAVAILABLE
+from sockhop.workers.disconnect import NORMAL, STORE_UNAVAILABLE
 from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import SendNow
 from sockhop.workers.transports.context import SessionRequest
@@ -157,7 +157,7 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
         if transport.reader is not None:
             transport.reader.kill(block=False)
         if runtime.draining:
-            ws.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason)
+            ws.close(ctx.service.shutdown_close.code, ctx.service.shutdown_close.reason)
         ws.close()
         receiver.client_left()
         try:
