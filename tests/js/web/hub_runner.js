@@ -750,7 +750,8 @@
   /*
    * env also has: channel (client publish allowed, history and recovery on),
    * transports (one client each), userPrefix, rate (publications per second per
-   * client), settleMs (how long a publish may take once the sending stops).
+   * client), settleMs (how long a publish may take once the sending stops),
+   * finalMs (how long the closing marker may take to reach every client).
    * Asks 'start' once every client is subscribed (answered once every script's
    * clients are, so that none misses another's first publications), then asks
    * 'live' once they all publish; its answer comes when the test wants the
@@ -823,7 +824,7 @@
           var pubs = p.subs[env.channel].publications;
           return pubs.length > 0 && pubs[pubs.length - 1].offset >= last;
         });
-      }, deadline, null);
+      }, Math.min(deadline, Date.now() + env.finalMs), null);
       result.stage = 'done';
     } catch (err) {
       result.error = errorText(err);
