@@ -157,9 +157,13 @@ def nginx_config(
     backends: Sequence[tuple[str, int]],
     upstream_params: str = "",
     more_api_ports: Sequence[int] = (),
+    http_directives: Sequence[str] = (),
+    proxy_directives: Sequence[str] = (),
 ) -> str:
     """more_api_ports: more ports of the sockhop origin's server, each its own origin
-    to a browser, so each has its own six-connection pool (see HubDeployment)."""
+    to a browser, so each has its own six-connection pool (see HubDeployment).
+    http_directives / proxy_directives: more lines for the http block / the proxying
+    location (e.g. the cluster simulation's Service stand-in)."""
     params = f" {upstream_params}" if upstream_params else ""
     servers = "\n".join(f"        server {host}:{port}{params};" for host, port in backends)
     return textwrap.dedent(
@@ -181,7 +185,7 @@ def nginx_config(
             fastcgi_temp_path {prefix}/fastcgi;
             uwsgi_temp_path {prefix}/uwsgi;
             scgi_temp_path {prefix}/scgi;
-            client_max_body_size 4m;
+            client_max_body_size 4m;{http_directives}
 
             types {{
                 text/html html;
@@ -216,7 +220,7 @@ def nginx_config(
                     proxy_set_header Connection $connection_upgrade;
                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                     proxy_read_timeout 3600s;
-                    proxy_send_timeout 3600s;
+                    proxy_send_timeout 3600s;{proxy_directives}
                 }}
             }}
 
@@ -239,6 +243,8 @@ def nginx_config(
         page_port=page_port,
         servers=servers,
         static=STATIC_LOCATIONS.format(dist=SOCKJS_DIST, centrifuge=CENTRIFUGE_DIST, web=WEB_DIR),
+        http_directives="".join(f"\n    {line}" for line in http_directives),
+        proxy_directives="".join(f"\n            {line}" for line in proxy_directives),
     )
 
 

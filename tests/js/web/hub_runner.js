@@ -603,6 +603,45 @@
   }
 
   /*
+   * One subscriber of env.channel per transport of env.transports, each with a
+   * connection token of its own user (env.userPrefix-transport), connecting;
+   * added to `peers` one by one, so a failure half-way still reports those made.
+   */
+  async function addSubscribers(env, hub, peers) {
+    for (var i = 0; i < env.transports.length; i++) {
+      var transport = env.transports[i];
+      var user = env.userPrefix + '-' + transport;
+      var answer = await env.ask('connectToken', { user: user, ttl: 3600 });
+      var peer = new Peer(Object.assign({}, env, { transport: transport }), hub,
+        { name: transport, user: user, token: answer.token, endpoints: endpointsFor(env, i) });
+      peer.subscription(env.channel);
+      peers.push(peer);
+      peer.connect();
+      peer.subs[env.channel].handle.subscribe();
+    }
+  }
+
+  function lastOffsetAtLeast(peers, channel, offset) {
+    return peers.every(function (p) {
+      var pubs = p.subs[channel].publications;
+      return pubs.length > 0 && pubs[pubs.length - 1].offset >= offset;
+    });
+  }
+
+  // A subscriber's report: offsets and data are what the test checks (the full
+  // publication list is long), and its subscription's events.
+  function subscriberReport(peer, channel) {
+    var sub = peer.subs[channel];
+    var report = peer.report();
+    report.offsets = sub.publications.map(function (p) { return p.offset; });
+    report.data = sub.publications.map(function (p) { return p.data; });
+    report.subs = {};
+    report.subs[channel] = { events: sub.events, state: sub.handle.state };
+    delete report.publications;
+    return report;
+  }
+
+  /*
    * env also has: channel, transports (one subscriber each), users prefix,
    * expect (publications each subscriber should end with), token per
    * subscriber from 'connectToken'. Asks 'ready' once every subscriber is
@@ -616,17 +655,7 @@
     var result = { channel: env.channel, subscribers: {}, error: null, stage: 'connecting' };
     var peers = [];
     try {
-      for (var i = 0; i < env.transports.length; i++) {
-        var transport = env.transports[i];
-        var user = env.userPrefix + '-' + transport;
-        var answer = await env.ask('connectToken', { user: user, ttl: 3600 });
-        var peer = new Peer(Object.assign({}, env, { transport: transport }), hub,
-          { name: transport, user: user, token: answer.token, endpoints: endpointsFor(env, i) });
-        peer.subscription(env.channel);
-        peers.push(peer);
-        peer.connect();
-        peer.subs[env.channel].handle.subscribe();
-      }
+      await addSubscribers(env, hub, peers);
       result.stage = 'subscribing';
       await hub.waitFor('every subscriber subscribed', function () {
         return peers.every(function (p) { return p.subs[env.channel].subscribedCount > 0; });
@@ -644,10 +673,7 @@
       result.stage = 'receiving';
       var last = go.lastOffset;
       await hub.waitFor('offset ' + last + ' at every subscriber', function () {
-        return peers.every(function (p) {
-          var pubs = p.subs[env.channel].publications;
-          return pubs.length > 0 && pubs[pubs.length - 1].offset >= last;
-        });
+        return lastOffsetAtLeast(peers, env.channel, last);
       }, deadline);
       // Two pings each: the second one proves the first pong was taken (a
       // reconnect in between shows in connectedCount).
@@ -660,15 +686,7 @@
       result.error = errorText(err);
     } finally {
       peers.forEach(function (peer) {
-        var sub = peer.subs[env.channel];
-        var report = peer.report();
-        // Offsets and data are what the test checks; the full publication list is long.
-        report.offsets = sub.publications.map(function (p) { return p.offset; });
-        report.data = sub.publications.map(function (p) { return p.data; });
-        report.subs = {};
-        report.subs[env.channel] = { events: sub.events, state: sub.handle.state };
-        delete report.publications;
-        result.subscribers[peer.name] = report;
+        result.subscribers[peer.name] = subscriberReport(peer, env.channel);
         peer.disconnect();
       });
       result.elapsedMs = Date.now() - started;
@@ -750,9 +768,12 @@
   /*
    * env also has: channel (client publish allowed, history and recovery on),
    * transports (one client each), userPrefix, rate (publications per second per
-   * client), settleMs (how long a publish may take once the sending stops).
-   * Asks 'live' once every client is subscribed and publishing; its answer comes
-   * when the test wants the sending stopped. Once every publish has settled, asks
+   * client), settleMs (how long a publish may take once the sending stops),
+   * finalMs (how long the closing marker may take to reach every client).
+   * Asks 'start' once every client is subscribed (answered once every script's
+   * clients are, so that none misses another's first publications), then asks
+   * 'live' once they all publish; its answer comes when the test wants the
+   * sending stopped. Once every publish has settled, asks
    * 'final' and waits until every client has the answer's {offset} (the test's
    * marker, published after every client's last publish).
    */
@@ -772,7 +793,7 @@
         if (stopped) {
           return;
         }
-        var data = { peer: peer.name, n: n };
+        var data = { peer: peer.user, n: n };
         var sentAt = Date.now() - peer.started;
         n += 1;
         var call = peer.client.publish(env.channel, data).then(function () {
@@ -788,21 +809,13 @@
       };
     }
     try {
-      for (var i = 0; i < env.transports.length; i++) {
-        var transport = env.transports[i];
-        var user = env.userPrefix + '-' + transport;
-        var answer = await env.ask('connectToken', { user: user, ttl: 3600 });
-        var peer = new Peer(Object.assign({}, env, { transport: transport }), hub,
-          { name: transport, user: user, token: answer.token, endpoints: endpointsFor(env, i) });
-        peer.subscription(env.channel);
-        peers.push(peer);
-        peer.connect();
-        peer.subs[env.channel].handle.subscribe();
-      }
+      await addSubscribers(env, hub, peers);
       result.stage = 'subscribing';
       await hub.waitFor('every client subscribed', function () {
         return peers.every(function (p) { return p.subs[env.channel].subscribedCount > 0; });
       }, deadline, null);
+      result.stage = 'start';
+      await env.ask('start', {}, Math.max(1, deadline - Date.now()));
       result.stage = 'live';
       sending = peers.map(publishLoop);
       await env.ask('live', { transports: env.transports }, Math.max(1, deadline - Date.now()));
@@ -815,25 +828,16 @@
       result.stage = 'final';
       var last = (await env.ask('final', {}, Math.max(1, deadline - Date.now()))).offset;
       await hub.waitFor('offset ' + last + ' at every client', function () {
-        return peers.every(function (p) {
-          var pubs = p.subs[env.channel].publications;
-          return pubs.length > 0 && pubs[pubs.length - 1].offset >= last;
-        });
-      }, deadline, null);
+        return lastOffsetAtLeast(peers, env.channel, last);
+      }, Math.min(deadline, Date.now() + env.finalMs), null);
       result.stage = 'done';
     } catch (err) {
       result.error = errorText(err);
     } finally {
       stopped = true;
       peers.forEach(function (peer) {
-        var sub = peer.subs[env.channel];
-        var report = peer.report();
-        report.offsets = sub.publications.map(function (p) { return p.offset; });
-        report.data = sub.publications.map(function (p) { return p.data; });
-        report.subs = {};
-        report.subs[env.channel] = { events: sub.events, state: sub.handle.state };
+        var report = subscriberReport(peer, env.channel);
         report.published = peer.published || { ok: [], failed: [] };
-        delete report.publications;
         result.clients[peer.name] = report;
         peer.disconnect();
       });
