@@ -234,7 +234,6 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         return bool(self.alive)
 
 
-
 class _Server(StreamServer):  # type: ignore[misc]
     """A StreamServer that leaves a connection taken over open (ConnectionPool.take_over)."""
 

@@ -1,9 +1,9 @@
 """A websocket bound to a session: what the framed and raw websocket share.
 
 The websocket's read steps hand the messages of each read to the handler
-(WebSocket.listen); this greenlet runs the receive cycle. The websocket holds
-the session's receiver lease for its whole life, so sends from any process
-reach it.
+(WebSocket.listen); WebSocketSession drives the receive cycle, parked while
+it waits. The websocket holds the session's receiver lease for its whole
+life, so sends from any process reach it.
 """
 
 from __future__ import annotations
