@@ -155,7 +155,7 @@ class StateConflict(Exception):
 
 def load_scripts(client: AutoPipeline, *names: str) -> list[Script]:
     """The scripts of lua/<name>.lua, each with the shared prelude."""
-    lua = resources.files("session_store") / "lua"
+    lua = resources.files(__package__) / "lua"
     prelude = (lua / "_prelude.lua").read_text()
     return [client.script(prelude + "\n" + (lua / f"{name}.lua").read_text()) for name in names]
 

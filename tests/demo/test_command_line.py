@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.procs import LOCALHOST, free_port
-from support.servers import REPO_ROOT, ProcessRegistry
+from support.servers import REPO_ROOT, ProcessRegistry, start_redis, wait_http_ready
 
 from sockhop.workers.cli import demo_config, main
 from sockhop.workers.hub.config import load_config
@@ -214,3 +214,27 @@ def test_version_is_the_installed_distributions() -> None:
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=EXIT_TIMEOUT,
                             check=False)
     assert (result.returncode, result.stdout) == (0, f"sockhop {version('sockhop')}\n"), result
+
+
+def test_the_installed_command_serves_outside_the_checkout(
+    process_registry: ProcessRegistry, tmp_path: Path
+) -> None:
+    """The `sockhop` command as a user runs it, from a directory of their own: only the
+    installed names (sockhop.workers, sockhop.session_store) are importable there, so a
+    leftover top-level import name fails here, where tests run from the root do not."""
+    command = Path(sys.executable).with_name("sockhop")
+    assert command.is_file(), f"{command}: the project is not installed (pip install -e .)"
+    redis = start_redis(process_registry, "installed-command-redis")
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SOCKHOP_") and k != "PYTHONPATH"}
+    proc = process_registry.start(
+        "installed-command", [str(command), "serve", "--bind", f"{LOCALHOST}:{port}",
+                              "--workers", "1"],
+        env=clean | {"SOCKHOP_REDIS_URL": redis.url}, cwd=tmp_path)
+    try:
+        # /readyz answers 200 only once the worker built its runtime (scripts loaded,
+        # Redis answering).
+        wait_http_ready([proc], [(LOCALHOST, port)], "/readyz")
+    finally:
+        process_registry.stop([proc, redis.proc])
