@@ -4,12 +4,6 @@ what was queued behind it), they never drop an item that was not written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from support.servers import RedisServer
-
-from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.items import message_item
 from sockhop.session_store.sessions import (
     Acknowledgement,
@@ -17,19 +11,9 @@ from sockhop.session_store.sessions import (
     Held,
     SessionKey,
     SessionStore,
-    StoreLimits,
 )
 
 HOLDER = "p1:1"
-
-
-@pytest.fixture
-def store(redis_server: RedisServer) -> Iterator[SessionStore]:
-    client = AutoPipeline(redis_server.url)
-    client.call("FLUSHDB")
-    yield SessionStore(client, StoreLimits(lease_ms=30_000, disconnect_ms=5_000,
-                                           max_queue=100, overflow_item=b"c3008 overflow"))
-    client.close()
 
 
 def held(store: SessionStore, key: SessionKey, upto: int) -> tuple[int, list[bytes]]:

@@ -5,12 +5,8 @@ commands on other keys), and answers with the state as it is now."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from support.servers import RedisServer
 
-from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.items import message_item
 from sockhop.session_store.sessions import (
     AppState,
@@ -19,20 +15,10 @@ from sockhop.session_store.sessions import (
     SessionKey,
     SessionStore,
     StateConflict,
-    StoreLimits,
 )
 
 HOLDER = "p1:1"
 ELSEWHERE = "sh:test:elsewhere"  # a key of another slot, written with `also`
-
-
-@pytest.fixture
-def store(redis_server: RedisServer) -> Iterator[SessionStore]:
-    client = AutoPipeline(redis_server.url)
-    client.call("FLUSHDB")
-    yield SessionStore(client, StoreLimits(lease_ms=30_000, disconnect_ms=5_000,
-                                           max_queue=100, overflow_item=b"c3008 overflow"))
-    client.close()
 
 
 def opened(store: SessionStore, name: str) -> SessionKey:
