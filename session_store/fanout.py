@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import gevent
 
@@ -38,7 +38,7 @@ class Run:
         # What the followers that take the whole run would each build alike from
         # it (a protocol's frame, a transport's chunk): built by the first,
         # reused by the others.
-        self.shared: dict[object, bytes] = {}
+        self.shared: dict[object, Any] = {}
 
     def payloads_after(self, offset: int) -> list[bytes]:
         """The payloads past offset (offset >= first - 1)."""

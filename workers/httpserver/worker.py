@@ -14,6 +14,7 @@ holds it. Any other way of stopping (max_requests, SIGQUIT) has no delay.
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from functools import partial
@@ -216,6 +217,8 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         pool = self._pools[listener]
         # An SSL socket is closed by the server's wrapper whatever we say: never taken over.
         take_over = None if self.cfg.is_ssl else pool.take_over
+        if client.family != socket.AF_UNIX:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             Connection(client, addr, self._addresses[listener], self.wsgi, self._limits,
                        self._environ, self._request_served, take_over).serve()

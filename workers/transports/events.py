@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sockhop.session_store.items import Close
 
@@ -28,7 +28,7 @@ class Part(NamedTuple):
     protocol builds from them once may be kept there for the others."""
 
     payloads: Sequence[bytes]
-    shared: dict[object, bytes] | None = None
+    shared: dict[object, Any] | None = None
 
 
 class Messages(NamedTuple):

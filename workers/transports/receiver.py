@@ -46,6 +46,15 @@ PROBE_TIMEOUT = 0.5
 BUSY = Closing(ANOTHER_CONNECTION)
 
 
+def whole_run(run: Run) -> Messages:
+    """A run as one event, made once for all the followers that take it whole
+    (its part carries the run's `shared`, where protocols keep what they build)."""
+    event = run.shared.get(Messages)
+    if event is None:
+        event = run.shared[Messages] = Messages([Part(run.payloads, run.shared)])
+    return event  # type: ignore[no-any-return]
+
+
 class Ended(Exception):
     """The receiver must end: client gone, lease lost, or process draining."""
 
@@ -266,15 +275,14 @@ class Receiver:
         if run.first > position + 1:
             self.catch_up.add(channel)
         else:
-            # Followers that get the whole run share what is built from it.
-            whole = position < run.first
-            part = Part(run.payloads_after(position), run.shared if whole else None)
+            event = whole_run(run) if position < run.first \
+                else Messages([Part(run.payloads_after(position))])
             self.positions[channel] = run.last
-            if self.express is not None and not self._pending() \
-                    and self.express(Messages([part])):
+            if self.express is not None and not (self.outbox or self.catch_up) \
+                    and self.express(event):
                 self.delivered[channel] = run.last
-                return len(part.payloads)  # written without waking this receiver
-            self.outbox.publications.append(part)
+                return len(event.parts[0].payloads)  # written without waking this receiver
+            self.outbox.publications.append(event.parts[0])
         self.waiter.event.set()
         return 0
 

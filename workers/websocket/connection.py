@@ -140,7 +140,7 @@ class WebSocket:
     __slots__ = ("_backlog", "_broken", "_close_deadline", "_close_sent", "_close_started",
                  "_close_timeout", "_done", "_inbox", "_last_received", "_lingering",
                  "_max_inbox_bytes", "_on_end", "_on_messages", "_ping_interval", "_ping_sent_at",
-                 "_ping_timeout", "_pings", "_pong_payload", "_pong_sender", "_protocol",
+                 "_ping_timeout", "_pings", "_plain", "_pong_payload", "_pong_sender", "_protocol",
                  "_readable", "_reader", "_sock", "_started", "_stopping", "_timer", "_unread",
                  "_write_lock", "_write_timeout", "close_code", "close_reason")
 
@@ -148,6 +148,7 @@ class WebSocket:
                  max_message_size: int, write_timeout: float, ping_interval: float,
                  ping_timeout: float | None = None, close_timeout: float = CLOSE_TIMEOUT) -> None:
         self._sock = sock
+        self._plain = plain_socket(sock)  # for send_now, the fan-out's hot path
         self._protocol = protocol
         self._max_inbox_bytes = max(1, max_message_size)
         self._write_timeout = write_timeout if write_timeout and write_timeout > 0 else None
@@ -302,25 +303,24 @@ class WebSocket:
         QUEUED (partly written: flush() writes the rest) or REFUSED (nothing
         written: the socket is busy or closing; send it the usual way).
         A client that stops reading never holds the caller."""
-        if self.closed or self._broken or self._backlog \
-                or not self._write_lock.acquire(blocking=False):
+        # Nothing here waits, so no other greenlet can run in between: a write
+        # lock held means a writer is mid-write, and leaving it be is enough.
+        if self.closed or self._backlog or self._write_lock.locked():
             return SendNow.REFUSED
         try:
             data = self._protocol.message(message)
-            try:
-                sent = plain_socket(self._sock).send(data, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return SendNow.REFUSED  # the owner's next write finds the socket gone
-            if sent == len(data):
-                return SendNow.SENT
-            self._backlog = data[sent:]
-            return SendNow.QUEUED
         except ConnectionClosed:
             return SendNow.REFUSED
-        finally:
-            self._write_lock.release()
+        try:
+            sent = self._plain.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return SendNow.REFUSED  # the owner's next write finds the socket gone
+        if sent == len(data):
+            return SendNow.SENT
+        self._backlog = data[sent:]
+        return SendNow.QUEUED
 
     def flush(self) -> None:
         """Write what send_now left (waiting at most write_timeout)."""

@@ -213,6 +213,27 @@ def data_frame(opcode: int, payload: bytes) -> bytes:
 _FIN_TEXT, _FIN_BINARY = 0x81, 0x82
 
 
+class _LastTextFrame:
+    """The frame of the text framed last. A publication's text is one object
+    handed to every subscriber in turn, so without deflate it is framed once.
+    Holding the text keeps its identity from being reused while cached."""
+
+    __slots__ = ("frame", "text")
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.frame = b""
+
+    def of(self, text: str) -> bytes:
+        if text is not self.text:
+            self.frame = data_frame(0x1, text.encode())
+            self.text = text
+        return self.frame
+
+
+_last_text_frame = _LastTextFrame()
+
+
 class Rfc6455Protocol:
     """Sans-IO RFC 6455 server side: wsproto plus message assembly and limits.
 
@@ -347,7 +368,7 @@ class Rfc6455Protocol:
             raise ConnectionClosed("websocket is closing")
         if self._fast:  # no deflate: a final data frame changes nothing in wsproto
             if isinstance(data, str):
-                return data_frame(0x1, data.encode())
+                return _last_text_frame.of(data)
             return data_frame(0x2, bytes(data))
         if isinstance(data, str):
             return self._conn.send(TextMessage(data=data))
