@@ -14,12 +14,10 @@ Every failure to reach Redis raises StoreUnavailable.
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 import gevent
 import gevent.event
@@ -28,10 +26,8 @@ import gevent.socket
 import hiredis
 from redis.exceptions import ResponseError
 
+from sockhop.session_store.endpoint import Arg, Command, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
-
-Arg = str | bytes | int | float
-Command = tuple[Arg, ...]
 
 READ_SIZE = 65536
 # Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug.
@@ -49,15 +45,7 @@ class Observer(Protocol):
 class AutoPipeline:
     def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0,
                  observer: Observer | None = None) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "unix"):
-            raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r}")
-        self._unix_path = parsed.path if parsed.scheme == "unix" else None
-        self._address = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
-        # In error messages, which are logged: the URL would show its password.
-        self._where = self._unix_path or f"{self._address[0]}:{self._address[1]}"
-        self._password = parsed.password
-        self._db = int(parsed.path.lstrip("/") or 0) if parsed.scheme == "redis" else 0
+        self.endpoint = RedisEndpoint.from_url(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.observer = observer
@@ -152,25 +140,14 @@ class AutoPipeline:
             if self._sock is not None:
                 return
             try:
-                if self._unix_path:
-                    sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    sock.settimeout(self.connect_timeout)
-                    sock.connect(self._unix_path)
-                else:
-                    sock = gevent.socket.create_connection(self._address, self.connect_timeout)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                sock.settimeout(None)
+                sock = self.endpoint.open_socket(self.connect_timeout)
             except OSError as exc:
                 self._failed("connect")
-                raise StoreUnavailable(f"cannot connect to Redis at {self._where}: {exc}") from None
+                raise StoreUnavailable(
+                    f"cannot connect to Redis at {self.endpoint.where}: {exc}") from None
             reader = hiredis.Reader(replyError=ResponseError)
             self._sock = sock
-            setup: list[Command] = []
-            if self._password:
-                setup.append(("AUTH", self._password))
-            if self._db:
-                setup.append(("SELECT", self._db))
+            setup = self.endpoint.login()
             # Every script known so far, before any call of it: a NOSCRIPT reply
             # makes the call run again after the commands queued behind it, which
             # reorders them (see _collect).

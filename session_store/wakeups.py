@@ -17,16 +17,14 @@ from collections.abc import Callable
 import gevent
 import gevent.event
 import gevent.lock
-import redis
 
 from sockhop.session_store.autopipeline import AutoPipeline
-from sockhop.session_store.connection import REDIS_ERRORS, StoreUnavailable
+from sockhop.session_store.endpoint import RedisEndpoint
+from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
+from sockhop.session_store.pubsub import Message, PubSubConnection
 
 SUBSCRIBE_TIMEOUT = 5.0
-# At most this many pub/sub messages are read before their announcements are
-# handed over, so that a steady stream of them cannot hold back deliveries.
-MAX_DRAIN = 1000
 
 # A channel's handler gets the announcements that arrived together, in order.
 Handler = Callable[[list[bytes]], None]
@@ -61,8 +59,8 @@ class Waiter:
 
 
 class Wakeups:
-    def __init__(self, client: redis.Redis, commands: AutoPipeline) -> None:
-        self.client = client
+    def __init__(self, endpoint: RedisEndpoint, commands: AutoPipeline) -> None:
+        self.endpoint = endpoint
         self.commands = commands  # to answer other processes' questions
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
@@ -73,7 +71,7 @@ class Wakeups:
         self._waiters: defaultdict[str, list[Waiter]] = defaultdict(list)
         self._handlers: dict[str, Handler] = {}
         self._confirmed: dict[str, gevent.event.Event] = {}
-        self._pubsub: redis.client.PubSub | None = None
+        self._pubsub: PubSubConnection | None = None
         self._lock = gevent.lock.Semaphore()
 
     def start(self, ready_timeout: float = SUBSCRIBE_TIMEOUT) -> None:
@@ -125,8 +123,8 @@ class Wakeups:
         confirmed = self._confirmed.setdefault(channel, gevent.event.Event())
         with self._lock:
             if self._pubsub is not None:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    self._pubsub.subscribe(channel)
+                with contextlib.suppress(StoreUnavailable):  # the reader reconnects
+                    self._pubsub.send("SUBSCRIBE", channel)
         return confirmed.wait(SUBSCRIBE_TIMEOUT)
 
     def wait_subscribed(self, channel: str) -> bool:
@@ -138,24 +136,25 @@ class Wakeups:
         self._confirmed.pop(channel, None)
         with self._lock:
             if self._pubsub is not None:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    self._pubsub.unsubscribe(channel)
+                with contextlib.suppress(StoreUnavailable):
+                    self._pubsub.send("UNSUBSCRIBE", channel)
 
     # --- the reader ---
 
     def _read_forever(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self.client.pubsub()
+            pubsub: PubSubConnection | None = None
             try:
+                pubsub = PubSubConnection(self.endpoint)
                 with self._lock:
-                    pubsub.subscribe(self.channel, *self._handlers)
+                    pubsub.send("SUBSCRIBE", self.channel, *self._handlers)
                     self._pubsub = pubsub
                 redis_outage.recovered()
                 backoff = 0.1
                 while True:
-                    self._read_batch(pubsub)
-            except REDIS_ERRORS as exc:
+                    self._act_on(pubsub.read())
+            except StoreUnavailable as exc:
                 self.subscribed.clear()
                 for event in self._confirmed.values():
                     event.clear()
@@ -165,36 +164,33 @@ class Wakeups:
             finally:
                 with self._lock:
                     self._pubsub = None
-                with contextlib.suppress(*REDIS_ERRORS):
+                if pubsub is not None:
                     pubsub.close()
 
-    def _read_batch(self, pubsub: redis.client.PubSub) -> None:
-        """Act on the next message and on those already received after it."""
+    def _act_on(self, messages: list[Message]) -> None:
+        """Act on what arrived together; each channel's announcements are handed
+        over in one batch, after the rest."""
         announced: dict[str, list[bytes]] = {}
-        message = pubsub.get_message(timeout=1.0)
-        received = 0
-        while message is not None:
+        for message in messages:
             self._dispatch(message, announced)
-            received += 1
-            if received == MAX_DRAIN:
-                break
-            message = pubsub.get_message(timeout=0.0)
         self._announce(announced)
 
-    def _dispatch(self, message: dict, announced: dict[str, list[bytes]]) -> None:
+    def _dispatch(self, message: Message, announced: dict[str, list[bytes]]) -> None:
         """Act on one message; a channel's announcements are collected in announced."""
-        kind = message["type"]
-        channel = message["channel"].decode()
-        if kind == "message":
+        kind = message[0]
+        if kind == b"pong":
+            return
+        channel = message[1].decode()
+        if kind == b"message":
             if channel == self.channel:
-                data = message["data"]
+                data = message[2]
                 if data[:1] == b"?":
                     self._asked(data[1:].decode())
                 else:
                     self.ring(data.decode())
             else:
-                announced.setdefault(channel, []).append(message["data"])
-        elif kind == "subscribe":
+                announced.setdefault(channel, []).append(message[2])
+        elif kind == b"subscribe":
             if channel == self.channel:
                 self.subscribed.set()
                 # Anything published while we were away is lost: everyone re-reads.

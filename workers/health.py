@@ -17,7 +17,6 @@ import gevent.lock
 from redis.exceptions import ResponseError
 
 from sockhop.session_store import StoreUnavailable
-from sockhop.session_store.connection import REDIS_ERRORS
 from sockhop.workers.http import TEXT_PLAIN, no_cache
 from sockhop.workers.runtime import LazyRuntime
 
@@ -95,7 +94,7 @@ class Readiness:
                 self.runtime.get().client.call("PING")
         except _RedisSlow:
             return f"redis: no reply within {REDIS_PING_TIMEOUT}s"
-        except (StoreUnavailable, ResponseError, *REDIS_ERRORS) as exc:
+        except (StoreUnavailable, ResponseError) as exc:
             return f"redis: {exc}"
         return None
 

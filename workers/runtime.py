@@ -17,7 +17,6 @@ import gevent.lock
 from sockhop.session_store import Reaper, SessionStore, Wakeups, connect
 from sockhop.session_store.acknowledgements import Acknowledgements
 from sockhop.session_store.channels import ChannelStore
-from sockhop.session_store.connection import connect_pubsub
 from sockhop.session_store.fanout import ChannelFanout
 from sockhop.session_store.items import close_item
 from sockhop.session_store.liveness import Liveness
@@ -34,7 +33,6 @@ class Runtime:
     def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
         self.settings = settings
         self.client = connect(settings.redis_url, metrics.RedisObserver())
-        self.pubsub_client = connect_pubsub(settings.redis_url)
         lease_ms = int(settings.heartbeat_delay * 2000) + 5000
         self.store = SessionStore(
             self.client,
@@ -47,7 +45,7 @@ class Runtime:
         )
         self.channels = ChannelStore(self.client, settings.channel_history_size)
         self.dispatcher = Dispatcher(self.store, self.channels, services)
-        self.wakeups = Wakeups(self.pubsub_client, self.client)
+        self.wakeups = Wakeups(self.client.endpoint, self.client)
         self.fanout = ChannelFanout(self.wakeups, metrics.fanout_delivered)
         self.reaper = Reaper(self.store, self.dispatcher.expired)
         self.liveness = Liveness(self.store, self.wakeups.process_id)
