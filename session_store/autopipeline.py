@@ -34,6 +34,12 @@ READ_SIZE = 65536
 UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN")
 
 
+class Caller(Protocol):
+    """Runs one command somewhere (a connection, or the router of several)."""
+
+    def call(self, *args: Arg) -> Any: ...
+
+
 class Observer(Protocol):
     """Told of failures (by kind) and of round trips, once per read from Redis."""
 
@@ -250,6 +256,10 @@ class Replies:
         self._results += self._client._send(commands)
         self._commands += commands
 
+    @property
+    def sent(self) -> int:
+        return len(self._commands)
+
     def get(self) -> list[Any]:
         """Wait for every reply, in the order sent; raises what call_many would."""
         return self._client._collect(self._commands, self._results)
@@ -258,7 +268,7 @@ class Replies:
 class Script:
     """A Lua script run by EVALSHA (the client loads it when Redis lacks it)."""
 
-    def __init__(self, client: AutoPipeline, source: str) -> None:
+    def __init__(self, client: Caller, source: str) -> None:
         self.client = client
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 

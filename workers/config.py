@@ -142,7 +142,12 @@ def check_integer(label: str, value: object, minimum: Literal[0, 1]) -> int:
 def check_redis_url(label: str, url: str) -> str:
     """The whole URL, not only its scheme: a bad port or database would otherwise fail
     every request instead of the start. No TLS yet: the auto-pipelined client speaks plain
-    TCP or a unix socket."""
+    TCP or a unix socket. Several URLs, separated by spaces, are client-side shards."""
+    shards = url.split()
+    if len(shards) > 1:
+        for shard in shards:
+            check_redis_url(label, shard)
+        return url
     if not url:
         return url
     _check_url(label, url, ("redis://", "unix://"))
@@ -165,7 +170,9 @@ def check_redis_url(label: str, url: str) -> str:
 
 
 def redacted_url(url: str) -> str:
-    """url with its password masked, for logs."""
+    """url with its password masked, for logs (each of several shards')."""
+    if len(url.split()) > 1:
+        return " ".join(redacted_url(shard) for shard in url.split())
     parts = urlsplit(url)
     if parts.password is None:
         return url
