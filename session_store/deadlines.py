@@ -47,6 +47,7 @@ class Deadlines(Background):
         return sum(self.router.on_every_shard(self._step_on))
 
     def _step_on(self, shard: AutoPipeline) -> int:
+        """Written back where claimed (a tag's shard may have changed since it was set)."""
         tags = shard.call(*self._claim.command([self.key], [CLAIM_MS, BATCH]))
         commands = []
         for raw in tags:
@@ -55,7 +56,7 @@ class Deadlines(Background):
             commands.append(self.clear_command(tag) if again is None
                             else self.set_command(tag, max(again, time.time())))
         if commands:
-            self.router.call_many(commands)
+            shard.call_many([routed.command for routed in commands])
         return len(tags)
 
     def pause(self) -> None:

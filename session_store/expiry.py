@@ -43,7 +43,7 @@ class Reaper(Background):
     def _reap(self, shard: AutoPipeline) -> int:
         expired = 0
         for key in self.store.claim_due(shard, CLAIM_MS, BATCH):
-            state = self.store.expire(key)
+            state = self.store.expire(shard, key)
             if state is not None:
                 expired += 1
                 try:

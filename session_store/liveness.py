@@ -101,7 +101,7 @@ class Liveness(Background):
         died_by_ms = last_beat_ms + int(2 * self.interval * 1000)
         for start in range(0, len(tags), MAX_BATCH):
             keys = [SessionKey.from_tag(tag) for tag in tags[start:start + MAX_BATCH]]
-            self.store.holders_gone(keys, process, died_by_ms)
+            self.store.holders_gone(shard, keys, process, died_by_ms)
         shard.call_many([("DEL", held_key(process)), ("ZREM", LIVENESS_KEY, process)])
         return len(tags)
 

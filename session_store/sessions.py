@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies, Script
-from sockhop.session_store.router import OnShard, Routable, RoutedReplies, Router
+from sockhop.session_store.router import Routable, RoutedReplies, Router
 
 EXPIRY_BUCKETS = 8
 MAX_BATCH = 500
@@ -267,15 +267,16 @@ class SessionStore:
         replies.send(commands)
         return replies
 
-    def holders_gone(self, keys: Sequence[SessionKey], process: str, died_by_ms: int) -> None:
-        """Let go of a dead process's leases; the reaper visits each at its client's deadline."""
+    def holders_gone(self, shard: AutoPipeline, keys: Sequence[SessionKey], process: str,
+                     died_by_ms: int) -> None:
+        """Let go of a dead process's leases on shard (where its held set listed
+        them); the reaper visits each at its client's deadline."""
         args = [process, died_by_ms, self.limits.disconnect_ms]
-        deadlines = self.router.call_many(
-            [self._holder_gone.command(k.keys, args) for k in keys])
-        visits = [OnShard(k.tag, ("ZADD", k.expiry_bucket, "LT", d, k.tag))
-                  for k, d in zip(keys, deadlines, strict=True) if d]
+        deadlines = shard.call_many([self._holder_gone.command(k.keys, args) for k in keys])
+        visits: list[Command] = [("ZADD", k.expiry_bucket, "LT", d, k.tag)
+                                 for k, d in zip(keys, deadlines, strict=True) if d]
         if visits:
-            self.router.call_many(visits)
+            shard.call_many(visits)
 
     def _bring_forward(self, key: SessionKey) -> Command:
         """The reaper's visit no later than disconnect_delay from now (adds the
@@ -369,12 +370,15 @@ class SessionStore:
         ])
         return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
 
-    def expire(self, key: SessionKey) -> bytes | None:
+    def expire(self, shard: AutoPipeline, key: SessionKey) -> bytes | None:
         """The application's state (b"" if none) if this call expired the
-        session: the caller runs the close hook. Else None."""
-        reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
+        session: the caller runs the close hook. Else None.
+
+        On the shard whose expiry index named it: after a shard was added, a
+        session that moved is still there, and expires there.
+        """
+        reply = shard.call(*self._expire.command(key.keys, [key.tag, self.limits.disconnect_ms]))
         status = reply[0]
-        shard = self.router.for_tag(key.tag)
         if status == b"later":
             shard.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
             return None

@@ -14,11 +14,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
+from sockhop.session_store.router import hash_tag, slot_of, slot_table
+
 from . import http
 from .procs import LOCALHOST, ManagedProcess, find_executable, free_port, stop_all
 from .waiting import WaitTimeout, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REDIS_TOPOLOGY_ENV = "SOCKHOP_TEST_REDIS"
+REDIS_TOPOLOGIES = ("standalone", "shards")
+SHARDS = 3
 REFERENCE_DIR = REPO_ROOT / "tests" / "reference"
 READY_TIMEOUT = 20.0
 
@@ -40,7 +47,7 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
     backends: list[tuple[str, int]] = field(default_factory=list)
     haproxy_socket: Path | None = None
-    redis: ManagedProcess | None = None
+    redis: list[ManagedProcess] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -53,14 +60,13 @@ class Deployment:
     def processes(self) -> list[ManagedProcess]:
         """Proxy first, then servers, then Redis: the order to stop them in."""
         front = [self.proxy] if self.proxy else []
-        back = [self.redis] if self.redis else []
-        return front + self.servers + back
+        return front + self.servers + self.redis
 
     def stop_groups(self) -> list[list[ManagedProcess]]:
         """What to stop together, in order: Redis only once its servers have drained."""
-        groups = [[p for p in self.processes if p is not self.redis]]
+        groups = [[p for p in self.processes if p not in self.redis]]
         if self.redis:
-            groups.append([self.redis])
+            groups.append(self.redis)
         return groups
 
     def server_logs(self) -> str:
@@ -195,6 +201,46 @@ def redis_ping(port: int) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+@dataclass
+class RedisStore:
+    """The Redis of a sockhop deployment: one server, or several independent ones
+    (client-side shards), as SOCKHOP_TEST_REDIS asks."""
+
+    servers: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        """SOCKHOP_REDIS_URL: space-separated URLs are shards."""
+        return " ".join(server.url for server in self.servers)
+
+    @property
+    def procs(self) -> list[ManagedProcess]:
+        return [server.proc for server in self.servers]
+
+    def client_for(self, key: str) -> redis.Redis:
+        """A client of the server that holds key (the router's choice)."""
+        table = slot_table(len(self.servers))
+        return redis.Redis.from_url(self.servers[table[slot_of(hash_tag(key))]].url)
+
+
+def redis_topology() -> str:
+    """SOCKHOP_TEST_REDIS: what Redis the tests' sockhop deployments use."""
+    topology = os.environ.get(REDIS_TOPOLOGY_ENV, "").strip() or "standalone"
+    if topology not in REDIS_TOPOLOGIES:
+        raise ValueError(f"{REDIS_TOPOLOGY_ENV}={topology!r}: expected one of "
+                         f"{', '.join(REDIS_TOPOLOGIES)}")
+    return topology
+
+
+def start_store(registry: ProcessRegistry, name: str) -> RedisStore:
+    """The Redis for one sockhop deployment, of the topology SOCKHOP_TEST_REDIS names:
+    standalone (one redis-server) or shards (SHARDS independent redis-servers)."""
+    if redis_topology() == "shards":
+        return RedisStore([start_redis(registry, f"{name}-shard{i}-redis")
+                           for i in range(SHARDS)])
+    return RedisStore([start_redis(registry, f"{name}-redis")])
 
 
 def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
@@ -413,12 +459,12 @@ def deploy_sockhop(
     proxy: str | None = None,
 ) -> Deployment:
     """sockhop with its own Redis: one process, or several behind 'haproxy'."""
-    redis = start_redis(registry, f"{name}-redis")
+    store = start_store(registry, name)
     servers, addresses = start_sockhop_processes(
-        registry, name, redis.url, count=processes, workers=workers, env=env
+        registry, name, store.url, count=processes, workers=workers, env=env
     )
     deployment = _front(registry, name, "sockhop", servers, addresses, proxy, dict(env or {}))
-    deployment.redis = redis.proc
+    deployment.redis = store.procs
     return deployment
 
 
