@@ -33,11 +33,28 @@ class TlsOptions:
         return _tls_context(self)
 
 
+class _TlsSocket(gevent.ssl.SSLSocket):
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        """A server that refuses the handshake (our certificate, over TLS 1.3) says why
+        in an alert and closes: a write then fails with a bare EOF, so read the alert's
+        reason instead."""
+        try:
+            super().sendall(data, flags)
+        except ssl.SSLEOFError:
+            try:
+                self._sslobj.read(1)  # never waits: the raw socket is non-blocking
+            except ssl.SSLError as alert:
+                if alert.reason:  # None: no alert came, only the close
+                    raise alert from None
+            raise
+
+
 @functools.cache
 def _tls_context(options: TlsOptions) -> gevent.ssl.SSLContext:
     # gevent's context, whatever is patched: its sockets wait as greenlets (ssl's own,
     # which gevent.ssl.create_default_context returns unpatched, would block the process).
     context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks the name
+    context.sslsocket_class = _TlsSocket
     if options.ca_file:
         context.load_verify_locations(options.ca_file)
     else:

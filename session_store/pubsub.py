@@ -58,7 +58,10 @@ class PubSubConnection:
         if not login:
             return
         self._sock.settimeout(timeout)
-        self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
+        try:
+            self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
+        except OSError as exc:  # Redis gone already, or refusing our TLS certificate
+            raise StoreUnavailable(f"pub/sub log-in to Redis failed: {exc}") from None
         for _ in login:
             reply = self._next_reply()
             if isinstance(reply, ResponseError):
