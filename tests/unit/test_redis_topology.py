@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.servers import SOCKHOP_ACL_RULE, SOCKHOP_ACL_USER
 from support.tls import Certificates, make_certificates
 
 from sockhop.session_store.endpoint import RedisEndpoint, TlsOptions
@@ -202,3 +203,9 @@ def test_tls_options_in_a_config_file_are_checked_as_the_environment_is(
         load_config(path, {})
     config = load_config(path, {"SOCKHOP_REDIS_URL": "rediss://r:6380/0"})
     assert config.settings.redis_tls_ca == str(certs.ca)
+
+
+def test_the_documented_acl_rule_is_the_one_the_tests_run_sockhop_with() -> None:
+    deploy = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    assert f"ACL SETUSER {SOCKHOP_ACL_USER} " + SOCKHOP_ACL_RULE.replace(
+        "on ", "on >PASSWORD ", 1) in deploy
