@@ -43,9 +43,9 @@ class Observer(Protocol):
 
 
 class AutoPipeline:
-    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0,
-                 observer: Observer | None = None) -> None:
-        self.endpoint = RedisEndpoint.from_url(url)
+    def __init__(self, endpoint: RedisEndpoint, *, timeout: float = 5.0,
+                 connect_timeout: float = 2.0, observer: Observer | None = None) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.observer = observer
