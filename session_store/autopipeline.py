@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from sockhop.session_store.endpoint import Arg, Command, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
+from sockhop.session_store.outage import redis_outage
 
 READ_SIZE = 65536
 # Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug.
@@ -49,9 +50,9 @@ class Observer(Protocol):
 
 
 class AutoPipeline:
-    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0,
-                 observer: Observer | None = None) -> None:
-        self.endpoint = RedisEndpoint.from_url(url)
+    def __init__(self, endpoint: RedisEndpoint, *, timeout: float = 5.0,
+                 connect_timeout: float = 2.0, observer: Observer | None = None) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.observer = observer
@@ -202,8 +203,12 @@ class AutoPipeline:
                 return
             reader.feed(data)
             oldest = pending[0][1] if pending else None
+            answered = False
             while (reply := reader.gets()) is not False:
                 pending.popleft()[0].set(reply)
+                answered = answered or not isinstance(reply, ResponseError)
+            if answered:  # the one place that knows Redis works again (cheap if it never failed)
+                redis_outage.recovered()
             if self.observer is not None and oldest is not None:
                 self.observer.round_trip(time.monotonic() - oldest)
 

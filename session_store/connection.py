@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from sockhop.session_store.autopipeline import Observer
+from sockhop.session_store.autopipeline import AutoPipeline, Observer
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.router import Router
+from sockhop.session_store.topology import Shards, Standalone, Topology
 
-__all__ = ["StoreUnavailable", "connect"]
+__all__ = ["CONNECTABLE", "StoreUnavailable", "connect"]
+
+# The topologies connect() serves; the others are refused at start (workers/config.py)
+# until their clients exist.
+CONNECTABLE: tuple[type, ...] = (Standalone, Shards)
 
 
-def connect(url: str, observer: Observer | None = None) -> Router:
+def connect(topology: Topology, observer: Observer | None = None) -> Router:
     """The process's command connections, one per Redis server (shard): every
     greenlet's commands share them."""
-    return Router.connect(url, observer)
+    if isinstance(topology, Standalone | Shards):
+        return Router([AutoPipeline(endpoint, observer=observer)
+                       for endpoint in topology.endpoints])
+    raise ValueError(f"{topology.kind} is not supported yet")

@@ -1,42 +1,103 @@
-"""Where one Redis server is and how to log in to it: what the command
+"""Where one Redis server is and how to reach and log in to it: what the command
 connection (AutoPipeline) and the pub/sub connection (PubSubConnection) share."""
 
 from __future__ import annotations
 
+import functools
 import socket
+import ssl
 from dataclasses import dataclass
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
 import gevent.socket
+import gevent.ssl
 
 Arg = str | bytes | int | float
 Command = tuple[Arg, ...]
+
+DEFAULT_PORT = 6379
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """How to speak TLS to Redis: the server's certificate is always verified (against
+    ca_file, else the system's CAs), and its name checked (server_name, else the host)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None  # with key_file (or the key in this file): mutual TLS
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def context(self) -> gevent.ssl.SSLContext:
+        """Built once per process and options: it reads the files."""
+        return _tls_context(self)
+
+
+class _TlsSocket(gevent.ssl.SSLSocket):
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        """A server that refuses the handshake (our certificate, over TLS 1.3) says why
+        in an alert and closes: a write then fails with a bare EOF, so read the alert's
+        reason instead."""
+        try:
+            super().sendall(data, flags)
+        except ssl.SSLEOFError:
+            try:
+                self._sslobj.read(1)  # never waits: the raw socket is non-blocking
+            except ssl.SSLError as alert:
+                if alert.reason:  # None: no alert came, only the close
+                    raise alert from None
+            raise
+
+
+@functools.cache
+def _tls_context(options: TlsOptions) -> gevent.ssl.SSLContext:
+    # gevent's context, whatever is patched: its sockets wait as greenlets (ssl's own,
+    # which gevent.ssl.create_default_context returns unpatched, would block the process).
+    context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks the name
+    context.sslsocket_class = _TlsSocket
+    if options.ca_file:
+        context.load_verify_locations(options.ca_file)
+    else:
+        context.load_default_certs()
+    if options.cert_file:
+        context.load_cert_chain(options.cert_file, options.key_file)
+    return context
 
 
 @dataclass(frozen=True)
 class RedisEndpoint:
     host: str = "127.0.0.1"
-    port: int = 6379
+    port: int = DEFAULT_PORT
     unix_path: str | None = None
     username: str | None = None
     password: str | None = None
     db: int = 0
+    tls: TlsOptions | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> RedisEndpoint:
-        """`redis://[user:pass@]host:port/db` or `unix:///path`; ValueError if neither."""
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "unix"):
-            raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r}")
-        username = unquote(parsed.username) if parsed.username else None
-        password = unquote(parsed.password) if parsed.password is not None else None
-        if parsed.scheme == "unix":
-            return cls(unix_path=parsed.path, username=username, password=password)
-        db = parsed.path.lstrip("/")
-        if db and not db.isdigit():
-            raise ValueError(f"Redis database {db!r} is not a number")
-        return cls(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
-                   username=username, password=password, db=int(db or 0))
+    def from_url(cls, url: str, tls: TlsOptions | None = None) -> RedisEndpoint:
+        """`redis://[user:pass@]host:port/db`, `rediss://...` (with tls, or the defaults)
+        or `unix:///path`; ValueError saying what is wrong otherwise."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"expected redis://, rediss:// or unix://, got {url!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"options after ? or # are not read; got {url!r}")
+        if parts.username and parts.password is None:
+            raise ValueError(f"a user needs a password (user:pass@ or :pass@), got {url!r}")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if parts.scheme == "unix":
+            if not parts.path or parts.hostname:
+                raise ValueError(f"expected unix:///path/to/redis.sock, got {url!r}")
+            return cls(unix_path=parts.path, username=username, password=password)
+        host, port = host_and_port(parts.netloc.rpartition("@")[2], url)
+        db = parts.path.removeprefix("/")
+        if not db.isdigit() and db != "":
+            raise ValueError(f"the database (after the last /) must be a number, got {url!r}")
+        tls = (tls or TlsOptions()) if parts.scheme == "rediss" else None
+        return cls(host=host, port=port, username=username, password=password,
+                   db=int(db or 0), tls=tls)
 
     @property
     def where(self) -> str:
@@ -44,7 +105,8 @@ class RedisEndpoint:
         return self.unix_path or f"{self.host}:{self.port}"
 
     def open_socket(self, timeout: float) -> gevent.socket.socket:
-        """A connected socket (blocking, no timeout) or OSError."""
+        """A connected socket (blocking, no timeout), TLS handshake done, or OSError
+        (ssl.SSLError for a certificate Redis or we refused)."""
         if self.unix_path:
             sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
@@ -57,6 +119,13 @@ class RedisEndpoint:
             sock = gevent.socket.create_connection((self.host, self.port), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.context().wrap_socket(
+                        sock, server_hostname=self.tls.server_name or self.host)
+                except OSError:
+                    sock.close()
+                    raise
         sock.settimeout(None)
         return sock
 
@@ -72,3 +141,16 @@ class RedisEndpoint:
         if select_db and self.db:
             commands.append(("SELECT", self.db))
         return commands
+
+
+def host_and_port(text: str, url: str) -> tuple[str, int]:
+    """`host`, `host:port` or `[v6]:port`; ValueError naming url otherwise."""
+    parts = urlsplit(f"//{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if not parts.hostname or port == 0 or text.endswith(":"):
+        raise ValueError(f"the port must be a number from 1 to 65535 (host:port), "
+                         f"got {url!r}")
+    return parts.hostname, port or DEFAULT_PORT

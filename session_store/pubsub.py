@@ -11,10 +11,13 @@ everything received (a batch: a burst wakes each follower once).
 
 from __future__ import annotations
 
+import functools
 import socket
+from collections.abc import Callable
 
 import gevent.lock
 import gevent.socket
+import gevent.ssl
 import hiredis
 from redis.exceptions import ResponseError
 
@@ -48,13 +51,17 @@ class PubSubConnection:
             self._sock.close()
             raise
         self._sock.settimeout(health_interval)
+        self._read_arrived = _reader_without_wait(self._sock)
 
     def _log_in(self, timeout: float) -> None:
         login = self.endpoint.login(select_db=False)
         if not login:
             return
         self._sock.settimeout(timeout)
-        self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
+        try:
+            self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
+        except OSError as exc:  # Redis gone already, or refusing our TLS certificate
+            raise StoreUnavailable(f"pub/sub log-in to Redis failed: {exc}") from None
         for _ in login:
             reply = self._next_reply()
             if isinstance(reply, ResponseError):
@@ -108,10 +115,9 @@ class PubSubConnection:
     def _feed_arrived(self) -> None:
         """Take what arrived meanwhile too, without waiting: a burst of
         publications then wakes each follower once rather than once per read."""
-        plain = self._sock._sock  # gevent's socket waits; this never does
         while True:
             try:
-                data = plain.recv(READ_SIZE, socket.MSG_DONTWAIT)
+                data = self._read_arrived()
             except OSError:  # nothing more now; a closed socket shows at the next read
                 return
             if not data:
@@ -120,3 +126,11 @@ class PubSubConnection:
 
     def close(self) -> None:
         self._sock.close()
+
+
+def _reader_without_wait(sock: gevent.socket.socket) -> Callable[[], bytes]:
+    """Reads what has arrived, or raises OSError when nothing has: gevent's socket waits.
+    Over TLS, through the TLS layer (the raw socket's bytes are still encrypted)."""
+    if isinstance(sock, gevent.ssl.SSLSocket):
+        return functools.partial(sock._sslobj.read, READ_SIZE)  # SSLWantReadError: nothing
+    return functools.partial(sock._sock.recv, READ_SIZE, socket.MSG_DONTWAIT)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sockhop.session_store.autopipeline import AutoPipeline, Observer, Replies, Script
+from sockhop.session_store.autopipeline import AutoPipeline, Replies, Script
 from sockhop.session_store.endpoint import Arg, Command
 from sockhop.session_store.errors import StoreUnavailable
 
@@ -65,11 +65,6 @@ def slot_table(shards: int) -> list[int]:
     return [jump_hash(slot, shards) for slot in range(SLOTS)]
 
 
-def shard_urls(url: str) -> list[str]:
-    """SOCKHOP_REDIS_URL as a list of servers: space-separated URLs are shards."""
-    return url.split()
-
-
 @dataclass(frozen=True, slots=True)
 class OnShard:
     """A command on a key that every shard has a copy of (a sorted set of due
@@ -90,11 +85,6 @@ class Router:
         self._single = self.shards[0] if len(self.shards) == 1 else None
         self._index_by_slot = slot_table(len(self.shards))
         self._by_slot = [self.shards[i] for i in self._index_by_slot]
-
-    @classmethod
-    def connect(cls, url: str, observer: Observer | None = None) -> Router:
-        """One auto-pipelined connection per server (connected at first use)."""
-        return cls([AutoPipeline(u, observer=observer) for u in shard_urls(url)])
 
     # --- which shard ---
 

@@ -163,7 +163,6 @@ class Wakeups:
                     pubsub.send("SUBSCRIBE", self.channel,
                                 *(c for c in self._handlers if self._shard_of(c) == index))
                     self._pubsubs[index] = pubsub
-                redis_outage.recovered()
                 backoff = 0.1
                 while True:
                     self._act_on(index, pubsub.read())
@@ -209,6 +208,7 @@ class Wakeups:
         elif kind == b"subscribe":
             if channel == self.channel:
                 self._listening[index] = True
+                redis_outage.recovered()
                 if all(self._listening):
                     self.subscribed.set()
                 # Anything published while we were away is lost: everyone re-reads.

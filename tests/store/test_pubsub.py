@@ -4,6 +4,7 @@ that stopped answering without closing its socket."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -14,7 +15,6 @@ import pytest
 from support.servers import ProcessRegistry, RedisServer, start_redis
 
 from sockhop.session_store.autopipeline import AutoPipeline
-from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.pubsub import Message, PubSubConnection
 
@@ -23,7 +23,7 @@ READ_TIMEOUT = 5.0
 
 @pytest.fixture
 def commands(redis_server: RedisServer) -> Iterator[AutoPipeline]:
-    client = AutoPipeline(redis_server.url)
+    client = AutoPipeline(redis_server.endpoint)
     yield client
     client.close()
 
@@ -39,7 +39,7 @@ def read_until(conn: PubSubConnection, done: int) -> list[Message]:
 
 def test_messages_arrive_in_order_and_a_read_takes_what_arrived(
         redis_server: RedisServer, commands: AutoPipeline) -> None:
-    conn = PubSubConnection(RedisEndpoint.from_url(redis_server.url))
+    conn = PubSubConnection(redis_server.endpoint)
     try:
         conn.send("SUBSCRIBE", "ps:a", "ps:b")
         assert read_until(conn, 2) == [[b"subscribe", b"ps:a", 1], [b"subscribe", b"ps:b", 2]]
@@ -63,22 +63,22 @@ def test_an_acl_user_logs_in_and_a_wrong_password_is_refused(
     commands.call("ACL", "SETUSER", "ps-user", "reset", "on", ">ps-secret", "&ps:*",
                   "+subscribe", "+unsubscribe", "+ping")
     try:
-        url = f"redis://ps-user:ps-secret@127.0.0.1:{redis_server.port}/0"
-        conn = PubSubConnection(RedisEndpoint.from_url(url))
+        user = dataclasses.replace(redis_server.endpoint, username="ps-user",
+                                   password="ps-secret")
+        conn = PubSubConnection(user)
         try:
             conn.send("SUBSCRIBE", "ps:acl")
             assert read_until(conn, 1) == [[b"subscribe", b"ps:acl", 1]]
         finally:
             conn.close()
-        wrong = f"redis://ps-user:nope@127.0.0.1:{redis_server.port}/0"
         with pytest.raises(StoreUnavailable, match="refused the pub/sub log-in"):
-            PubSubConnection(RedisEndpoint.from_url(wrong))
+            PubSubConnection(dataclasses.replace(user, password="nope"))
     finally:
         commands.call("ACL", "DELUSER", "ps-user")
 
 
 def test_an_idle_connection_pings_and_stays(redis_server: RedisServer) -> None:
-    conn = PubSubConnection(RedisEndpoint.from_url(redis_server.url), health_interval=0.2)
+    conn = PubSubConnection(redis_server.endpoint, health_interval=0.2)
     try:
         conn.send("SUBSCRIBE", "ps:idle")
         assert read_until(conn, 1) == [[b"subscribe", b"ps:idle", 1]]
@@ -90,7 +90,7 @@ def test_an_idle_connection_pings_and_stays(redis_server: RedisServer) -> None:
 
 def test_a_redis_that_stops_answering_is_noticed(process_registry: ProcessRegistry) -> None:
     redis = start_redis(process_registry, "pubsub-frozen-redis")
-    conn = PubSubConnection(RedisEndpoint.from_url(redis.url), health_interval=0.3)
+    conn = PubSubConnection(redis.endpoint, health_interval=0.3)
     try:
         conn.send("SUBSCRIBE", "ps:frozen")
         read_until(conn, 1)

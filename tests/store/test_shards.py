@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
-from support.servers import ProcessRegistry, RedisStore, start_redis
+from support.servers import ProcessRegistry, RedisStore, start_standalone_redis
 from support.waiting import wait_for
 
+from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.expiry import Reaper
 from sockhop.session_store.router import Router
 from sockhop.session_store.sessions import (
@@ -31,14 +31,15 @@ SESSIONS = 60
 
 @pytest.fixture(scope="module")
 def shards(process_registry: ProcessRegistry) -> Iterator[RedisStore]:
-    store = RedisStore([start_redis(process_registry, f"shard{i}-redis") for i in range(3)])
+    store = RedisStore([start_standalone_redis(process_registry, f"shard{i}-redis")
+                        for i in range(3)])
     yield store
     process_registry.stop(store.procs)
 
 
 @pytest.fixture
 def router(shards: RedisStore) -> Iterator[Router]:
-    router = Router.connect(shards.url)
+    router = Router([AutoPipeline(server.endpoint) for server in shards.servers])
     router.on_every_shard(lambda shard: shard.call("FLUSHDB"))
     yield router
     router.close()
@@ -60,7 +61,7 @@ def test_each_session_lives_on_its_routers_server_and_every_server_has_some(
     keys = new_keys(SESSIONS)
     for key in keys:
         assert store.open_receiver(key, "p:1", poll=False, probe=False) == Created()
-    servers = [redis.Redis.from_url(s.url) for s in shards.servers]
+    servers = [s.client() for s in shards.servers]
     for key in keys:
         holding = [i for i, server in enumerate(servers) if server.exists(key.keys[0])]
         assert holding == [router.shard_index(key.tag)], key

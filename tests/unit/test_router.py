@@ -9,6 +9,7 @@ from collections import Counter
 
 from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.channels import announce_channel, position_key, stream_key
+from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.router import (
     SLOTS,
     OnShard,
@@ -25,7 +26,7 @@ NAMES = 100_000
 
 def unconnected(shards: int) -> Router:
     """Connections are made at first use: these never are."""
-    return Router([AutoPipeline(f"redis://127.0.0.1:{1 + i}/0") for i in range(shards)])
+    return Router([AutoPipeline(RedisEndpoint(port=1 + i)) for i in range(shards)])
 
 
 def random_tags(count: int, seed: int = 7) -> list[str]:
