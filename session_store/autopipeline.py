@@ -13,6 +13,8 @@ Every failure to reach Redis raises StoreUnavailable.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import time
 from collections import deque
@@ -31,14 +33,25 @@ from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 
 READ_SIZE = 65536
-# Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug.
-UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN")
+# Error replies that mean "not now" (loading a dataset, a replica, no master; on a
+# Cluster: a slot half-migrated under a multi-key command, or the cluster down), not a bug.
+UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+# A Redis Cluster's answer that another node serves the key, or will once a migration
+# has moved the rest of a command's keys: the command did not run.
+REDIRECT_REPLIES = ("MOVED ", "ASK ", "TRYAGAIN")
 
 
 class Caller(Protocol):
     """Runs one command somewhere (a connection, or the router of several)."""
 
     def call(self, *args: Arg) -> Any: ...
+
+
+class Redirects(Protocol):
+    """Sends commands a Cluster node redirected (MOVED, ASK, TRYAGAIN) to where
+    it said; their replies, in order (error replies among them)."""
+
+    def follow(self, commands: Sequence[Command], errors: Sequence[ResponseError]) -> list[Any]: ...
 
 
 class Observer(Protocol):
@@ -51,8 +64,10 @@ class Observer(Protocol):
 
 class AutoPipeline:
     def __init__(self, endpoint: RedisEndpoint, *, timeout: float = 5.0,
-                 connect_timeout: float = 2.0, observer: Observer | None = None) -> None:
+                 connect_timeout: float = 2.0, observer: Observer | None = None,
+                 redirects: Redirects | None = None) -> None:
         self.endpoint = endpoint
+        self.redirects = redirects
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.observer = observer
@@ -77,8 +92,12 @@ class AutoPipeline:
         return replies.get()
 
     def send(self, *commands: Command) -> None:
-        """Queue commands without waiting for their replies (nor their errors)."""
-        self._send(commands)
+        """Queue commands without waiting for their replies (nor their errors,
+        but a Cluster's redirections, which are followed in the background)."""
+        results = self._send(commands)
+        if self.redirects is not None:
+            for command, result in zip(commands, results, strict=True):
+                result.rawlink(functools.partial(self._follow_unawaited, command))
 
     def script(self, source: str) -> Script:
         script = Script(self, source)
@@ -94,11 +113,36 @@ class AutoPipeline:
 
     def _collect(self, commands: Sequence[Command],
                  results: list[gevent.event.AsyncResult]) -> list[Any]:
-        """Wait for the replies to commands.
+        """Wait for the replies to commands (a Cluster's redirections followed);
+        any error is raised."""
+        replies = self._replies(commands, results)
+        if self.redirects is not None:
+            moved = [i for i, reply in enumerate(replies) if _redirected(reply)]
+            if moved:
+                again = self.redirects.follow([commands[i] for i in moved],
+                                              [replies[i] for i in moved])
+                for i, reply in zip(moved, again, strict=True):
+                    replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                self._failed("reply")
+                if str(reply).startswith((*UNAVAILABLE_REPLIES, *REDIRECT_REPLIES)):
+                    raise StoreUnavailable(str(reply))  # redirected until we gave up
+                raise reply
+        return replies
+
+    def call_unchecked(self, commands: Sequence[Command]) -> list[Any]:
+        """Replies with error replies among them, as they came (redirections
+        not followed): for the Cluster router, which follows them itself."""
+        return self._replies(commands, self._send(commands))
+
+    def _replies(self, commands: Sequence[Command],
+                 results: list[gevent.event.AsyncResult]) -> list[Any]:
+        """Wait for the replies to commands; error replies are returned.
 
         Scripts Redis lost (restart, SCRIPT FLUSH) did not run: they are loaded
         and the commands that met NOSCRIPT sent again, in their order, in one
-        round trip. Any other error is raised.
+        round trip.
 
         Known edge: if another connection loads the script while a batch is in
         flight, the batch's commands after that load ran, those before it run
@@ -114,13 +158,17 @@ class AutoPipeline:
             again = self._send([*loads, *(commands[i] for i in lost)])
             for i, result in zip(lost, again[len(loads):], strict=True):
                 replies[i] = self._reply(result)
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                self._failed("reply")
-                if str(reply).startswith(UNAVAILABLE_REPLIES):
-                    raise StoreUnavailable(str(reply))
-                raise reply
         return replies
+
+    def _follow_unawaited(self, command: Command, result: gevent.event.AsyncResult) -> None:
+        reply = result.value if result.successful() else None
+        if _redirected(reply) and self.redirects is not None:
+            gevent.spawn(self._resend_quietly, command, reply)
+
+    def _resend_quietly(self, command: Command, error: ResponseError) -> None:
+        assert self.redirects is not None
+        with contextlib.suppress(StoreUnavailable, ResponseError):
+            self.redirects.follow([command], [error])
 
     def _send(self, commands: Sequence[Command]) -> list[gevent.event.AsyncResult]:
         if self._sock is None:
@@ -241,6 +289,10 @@ class AutoPipeline:
         for greenlet in self._greenlets:
             if greenlet is not current:
                 greenlet.kill(block=False)
+
+
+def _redirected(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith(REDIRECT_REPLIES)
 
 
 class Replies:

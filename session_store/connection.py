@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from sockhop.session_store.autopipeline import AutoPipeline, Observer
+from sockhop.session_store.cluster import ClusterRouter
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.router import Router
-from sockhop.session_store.topology import Shards, Standalone, Topology
+from sockhop.session_store.topology import ClusterSeeds, Shards, Standalone, Topology
 
 __all__ = ["CONNECTABLE", "StoreUnavailable", "connect"]
 
 # The topologies connect() serves; the others are refused at start (workers/config.py)
 # until their clients exist.
-CONNECTABLE: tuple[type, ...] = (Standalone, Shards)
+CONNECTABLE: tuple[type, ...] = (Standalone, Shards, ClusterSeeds)
 
 
 def connect(topology: Topology, observer: Observer | None = None) -> Router:
@@ -20,4 +21,6 @@ def connect(topology: Topology, observer: Observer | None = None) -> Router:
     if isinstance(topology, Standalone | Shards):
         return Router([AutoPipeline(endpoint, observer=observer)
                        for endpoint in topology.endpoints])
+    if isinstance(topology, ClusterSeeds):
+        return ClusterRouter(topology, observer)
     raise ValueError(f"{topology.kind} is not supported yet")

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import secrets
 import socket
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -334,19 +335,53 @@ STARTERS: dict[str, RedisStarter] = {
     "standalone": start_standalone_redis,
     "tls": start_tls_redis,
 }
-# Several independent servers (client-side shards), for sockhop deployments (start_store);
-# a test that talks to one server itself (start_redis) gets a standalone one.
+# Several independent servers (client-side shards), or a Redis Cluster of as many
+# primaries, for sockhop deployments (start_store); a test that talks to one server
+# itself (start_redis) gets a standalone one.
 SHARDED = "shards"
+CLUSTERED = "cluster"
 SHARDS = 3
 
 
 def redis_topology() -> str:
     """SOCKHOP_TEST_REDIS's topology, checked (standalone when unset)."""
     name = os.environ.get(REDIS_TOPOLOGY_ENV, "").strip() or "standalone"
-    if name not in STARTERS and name != SHARDED:
+    if name not in STARTERS and name not in (SHARDED, CLUSTERED):
         raise ValueError(f"{REDIS_TOPOLOGY_ENV}={name!r}: expected one of "
-                         f"{', '.join([*STARTERS, SHARDED])}")
+                         f"{', '.join([*STARTERS, SHARDED, CLUSTERED])}")
     return name
+
+
+def start_cluster_redis(registry: ProcessRegistry, name: str,
+                        primaries: int = SHARDS) -> list[RedisServer]:
+    """A Redis Cluster of `primaries` nodes (no replicas), the slots dealt evenly by
+    `redis-cli --cluster create`; ready once every node says cluster_state:ok."""
+    nodes = []
+    for i in range(primaries):
+        port = free_port()
+        argv = redis_argv(
+            ["--port", str(port)], _redis_workdir(registry, f"{name}{i}", port),
+            "--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+            "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000")
+        nodes.append(_wait_redis_ready(RedisServer(registry.start(f"{name}{i}", argv), port,
+                                                   f"redis://{LOCALHOST}:{port}/0")))
+    create = subprocess.run(
+        [find_executable("redis-cli"), "--cluster", "create",
+         *(f"{LOCALHOST}:{node.port}" for node in nodes), "--cluster-yes"],
+        capture_output=True, text=True, timeout=30, check=False)
+    if create.returncode != 0:
+        raise StartupError(f"redis-cli --cluster create failed:\n{create.stdout}{create.stderr}")
+
+    wait_for(lambda: all(_cluster_state_ok(node) for node in nodes), 20.0, interval=0.1,
+             message="cluster_state:ok on every node")
+    return nodes
+
+
+def _cluster_state_ok(node: RedisServer) -> bool:
+    with node.client() as client:
+        info = client.execute_command("CLUSTER", "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_state:ok" in text
 
 
 def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
@@ -356,14 +391,18 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
 
 @dataclass
 class RedisStore:
-    """The Redis of a sockhop deployment: one server, or several independent ones
-    (client-side shards) with SOCKHOP_TEST_REDIS=shards."""
+    """The Redis of a sockhop deployment: one server, several independent ones
+    (client-side shards) with SOCKHOP_TEST_REDIS=shards, or the primaries of a Redis
+    Cluster with SOCKHOP_TEST_REDIS=cluster."""
 
     servers: list[RedisServer]
+    cluster: bool = False
 
     @property
     def url(self) -> str:
-        """SOCKHOP_REDIS_URL: space-separated URLs are shards."""
+        """SOCKHOP_REDIS_URL: space-separated URLs are shards; a Cluster is named by its seeds."""
+        if self.cluster:
+            return "redis+cluster://" + ",".join(f"{LOCALHOST}:{s.port}" for s in self.servers)
         return " ".join(server.url for server in self.servers)
 
     @property
@@ -371,12 +410,19 @@ class RedisStore:
         return [server.proc for server in self.servers]
 
     def client_for(self, key: str) -> redis.Redis:
-        """The test's own client of the server that holds key (sockhop's router's choice)."""
+        """The test's own client of the server that holds key (sockhop's router's choice;
+        on a Cluster, the node that owns the key's slot now)."""
         # Imported here: the store imports gevent, which most tests' processes need not.
         from sockhop.session_store.router import hash_tag, slot_of, slot_table
 
-        table = slot_table(len(self.servers))
-        return self.servers[table[slot_of(hash_tag(key))]].client()
+        slot = slot_of(hash_tag(key))
+        if self.cluster:
+            with self.servers[0].client() as client:
+                ranges = client.execute_command("CLUSTER", "SLOTS")
+            port = next(int(primary[1]) for first, last, primary, *_ in ranges
+                        if first <= slot <= last)
+            return next(s for s in self.servers if s.port == port).client()
+        return self.servers[slot_table(len(self.servers))[slot]].client()
 
 
 def start_store(registry: ProcessRegistry, name: str) -> RedisStore:
@@ -384,6 +430,8 @@ def start_store(registry: ProcessRegistry, name: str) -> RedisStore:
     if redis_topology() == SHARDED:
         return RedisStore([start_standalone_redis(registry, f"{name}-shard{i}-redis")
                            for i in range(SHARDS)])
+    if redis_topology() == CLUSTERED:
+        return RedisStore(start_cluster_redis(registry, f"{name}-cluster-redis"), cluster=True)
     return RedisStore([start_redis(registry, f"{name}-redis")])
 
 

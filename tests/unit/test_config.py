@@ -39,7 +39,7 @@ def test_values_are_parsed() -> None:
         ({"SOCKHOP_RESPONSE_LIMIT": "-1"}, "SOCKHOP_RESPONSE_LIMIT"),
         ({"SOCKHOP_WEBSOCKET": "maybe"}, "SOCKHOP_WEBSOCKET"),
         ({"SOCKHOP_REDIS_URL": "http://x"}, "SOCKHOP_REDIS_URL"),
-        ({"SOCKHOP_REDIS_URL": "redis+cluster://x:6380,y:6380"}, "SOCKHOP_REDIS_URL"),
+        ({"SOCKHOP_REDIS_URL": "redis+cluster://x:6380,y:6380/1"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_HEARTBEAT": "1"}, "SOCKHOP_HEARTBEAT"),
         ({"SOCKHOP_REDIS_URL": "redis://127.0.0.1:port/0"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_REDIS_URL": "redis://127.0.0.1:0/0"}, "SOCKHOP_REDIS_URL"),
@@ -69,7 +69,8 @@ def test_no_float_setting_takes_a_non_finite_number(name: str, raw: str) -> None
 
 def test_good_redis_urls() -> None:
     for url in ("redis://127.0.0.1:6379/0", "redis://:pw@redis:6379", "redis://redis",
-                "unix:///run/redis.sock", "redis://a:6379/0 redis://b:6379/0"):
+                "unix:///run/redis.sock", "redis://a:6379/0 redis://b:6379/0",
+                "redis+cluster://u:pw@a:7000,b:7001"):
         assert settings_from_env({"SOCKHOP_REDIS_URL": url}).redis_url == url
 
 

@@ -128,7 +128,6 @@ def test_mistakes_are_refused(url: str, message: str) -> None:
 
 @pytest.mark.parametrize(("url", "kind"), [
     ("redis+sentinel://s1:26379,s2:26379/mymaster/0", "Redis Sentinel"),
-    ("redis+cluster://n1:7000,n2:7001", "Redis Cluster"),
 ])
 def test_forms_not_wired_yet_stop_the_start_saying_so(url: str, kind: str) -> None:
     with pytest.raises(ConfigError, match=f"^SOCKHOP_REDIS_URL: {kind} .*is not supported"):

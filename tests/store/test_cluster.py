@@ -1,0 +1,227 @@
+"""The store over a 3-primary Redis Cluster: sessions on the node that owns their
+slot, scripts over many sessions split per slot, the dead-holder probe answered on
+the session's node, and commands that follow a slot migration (MOVED, ASK) while
+they run, none lost and none run twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import gevent
+import pytest
+import redis
+from support.servers import ProcessRegistry, RedisStore, start_cluster_redis
+from support.waiting import wait_for
+
+from sockhop.session_store.cluster import ClusterRouter
+from sockhop.session_store.errors import StoreUnavailable
+from sockhop.session_store.expiry import Reaper
+from sockhop.session_store.router import hash_tag, slot_of
+from sockhop.session_store.sessions import (
+    Acknowledgement,
+    Busy,
+    Created,
+    Opened,
+    SessionKey,
+    SessionStore,
+    StoreLimits,
+)
+from sockhop.session_store.topology import parse_topology
+from sockhop.session_store.wakeups import Wakeups
+
+SESSIONS = 60
+
+
+@pytest.fixture(scope="module")
+def cluster(process_registry: ProcessRegistry) -> Iterator[RedisStore]:
+    store = RedisStore(start_cluster_redis(process_registry, "cluster-redis"), cluster=True)
+    yield store
+    process_registry.stop(store.procs)
+
+
+@pytest.fixture
+def router(cluster: RedisStore) -> Iterator[ClusterRouter]:
+    for server in cluster.servers:
+        with server.client() as client:
+            client.flushall()
+    router = ClusterRouter(parse_topology(cluster.url))  # type: ignore[arg-type]
+    yield router
+    router.close()
+
+
+def make_store(router: ClusterRouter, disconnect_ms: int = 5_000,
+               max_queue: int = 100) -> SessionStore:
+    return SessionStore(router, StoreLimits(lease_ms=30_000, disconnect_ms=disconnect_ms,
+                                            max_queue=max_queue,
+                                            overflow_item=b"c3008 overflow"))
+
+
+def new_keys(count: int) -> list[SessionKey]:
+    return [SessionKey("echo", uuid.uuid4().hex[:8]) for _ in range(count)]
+
+
+def node_id(client: redis.Redis) -> str:
+    reply = client.execute_command("CLUSTER", "MYID")
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+class Migration:
+    """Moves one slot between two primaries the way `redis-cli --cluster reshard`
+    does, step by step, so that a test can act between the steps."""
+
+    def __init__(self, cluster: RedisStore, slot: int) -> None:
+        self.slot = slot
+        self.clients = [server.client() for server in cluster.servers]
+        self.source = self._owner()
+        self.target = next(c for c in self.clients if node_id(c) != node_id(self.source))
+        self.target_port = self.target.connection_pool.connection_kwargs["port"]
+
+    def _owner(self) -> redis.Redis:
+        ranges = self.clients[0].execute_command("CLUSTER", "SLOTS")
+        port = next(int(primary[1]) for first, last, primary, *_ in ranges
+                    if first <= self.slot <= last)
+        return next(c for c in self.clients
+                    if c.connection_pool.connection_kwargs["port"] == port)
+
+    def start(self) -> None:
+        """Importing on the target, migrating on the source: ASK from now on for keys moved."""
+        self.target.execute_command("CLUSTER", "SETSLOT", self.slot, "IMPORTING",
+                                    node_id(self.source))
+        self.source.execute_command("CLUSTER", "SETSLOT", self.slot, "MIGRATING",
+                                    node_id(self.target))
+
+    def move_keys(self) -> int:
+        keys = self.source.execute_command("CLUSTER", "GETKEYSINSLOT", self.slot, 1000)
+        if keys:
+            self.source.execute_command("MIGRATE", "127.0.0.1", self.target_port, "", 0, 5000,
+                                        "KEYS", *keys)
+        return len(keys)
+
+    def finish(self) -> None:
+        """Every node names the target as the owner: MOVED from the source from now on."""
+        target = node_id(self.target)
+        for client in (self.target, self.source, *self.clients):
+            client.execute_command("CLUSTER", "SETSLOT", self.slot, "NODE", target)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def test_each_session_lives_on_the_node_that_owns_its_slot(router: ClusterRouter,
+                                                           cluster: RedisStore) -> None:
+    store = make_store(router)
+    keys = new_keys(SESSIONS)
+    for key in keys:
+        assert store.open_receiver(key, "p:1", poll=False, probe=False) == Created()
+    for key in keys:
+        assert cluster.client_for(key.keys[0]).hget(key.keys[0], "st") == b"o"
+    assert len({router.for_tag(k.tag) for k in keys}) == 3
+
+
+def test_acknowledgements_of_sessions_on_many_slots_arrive(router: ClusterRouter,
+                                                           cluster: RedisStore) -> None:
+    store = make_store(router)
+    keys = new_keys(SESSIONS)
+    for key in keys:
+        store.open_receiver(key, "p:1", poll=False, probe=False)
+        store.enqueue(key, [b"ma", b"mb"])
+    store.acknowledge([Acknowledgement(k, "p:1", 1, {}) for k in keys]).get()
+    for key in keys:
+        assert cluster.client_for(key.keys[1]).lrange(key.keys[1], 0, -1) == [b"mb"]
+
+
+def test_the_dead_holder_probe_asks_the_sessions_node(router: ClusterRouter) -> None:
+    store = make_store(router)
+    wakeups = Wakeups(router)
+    wakeups.start()
+    assert wakeups.subscribed.is_set()
+    alive, dead = f"{wakeups.process_id}:1", "0123456789abcdef:1"
+    keys = new_keys(30)
+    for key in keys:
+        store.open_receiver(key, alive, poll=False, probe=False)
+    assert {router.shard_index(k.tag) for k in keys} == {0, 1, 2}
+    for key in keys:
+        assert store.open_receiver(key, "other:1", poll=False, probe=False) == Busy()
+    for key in new_keys(30):
+        store.open_receiver(key, dead, poll=False, probe=False)
+        assert isinstance(store.open_receiver(key, "other:1", poll=False, probe=False), Opened)
+
+
+def test_the_reaper_expires_sessions_on_every_node(router: ClusterRouter) -> None:
+    store = make_store(router, disconnect_ms=100)
+    expired: list[SessionKey] = []
+    reaper = Reaper(store, lambda key, _: expired.append(key))
+    keys = new_keys(30)
+    for key in keys:
+        store.open_receiver(key, "p:1", poll=True, probe=False)  # a poll lets go at once
+
+    def all_expired() -> bool:
+        reaper.step()
+        return set(expired) == set(keys)
+
+    wait_for(all_expired, 10, interval=0.2, message="every session expired")
+    assert len(expired) == len(keys)  # each close hook ran once
+
+
+def test_a_slot_migrated_under_load_loses_and_repeats_nothing(router: ClusterRouter,
+                                                              cluster: RedisStore) -> None:
+    """Enqueues run on one session while its slot moves to another node: each one
+    that returned is in the queue once, in order (ASK while the slot migrates, MOVED
+    once it has moved); the router then sends the slot's commands to the new owner."""
+    store = make_store(router, max_queue=100_000)
+    (key,) = new_keys(1)
+    store.open_receiver(key, "p:1", poll=False, probe=False)
+    slot = slot_of(hash_tag(key.keys[0]))
+    migration = Migration(cluster, slot)
+    stored: list[bytes] = []
+    refused: list[bytes] = []
+    stop = False
+
+    def load() -> None:
+        n = 0
+        while not stop and n < 100_000:
+            item = b"m%d" % n
+            try:
+                store.enqueue(key, [item])
+            except StoreUnavailable:  # TRYAGAIN: did not run
+                refused.append(item)
+            else:
+                stored.append(item)
+            n += 1
+            gevent.sleep(0.001)
+
+    def more(enqueues: int, message: str, tried: bool = False) -> None:
+        """Let the loader run (this test's thread is not monkey-patched: sleep in gevent)
+        until more enqueues returned (with tried: or were refused)."""
+        def count() -> int:
+            return len(stored) + (len(refused) if tried else 0)
+
+        target = count() + enqueues
+        wait_for(lambda: gevent.sleep(0.01) or count() >= target, 30, message=message)
+
+    loader = gevent.spawn(load)
+    try:
+        more(20, "enqueues before the migration")
+        migration.start()
+        # A key of the session's that does not exist (its subscriptions) makes either
+        # node answer TRYAGAIN (after ASK) until the slot has moved: refused, after a
+        # few tries; only a session with all its keys runs on (ASK) meanwhile.
+        more(5, "enqueues while migrating, before the keys moved", tried=True)
+        assert migration.move_keys() >= 2
+        more(5, "enqueues after the keys moved (ASK)", tried=True)
+        # A command on one key follows ASK to the importing node, leaving the slot map.
+        assert router.call("HGET", key.keys[0], "st") == b"o"
+        assert router.for_tag(key.tag).endpoint.port != migration.target_port
+        migration.finish()
+        more(20, "enqueues after the slot moved (MOVED)")
+    finally:
+        stop = True
+        loader.join(5)
+        migration.close()
+    with cluster.client_for(key.keys[1]) as owner:
+        queue = owner.lrange(key.keys[1], 0, -1)
+    assert queue[-len(stored):] == stored
+    assert not set(queue) & set(refused)
+    assert router.for_tag(key.tag).endpoint.port == migration.target_port
