@@ -146,7 +146,7 @@ class ClusterRouter(Router):
         slot, address = where
         host, _, port = address.rpartition(":")
         target = self._node(host, int(port))
-        if kind == "MOVED":
+        if kind == "MOVED" and self._by_slot[int(slot)] is not target:
             self._by_slot[int(slot)] = target
             self._set_owners(self._by_slot)
             self._refresh_soon()
