@@ -22,7 +22,7 @@ answering the local node's subscriber count) finds it on the session's node.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import gevent
@@ -162,7 +162,7 @@ class ClusterRouter(Router):
             command = command.command
         return super().route(command)
 
-    def group(self, items: Any, tag_of: Callable[[Item], str]) -> list[list[Item]]:
+    def group(self, items: Iterable[Item], tag_of: Callable[[Item], str]) -> list[list[Item]]:
         """By slot: a script's keys must all hash to one slot on a Cluster."""
         groups: dict[int, list[Item]] = {}
         for item in items:
