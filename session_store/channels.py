@@ -116,7 +116,8 @@ class ChannelStore:
 
 class Publications:
     """Publications sent in order without waiting for each reply, so that a
-    burst of them costs one round trip; wait() collects their positions.
+    burst of them costs one round trip; wait() collects their positions (once
+    a replica has them too, with Sentinel: a publisher told of success).
 
     Each is queued on the process's one connection as it is added, so it runs
     before anything the same greenlet sends afterwards.
@@ -124,7 +125,7 @@ class Publications:
 
     def __init__(self, store: ChannelStore) -> None:
         self.store = store
-        self._replies = Replies(store.client)
+        self._replies = Replies(store.client, durable=True)
 
     def add(self, channel: str, message: bytes, *, tail: bytes = b"",
             options: StreamOptions | None = None) -> None:
@@ -134,5 +135,5 @@ class Publications:
     def wait(self) -> list[StreamPosition]:
         """The positions of what was added since the last wait, in order; raises
         StoreUnavailable if any of them may not have been published."""
-        replies, self._replies = self._replies, Replies(self.store.client)
+        replies, self._replies = self._replies, Replies(self.store.client, durable=True)
         return [StreamPosition(int(offset), epoch.decode()) for offset, epoch in replies.get()]

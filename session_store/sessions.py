@@ -325,7 +325,8 @@ class SessionStore:
         for channel, offset in (channels or {}).items():
             args += [channel, "" if offset is None else offset]
         args += items
-        reply = self._update(keys=key.keys, args=args)
+        # Durable: its success reaches the client (a send's 2xx), so a failover must not lose it.
+        reply = self.client.call(*self._update.command(key.keys, args), durable=True)
         if isinstance(reply, list):
             raise StateConflict(AppState.of(reply[1:]))
         result = reply.decode()

@@ -19,7 +19,7 @@ import gevent.event
 import gevent.lock
 
 from sockhop.session_store.autopipeline import AutoPipeline
-from sockhop.session_store.endpoint import RedisEndpoint
+from sockhop.session_store.endpoint import Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 from sockhop.session_store.pubsub import Message, PubSubConnection
@@ -59,9 +59,10 @@ class Waiter:
 
 
 class Wakeups:
-    def __init__(self, endpoint: RedisEndpoint, commands: AutoPipeline) -> None:
-        self.endpoint = endpoint
+    def __init__(self, locator: Locator, commands: AutoPipeline) -> None:
+        self.locator = locator
         self.commands = commands  # to answer other processes' questions
+        commands.on_connect.append(self._follow_master)
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
@@ -146,7 +147,7 @@ class Wakeups:
         while True:
             pubsub: PubSubConnection | None = None
             try:
-                pubsub = PubSubConnection(self.endpoint)
+                pubsub = PubSubConnection(self.locator.locate(SUBSCRIBE_TIMEOUT))
                 with self._lock:
                     pubsub.send("SUBSCRIBE", self.channel, *self._handlers)
                     self._pubsub = pubsub
@@ -166,6 +167,14 @@ class Wakeups:
                     self._pubsub = None
                 if pubsub is not None:
                     pubsub.close()
+
+    def _follow_master(self, master: RedisEndpoint) -> None:
+        """The command connection found the master elsewhere: a process whose
+        wake-up subscription is not on the master looks dead to the others
+        (their PUBLISH there reaches nobody)."""
+        with self._lock:
+            if self._pubsub is not None and self._pubsub.endpoint != master:
+                self._pubsub.hang_up()
 
     def _act_on(self, messages: list[Message]) -> None:
         """Act on what arrived together; each channel's announcements are handed

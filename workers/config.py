@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from sockhop.session_store.endpoint import SentinelSet
+
 ENV_PREFIX = "SOCKHOP_"
 DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 # Variables the launcher itself reads, not Settings.
@@ -145,7 +147,15 @@ def check_redis_url(label: str, url: str) -> str:
     TCP or a unix socket."""
     if not url:
         return url
-    _check_url(label, url, ("redis://", "unix://"))
+    _check_url(label, url, ("redis://", "unix://", "redis+sentinel://"))
+    if url.startswith("redis+sentinel://"):
+        try:
+            SentinelSet.from_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{label}: {exc}; expected redis+sentinel://[user:pass@]"
+                              f"host:port,host:port/<master-name>/<db>, got "
+                              f"{redacted_url(url)!r}") from None
+        return url
     parts = urlsplit(url)
     if parts.scheme == "unix":
         if not parts.path:

@@ -45,7 +45,7 @@ class Runtime:
         )
         self.channels = ChannelStore(self.client, settings.channel_history_size)
         self.dispatcher = Dispatcher(self.store, self.channels, services)
-        self.wakeups = Wakeups(self.client.endpoint, self.client)
+        self.wakeups = Wakeups(self.client.locator, self.client)
         self.fanout = ChannelFanout(self.wakeups, metrics.fanout_delivered)
         self.reaper = Reaper(self.store, self.dispatcher.expired)
         self.liveness = Liveness(self.store, self.wakeups.process_id)

@@ -26,7 +26,7 @@ class LocalWakeups(Wakeups):
     """Subscriptions confirmed at once; announce() is the reader's batch."""
 
     def __init__(self) -> None:
-        super().__init__(endpoint=None, commands=None)  # type: ignore[arg-type]  # never connects
+        super().__init__(locator=None, commands=SimpleNamespace(on_connect=[]))  # type: ignore[arg-type]  # never connects
         self.handlers: dict[str, Handler] = {}
 
     def subscribe(self, channel: str, handler: Handler) -> bool:
