@@ -12,11 +12,13 @@ then runs from the dead process's last beat.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 import gevent
 
 from sockhop.session_store.background import Background
+from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_scripts
 
 log = logging.getLogger("sockhop.liveness")
@@ -48,6 +50,10 @@ class Liveness(Background):
         self._held_key = held_key(process_id)
         self._holding: Counter[str] = Counter()
         self._let_go: set[str] = set()
+        # After an outage (a failover) every process's last beat is old: the others
+        # get as long to come back as a live one may miss beats, before we judge them.
+        self._judge_from = 0.0
+        self._was_down = False
 
     # --- the sessions this process holds ---
 
@@ -69,12 +75,21 @@ class Liveness(Background):
 
     def step(self) -> int:
         """Beat, and let go of the sessions of processes found dead; returns how many."""
+        limit = CLAIM_LIMIT if time.monotonic() >= self._judge_from else 0
         commands = [self._beat.command([LIVENESS_KEY],
-                                       [self.process_id, DEAD_AFTER_MS, CLAIM_MS, CLAIM_LIMIT])]
+                                       [self.process_id, DEAD_AFTER_MS, CLAIM_MS, limit])]
         let_go, self._let_go = self._let_go, set()
         if let_go:
             commands.append(("SREM", self._held_key, *let_go))
-        claimed = self.client.call_many(commands)[0]
+        try:
+            claimed = self.client.call_many(commands)[0]
+        except StoreUnavailable:
+            self._let_go |= let_go
+            self._was_down = True
+            raise
+        if self._was_down:
+            self._was_down = False
+            self._judge_from = time.monotonic() + DEAD_AFTER_MS / 1000
         released = 0
         for i in range(0, len(claimed), 2):
             released += self._clean_up(claimed[i].decode(), int(float(claimed[i + 1])))

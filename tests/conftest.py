@@ -12,6 +12,9 @@ right; `sockjs-node-roundrobin` puts three sockjs-node processes behind the
 same HAProxy (expected to fail: sockjs-node keeps sessions in memory).
 Tests marked sockhop_only are skipped against sockjs-node unless
 SOCKHOP_TEST_REFERENCE_EXTRAS=1.
+
+SOCKHOP_TEST_REDIS=sentinel runs every test's Redis as a Sentinel set
+(support.servers.start_redis); standalone is the default.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from support.servers import (
     RedisServer,
     deploy_reference,
     deploy_sockhop,
+    redis_topology,
     start_redis,
 )
 from support.settings import FAST_ENV, GOOD_ORIGIN
@@ -64,6 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
         f"extensions; skipped when {TARGET_ENV}=sockjs-node",
     )
     target_mode()  # fail fast on a bad value
+    try:
+        redis_topology()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

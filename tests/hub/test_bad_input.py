@@ -181,7 +181,7 @@ def bad_input_hub(process_registry: ProcessRegistry) -> Iterator[tuple[Hub, redi
     """One `sockhop serve --config` (two workers) on its own Redis."""
     server = start_redis(process_registry, "bad-input-redis")
     (hub,) = serve_hubs(process_registry, server, "bad-input-hub", CONFIG)
-    store = redis.Redis.from_url(server.url)
+    store = server.client()
     yield hub, store
     store.close()
     process_registry.stop([hub.proc])

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-import redis
 import requests
 from support.procs import ManagedProcess
 from support.servers import (
@@ -97,7 +96,7 @@ class Cluster:
 
     def lease_holder(self, service: str, session: str) -> bytes | None:
         """Who holds the session's receiver lease, read straight from Redis."""
-        return redis.Redis.from_url(self.redis.url).hget(f"sh:{{{service}:{session}}}:m", "rcv")
+        return self.redis.client().hget(f"sh:{{{service}:{session}}}:m", "rcv")
 
     def kill(self, i: int) -> float:
         """kill -9 of process i's whole group (gunicorn master and workers); returns when."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import redis
 import requests
 from cluster import TIMEOUT, Cluster, new_session
 
@@ -26,7 +25,7 @@ def limited(process_registry) -> Cluster:  # type: ignore[no-untyped-def]
 
 def session_state(c: Cluster, sid: str) -> tuple[object, ...]:
     """Everything Redis holds about a session (minus lease timestamps, which tick)."""
-    r = redis.Redis.from_url(c.redis.url)
+    r = c.redis.client()
     meta = r.hgetall(f"sh:{{echo:{sid}}}:m")
     meta.pop(b"dl", None)
     meta.pop(b"rx", None)
@@ -134,7 +133,7 @@ def test_a_client_that_stops_reading_is_closed_at_the_queue_limit(limited: Clust
     assert limited.poll(0, "echo", sid) == "o\n"
     for k in range(MAX_QUEUE + 3):
         limited.send(k, "echo", sid, f"m{k}")
-    r = redis.Redis.from_url(limited.redis.url)
+    r = limited.redis.client()
     assert r.llen(f"sh:{{echo:{sid}}}:q") == MAX_QUEUE + 1  # the kept messages + the close
     kept = ",".join(f'"m{k}"' for k in range(MAX_QUEUE))
     assert limited.poll(1, "echo", sid) == f"a[{kept}]\n"

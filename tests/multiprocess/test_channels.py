@@ -10,7 +10,6 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
 import websocket
 from cluster import TIMEOUT, Cluster, new_session, start_cluster
@@ -56,7 +55,7 @@ def follow_stream(url: str, seen: list[str], frames: list[bytes], stop: threadin
 
 
 def wait_joined(c: Cluster, sessions: list[str]) -> None:
-    r = redis.Redis.from_url(c.redis.url)
+    r = c.redis.client()
     wait_for(lambda: all(r.hget(f"sh:{{broadcast:{s}}}:m", "sv") for s in sessions), TIMEOUT,
              message="every session joined the channel")
 

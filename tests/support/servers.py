@@ -2,6 +2,10 @@
 
 A `Deployment` is what a test gets: one address (host, port) plus the server
 processes behind it, whose logs are printed when a test fails.
+
+SOCKHOP_TEST_REDIS picks what start_redis starts (every test's Redis):
+`standalone` (the default) or `sentinel` (a master, a replica and three
+sentinels; sockhop gets a redis+sentinel:// URL).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import redis
 
 from . import http
 from .procs import LOCALHOST, ManagedProcess, find_executable, free_port, stop_all
@@ -134,11 +140,16 @@ def wait_http_ready(
 
 
 class ProcessRegistry:
-    """Every process the test session started; stopped together at the end."""
+    """Every process the test session started; stopped together at the end.
+
+    A process may have companions (a Sentinel set's replica and sentinels for
+    its master): stopping it stops them too, after it.
+    """
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.processes: list[ManagedProcess] = []
+        self.companions: dict[ManagedProcess, list[ManagedProcess]] = {}
         self._counter = 0
 
     def start(
@@ -167,6 +178,9 @@ class ProcessRegistry:
         for proc in procs:
             if proc in self.processes:
                 self.processes.remove(proc)
+        companions = [c for p in procs for c in self.companions.pop(p, ())]
+        if companions:
+            self.stop(companions, grace)
 
     def stop_everything(self) -> None:
         # Whatever fixtures left running: everything but Redis first, then Redis.
@@ -178,14 +192,62 @@ class ProcessRegistry:
 # -- Redis --
 
 
+REDIS_TOPOLOGY_ENV = "SOCKHOP_TEST_REDIS"
+REDIS_TOPOLOGIES = ("standalone", "sentinel")
+SENTINEL_MASTER = "sockhop"
+
+
+def redis_topology() -> str:
+    topology = os.environ.get(REDIS_TOPOLOGY_ENV, "").strip() or "standalone"
+    if topology not in REDIS_TOPOLOGIES:
+        raise ValueError(f"{REDIS_TOPOLOGY_ENV}={topology!r}: expected one of "
+                         f"{', '.join(REDIS_TOPOLOGIES)}")
+    return topology
+
+
 @dataclass
 class RedisServer:
+    """What sockhop is given (url) and a direct client for the tests' own looks."""
+
     proc: ManagedProcess
     port: int
 
     @property
     def url(self) -> str:
         return f"redis://{LOCALHOST}:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=LOCALHOST, port=self.port)
+
+
+@dataclass
+class SentinelRedis(RedisServer):
+    """proc and port: the master the set started with (see master_port for now)."""
+
+    replica: ManagedProcess
+    replica_port: int
+    sentinels: list[ManagedProcess]
+    sentinel_ports: list[int]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"{LOCALHOST}:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+
+    def master_port(self) -> int:
+        """Where the sentinels (the first that answers) say the master is now."""
+        for port in self.sentinel_ports:
+            try:
+                reply = redis.Redis(host=LOCALHOST, port=port, socket_timeout=1.0).execute_command(
+                    "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
+            except redis.RedisError:
+                continue
+            if reply:
+                return int(reply[1])
+        raise ConnectionError("no sentinel names a master")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=LOCALHOST, port=self.master_port())
 
 
 def redis_ping(port: int) -> bool:
@@ -198,6 +260,14 @@ def redis_ping(port: int) -> bool:
 
 
 def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
+    """The Redis of SOCKHOP_TEST_REDIS's topology (standalone unless told)."""
+    if redis_topology() == "sentinel":
+        return start_sentinel_set(registry, name)
+    return start_standalone_redis(registry, name)
+
+
+def start_standalone_redis(registry: ProcessRegistry, name: str = "redis",
+                           extra: Sequence[str] = ()) -> RedisServer:
     port = free_port()
     workdir = registry.log_dir / f"{name}-{port}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -213,6 +283,7 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
         "no",
         "--dir",
         str(workdir),
+        *extra,
     ]
     proc = registry.start(name, argv)
 
@@ -226,6 +297,61 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
     except WaitTimeout as exc:
         raise StartupError(f"{exc}\n{proc.describe()}") from None
     return RedisServer(proc, port)
+
+
+# A master taken for down after 1 s without answers; a failover given 3 s.
+SENTINEL_DOWN_AFTER_MS = 1000
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
+
+
+def start_sentinel_set(registry: ProcessRegistry, name: str = "redis") -> SentinelRedis:
+    """A master, its replica and three sentinels (quorum 2), each on a free port;
+    returned once every sentinel sees the replica and the two other sentinels."""
+    # The replica is synced at once, not after the default 5 s wait for others.
+    master = start_standalone_redis(registry, name, ("--repl-diskless-sync-delay", "0"))
+    replica = start_standalone_redis(registry, f"{name}-replica",
+                                     ("--replicaof", LOCALHOST, str(master.port)))
+    sentinels, ports = [], []
+    for i in range(3):
+        port = free_port()
+        workdir = registry.log_dir / f"{name}-sentinel{i}-{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
+        config.write_text(textwrap.dedent(f"""\
+            port {port}
+            bind {LOCALHOST}
+            dir {workdir}
+            sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master.port} 2
+            sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
+            sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
+            sentinel parallel-syncs {SENTINEL_MASTER} 1
+            """))
+        sentinels.append(registry.start(
+            f"{name}-sentinel{i}",
+            [find_executable("redis-server"), str(config), "--sentinel"]))
+        ports.append(port)
+    registry.companions[master.proc] = [replica.proc, *sentinels]
+    server = SentinelRedis(master.proc, master.port, replica.proc, replica.port,
+                           sentinels, ports)
+
+    def settled() -> bool:
+        for proc in [replica.proc, *sentinels]:
+            if not proc.alive():
+                raise StartupError(f"{proc.name} exited\n{proc.describe()}")
+        for port in ports:
+            state = redis.Redis(host=LOCALHOST, port=port, socket_timeout=1.0,
+                                decode_responses=True).sentinel_master(SENTINEL_MASTER)
+            if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2:
+                return False
+        link = redis.Redis(host=LOCALHOST, port=replica.port).info("replication")
+        return link.get("master_link_status") == "up"
+
+    try:
+        wait_for(settled, 20.0, interval=0.1, message="sentinels see the replica and each other")
+    except WaitTimeout as exc:
+        logs = "\n".join(p.describe() for p in [master.proc, replica.proc, *sentinels])
+        raise StartupError(f"{exc}\n{logs}") from None
+    return server
 
 
 # -- sockhop --
