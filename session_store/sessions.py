@@ -201,7 +201,7 @@ class SessionStore:
             self._bring_forward(key) if poll else self._index(key),
             self._open.command(key.keys, [holder, key.tag, lim.lease_ms, MAX_BATCH, lim.ttl_ms,
                                           lim.disconnect_ms, int(poll), int(probe)]),
-        ])
+        ], durable=poll)  # a poll's take is final once answered: a failover must keep it
         reply = replies[1]
         status = reply[0]
         if status == b"open":
@@ -224,10 +224,10 @@ class SessionStore:
         renew the lease, read more; a poll that finds items takes them and lets
         go. None when the lease is lost."""
         lim = self.limits
-        reply = self._next(keys=key.keys, args=[
+        reply = self.client.call(*self._next.command(key.keys, [
             holder, key.tag, written_upto, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
             lim.disconnect_ms, lim.ttl_ms, 0,
-        ])
+        ]), durable=poll)
         status = reply[0]
         if status == b"open":
             return Held(list(reply[1]), reply[2])
