@@ -32,8 +32,9 @@ import gevent.socket
 import hiredis
 from redis.exceptions import ResponseError
 
-from sockhop.session_store.endpoint import Arg, Command, RedisEndpoint, locator_from_url
+from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
+from sockhop.session_store.outage import redis_outage
 
 READ_SIZE = 65536
 # Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug.
@@ -53,9 +54,9 @@ class Observer(Protocol):
 
 
 class AutoPipeline:
-    def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 2.0,
-                 observer: Observer | None = None) -> None:
-        self.locator = locator_from_url(url)
+    def __init__(self, locator: Locator, *, timeout: float = 5.0,
+                 connect_timeout: float = 2.0, observer: Observer | None = None) -> None:
+        self.locator = locator  # a RedisEndpoint, or a topology that finds the master
         self.endpoint: RedisEndpoint | None = None  # connected to, or last connected to
         # Told of each new connection's server (pub/sub follows the master with it).
         self.on_connect: list[Callable[[RedisEndpoint], None]] = []
@@ -64,6 +65,9 @@ class AutoPipeline:
         # inside the watchdog's timeout: a lost replica makes durable writes fail, not hang.
         self.replica_timeout_ms = int(min(1.0, timeout / 4) * 1000)
         self._wait: gevent.event.AsyncResult | None = None  # the WAIT of the next write
+        # One WAIT sent at a time: Redis holds everything behind a WAIT on its connection,
+        # so WAITs queued one after another (a replica gone) would add up.
+        self._wait_sent: gevent.event.AsyncResult | None = None
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
         self.connect_timeout = connect_timeout
@@ -148,7 +152,8 @@ class AutoPipeline:
                                        f"{self.replica_timeout_ms} ms ({replicas})")
 
     def _wait_for_replicas(self) -> gevent.event.AsyncResult:
-        """The WAIT that will follow what is queued now (sent with the next write)."""
+        """The WAIT that will follow what is queued now (sent with the next write, or
+        once the WAIT in flight is answered)."""
         if self._wait is None:
             self._wait = gevent.event.AsyncResult()
             self._wake_writer.set()
@@ -229,11 +234,12 @@ class AutoPipeline:
         while self._sock is sock:
             self._wake_writer.wait()
             self._wake_writer.clear()
-            if self._wait is not None:
+            if self._wait is not None and self._wait_sent is None:
                 self._out.append(hiredis.pack_command(
                     ("WAIT", self.locator.replicas_to_wait, self.replica_timeout_ms)))
                 self._pending.append((self._wait, time.monotonic()))
-                self._wait = None
+                self._wait_sent, self._wait = self._wait, None
+                self._wait_sent.rawlink(self._wait_answered)
             if not self._out:
                 continue
             data, self._out = b"".join(self._out), []
@@ -243,6 +249,12 @@ class AutoPipeline:
                 self._failed("write")
                 self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
                 return
+
+    def _wait_answered(self, wait: gevent.event.AsyncResult) -> None:
+        if self._wait_sent is wait:
+            self._wait_sent = None
+            if self._wait is not None:
+                self._wake_writer.set()
 
     def _read_loop(self, sock: gevent.socket.socket, reader: hiredis.Reader) -> None:
         pending = self._pending
@@ -260,8 +272,12 @@ class AutoPipeline:
                 return
             reader.feed(data)
             oldest = pending[0][1] if pending else None
+            answered = False
             while (reply := reader.gets()) is not False:
                 pending.popleft()[0].set(reply)
+                answered = answered or not isinstance(reply, ResponseError)
+            if answered:  # the one place that knows Redis works again (cheap if it never failed)
+                redis_outage.recovered()
             if self.observer is not None and oldest is not None:
                 self.observer.round_trip(time.monotonic() - oldest)
 

@@ -41,6 +41,4 @@ class Background:
                 redis_outage.failed(self.name, exc)
             except Exception:
                 log.exception("%s failed", self.name)
-            else:
-                redis_outage.recovered()
             self.pause()

@@ -1,54 +1,113 @@
-"""Where one Redis server is and how to log in to it: what the command
+"""Where one Redis server is and how to reach and log in to it: what the command
 connection (AutoPipeline) and the pub/sub connection (PubSubConnection) share.
 
 Both connections ask a Locator where to connect on every (re)connect: a
 standalone server is always where it was; a Sentinel set names its current
-master, which moves when it fails over (Cluster nodes would plug in the same way).
+master, which moves when it fails over (Cluster nodes could plug in the same way).
 """
 
 from __future__ import annotations
 
+import functools
 import socket
-from dataclasses import dataclass, field, replace
+import ssl
+from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
 import gevent.socket
+import gevent.ssl
 import hiredis
 from redis.exceptions import ResponseError
 
-from sockhop.session_store.errors import StoreUnavailable
-
 Arg = str | bytes | int | float
 Command = tuple[Arg, ...]
+
+DEFAULT_PORT = 6379
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """How to speak TLS to Redis: the server's certificate is always verified (against
+    ca_file, else the system's CAs), and its name checked (server_name, else the host)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None  # with key_file (or the key in this file): mutual TLS
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def context(self) -> gevent.ssl.SSLContext:
+        """Built once per process and options: it reads the files."""
+        return _tls_context(self)
+
+
+class _TlsSocket(gevent.ssl.SSLSocket):
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        """A server that refuses the handshake (our certificate, over TLS 1.3) says why
+        in an alert and closes: a write then fails with a bare EOF, so read the alert's
+        reason instead."""
+        try:
+            super().sendall(data, flags)
+        except ssl.SSLEOFError:
+            try:
+                self._sslobj.read(1)  # never waits: the raw socket is non-blocking
+            except ssl.SSLError as alert:
+                if alert.reason:  # None: no alert came, only the close
+                    raise alert from None
+            raise
+
+
+@functools.cache
+def _tls_context(options: TlsOptions) -> gevent.ssl.SSLContext:
+    # gevent's context, whatever is patched: its sockets wait as greenlets (ssl's own,
+    # which gevent.ssl.create_default_context returns unpatched, would block the process).
+    context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks the name
+    context.sslsocket_class = _TlsSocket
+    if options.ca_file:
+        context.load_verify_locations(options.ca_file)
+    else:
+        context.load_default_certs()
+    if options.cert_file:
+        context.load_cert_chain(options.cert_file, options.key_file)
+    return context
 
 
 @dataclass(frozen=True)
 class RedisEndpoint:
     host: str = "127.0.0.1"
-    port: int = 6379
+    port: int = DEFAULT_PORT
     unix_path: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     db: int = 0
+    tls: TlsOptions | None = None
     # Found by asking sentinels: it must still say it is the master when we log in.
     must_be_master: bool = False
 
     @classmethod
-    def from_url(cls, url: str) -> RedisEndpoint:
-        """`redis://[user:pass@]host:port/db` or `unix:///path`; ValueError if neither."""
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "unix"):
-            raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r}")
-        username = unquote(parsed.username) if parsed.username else None
-        password = unquote(parsed.password) if parsed.password is not None else None
-        if parsed.scheme == "unix":
-            return cls(unix_path=parsed.path, username=username, password=password)
-        db = parsed.path.lstrip("/")
-        if db and not db.isdigit():
-            raise ValueError(f"Redis database {db!r} is not a number")
-        return cls(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
-                   username=username, password=password, db=int(db or 0))
+    def from_url(cls, url: str, tls: TlsOptions | None = None) -> RedisEndpoint:
+        """`redis://[user:pass@]host:port/db`, `rediss://...` (with tls, or the defaults)
+        or `unix:///path`; ValueError saying what is wrong otherwise."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"expected redis://, rediss:// or unix://, got {url!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"options after ? or # are not read; got {url!r}")
+        if parts.username and parts.password is None:
+            raise ValueError(f"a user needs a password (user:pass@ or :pass@), got {url!r}")
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if parts.scheme == "unix":
+            if not parts.path or parts.hostname:
+                raise ValueError(f"expected unix:///path/to/redis.sock, got {url!r}")
+            return cls(unix_path=parts.path, username=username, password=password)
+        host, port = host_and_port(parts.netloc.rpartition("@")[2], url)
+        db = parts.path.removeprefix("/")
+        if not db.isdigit() and db != "":
+            raise ValueError(f"the database (after the last /) must be a number, got {url!r}")
+        tls = (tls or TlsOptions()) if parts.scheme == "rediss" else None
+        return cls(host=host, port=port, username=username, password=password,
+                   db=int(db or 0), tls=tls)
 
     @property
     def where(self) -> str:
@@ -56,7 +115,8 @@ class RedisEndpoint:
         return self.unix_path or f"{self.host}:{self.port}"
 
     def open_socket(self, timeout: float) -> gevent.socket.socket:
-        """A connected socket (blocking, no timeout) or OSError."""
+        """A connected socket (blocking, no timeout), TLS handshake done, or OSError
+        (ssl.SSLError for a certificate Redis or we refused)."""
         if self.unix_path:
             sock = gevent.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
@@ -69,6 +129,13 @@ class RedisEndpoint:
             sock = gevent.socket.create_connection((self.host, self.port), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.context().wrap_socket(
+                        sock, server_hostname=self.tls.server_name or self.host)
+                except OSError:
+                    sock.close()
+                    raise
         sock.settimeout(None)
         return sock
 
@@ -90,9 +157,9 @@ class RedisEndpoint:
     def refusal(self, command: Command, reply: object) -> str | None:
         """Why a login reply means this server will not do (None: it will)."""
         if isinstance(reply, ResponseError):
-            return f"Redis at {self.where} refused {command[0]}: {reply}"
+            return f"{self.where} answered {command[0]} with {reply}"
         if command[0] == "ROLE" and isinstance(reply, list) and reply[0] != b"master":
-            return f"Redis at {self.where} is a {reply[0].decode()}, not the master"
+            return f"{self.where} is a {reply[0].decode()}, not the master"
         return None
 
     # --- as a Locator of itself ---
@@ -101,6 +168,20 @@ class RedisEndpoint:
 
     def locate(self, timeout: float) -> RedisEndpoint:
         return self
+
+    def ask(self, command: Command, timeout: float) -> object:
+        """One command on a connection of its own (a sentinel's answer); OSError if
+        unanswered."""
+        with self.open_socket(timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(hiredis.pack_command(command))
+            reader = hiredis.Reader(replyError=ResponseError)
+            while (reply := reader.gets()) is False:
+                data = sock.recv(4096)
+                if not data:
+                    raise ConnectionError("closed before answering")
+                reader.feed(data)
+            return reply
 
 
 class Locator(Protocol):
@@ -117,78 +198,14 @@ class Locator(Protocol):
         ...
 
 
-@dataclass
-class SentinelSet:
-    """Sentinels watching one master; asked in turn, the one that answered first next time."""
-
-    sentinels: list[tuple[str, int]]
-    master_name: str
-    login: RedisEndpoint  # user, password, database of the master (host/port unused)
-
-    replicas_to_wait = 1
-
-    @property
-    def where(self) -> str:
-        hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
-        return f"master {self.master_name!r} of sentinels {hosts}"
-
-    def locate(self, timeout: float) -> RedisEndpoint:
-        errors = []
-        for sentinel in list(self.sentinels):
-            try:
-                reply = _ask(sentinel, ("SENTINEL", "get-master-addr-by-name", self.master_name),
-                             timeout)
-            except (OSError, ValueError) as exc:
-                errors.append(f"{sentinel[0]}:{sentinel[1]}: {exc}")
-                continue
-            if isinstance(reply, list) and len(reply) == 2:
-                self.sentinels.remove(sentinel)
-                self.sentinels.insert(0, sentinel)
-                return replace(self.login, host=reply[0].decode(), port=int(reply[1]),
-                               must_be_master=True)
-            errors.append(f"{sentinel[0]}:{sentinel[1]}: does not know {self.master_name!r}"
-                          if reply is None else f"{sentinel[0]}:{sentinel[1]}: {reply}")
-        raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
-                               + "; ".join(errors))
-
-    @classmethod
-    def from_url(cls, url: str) -> SentinelSet:
-        """`redis+sentinel://[user:pass@]h1:p1,h2:p2/<master-name>/<db>`; ValueError if not."""
-        parsed = urlparse(url)
-        userinfo, _, hosts = parsed.netloc.rpartition("@")
-        user, _, password = userinfo.partition(":")
-        sentinels = []
-        for host_port in hosts.split(","):
-            host, _, port = host_port.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"sentinel {host_port!r} is not host:port")
-            sentinels.append((host, int(port)))
-        name, _, db = parsed.path.lstrip("/").partition("/")
-        if not name:
-            raise ValueError("no master name after the sentinels (…/<master-name>/<db>)")
-        if db and not db.isdigit():
-            raise ValueError(f"Redis database {db!r} is not a number")
-        login = RedisEndpoint(username=unquote(user) or None,
-                              password=unquote(password) if userinfo and ":" in userinfo
-                              else None, db=int(db or 0))
-        return cls(sentinels, unquote(name), login)
-
-
-def locator_from_url(url: str) -> Locator:
-    """A standalone server (redis://, unix://) or a Sentinel set (redis+sentinel://)."""
-    if url.startswith("redis+sentinel://"):
-        return SentinelSet.from_url(url)
-    return RedisEndpoint.from_url(url)
-
-
-def _ask(address: tuple[str, int], command: Command, timeout: float) -> object:
-    """One command to one server on a connection of its own (a sentinel's answer)."""
-    with gevent.socket.create_connection(address, timeout) as sock:
-        sock.sendall(hiredis.pack_command(command))
-        reader = hiredis.Reader(replyError=ResponseError)
-        while (reply := reader.gets()) is False:
-            data = sock.recv(4096)
-            if not data:
-                raise ConnectionError("closed before answering")
-            reader.feed(data)
-        return reply
+def host_and_port(text: str, url: str) -> tuple[str, int]:
+    """`host`, `host:port` or `[v6]:port`; ValueError naming url otherwise."""
+    parts = urlsplit(f"//{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if not parts.hostname or port == 0 or text.endswith(":"):
+        raise ValueError(f"the port must be a number from 1 to 65535 (host:port), "
+                         f"got {url!r}")
+    return parts.hostname, port or DEFAULT_PORT

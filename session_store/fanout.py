@@ -86,7 +86,9 @@ class ChannelFanout:
     def __init__(self, wakeups: Wakeups, delivered: Delivered | None = None) -> None:
         self.wakeups = wakeups
         self.delivered = delivered
-        self._followers: dict[str, set[Follower]] = {}
+        # By channel, then by the transport they write to (counted per group, not
+        # per follower: the delivery loop is the hot path).
+        self._followers: dict[str, dict[str, set[Follower]]] = {}
         self._subscribed: set[str] = set()
         wakeups.on_reconnect = self._reconnected
 
@@ -96,7 +98,7 @@ class ChannelFanout:
         Read the history only after this returns, or a publication could fall
         between the read and the subscription.
         """
-        self._followers.setdefault(channel, set()).add(follower)
+        self._followers.setdefault(channel, {}).setdefault(follower.transport, set()).add(follower)
         if channel in self._subscribed:
             return self.wakeups.wait_subscribed(announce_channel(channel))
         self._subscribed.add(channel)
@@ -105,11 +107,14 @@ class ChannelFanout:
         )
 
     def unfollow(self, channel: str, follower: Follower) -> None:
-        followers = self._followers.get(channel)
-        if followers is None:
+        groups = self._followers.get(channel)
+        group = groups.get(follower.transport) if groups is not None else None
+        if groups is None or group is None:
             return
-        followers.discard(follower)
-        if not followers:
+        group.discard(follower)
+        if not group:
+            del groups[follower.transport]
+        if not groups:
             del self._followers[channel]
             gevent.spawn_later(LINGER, self._drop_if_unfollowed, channel)
 
@@ -119,19 +124,23 @@ class ChannelFanout:
             self.wakeups.unsubscribe(announce_channel(channel))
 
     def _announce(self, channel: str, announced: list[bytes]) -> None:
-        followers = self._followers.get(channel)
-        if not followers:
+        groups = self._followers.get(channel)
+        if not groups:
             return
         started = time.perf_counter()
         written: dict[str, int] = {}
         for run in runs_of(announced):
-            for follower in list(followers):
-                if count := follower.offer(channel, run):
-                    written[follower.transport] = written.get(follower.transport, 0) + count
+            for transport, group in list(groups.items()):
+                count = 0
+                for follower in list(group):
+                    count += follower.offer(channel, run)
+                if count:
+                    written[transport] = written.get(transport, 0) + count
         if self.delivered is not None:  # once per batch, not per follower: the hot path
             self.delivered(written, time.perf_counter() - started)
 
     def _reconnected(self) -> None:
-        for channel, followers in self._followers.items():
-            for follower in list(followers):
-                follower.lost_track(channel)
+        for channel, groups in self._followers.items():
+            for group in list(groups.values()):
+                for follower in list(group):
+                    follower.lost_track(channel)

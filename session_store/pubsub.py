@@ -12,10 +12,13 @@ everything received (a batch: a burst wakes each follower once).
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+from collections.abc import Callable
 
 import gevent.lock
 import gevent.socket
+import gevent.ssl
 import hiredis
 from redis.exceptions import ResponseError
 
@@ -49,17 +52,21 @@ class PubSubConnection:
             self._sock.close()
             raise
         self._sock.settimeout(health_interval)
+        self._read_arrived = _reader_without_wait(self._sock)
 
     def _log_in(self, timeout: float) -> None:
         login = self.endpoint.login(select_db=False)
         if not login:
             return
         self._sock.settimeout(timeout)
-        self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
+        try:
+            self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
+        except OSError as exc:  # Redis gone already, or refusing our TLS certificate
+            raise StoreUnavailable(f"pub/sub log-in to Redis failed: {exc}") from None
         for command in login:
             refusal = self.endpoint.refusal(command, self._next_reply())
             if refusal:
-                raise StoreUnavailable(f"pub/sub log-in: {refusal}")
+                raise StoreUnavailable(f"Redis refused the pub/sub log-in: {refusal}")
 
     def _next_reply(self) -> object:
         while (reply := self._reader.gets()) is False:
@@ -109,10 +116,9 @@ class PubSubConnection:
     def _feed_arrived(self) -> None:
         """Take what arrived meanwhile too, without waiting: a burst of
         publications then wakes each follower once rather than once per read."""
-        plain = self._sock._sock  # gevent's socket waits; this never does
         while True:
             try:
-                data = plain.recv(READ_SIZE, socket.MSG_DONTWAIT)
+                data = self._read_arrived()
             except OSError:  # nothing more now; a closed socket shows at the next read
                 return
             if not data:
@@ -126,3 +132,11 @@ class PubSubConnection:
         """From another greenlet: the reader's next read fails, and it reconnects."""
         with contextlib.suppress(OSError):  # closed already
             self._sock.shutdown(socket.SHUT_RDWR)
+
+
+def _reader_without_wait(sock: gevent.socket.socket) -> Callable[[], bytes]:
+    """Reads what has arrived, or raises OSError when nothing has: gevent's socket waits.
+    Over TLS, through the TLS layer (the raw socket's bytes are still encrypted)."""
+    if isinstance(sock, gevent.ssl.SSLSocket):
+        return functools.partial(sock._sslobj.read, READ_SIZE)  # SSLWantReadError: nothing
+    return functools.partial(sock._sock.recv, READ_SIZE, socket.MSG_DONTWAIT)

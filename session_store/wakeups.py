@@ -151,7 +151,6 @@ class Wakeups:
                 with self._lock:
                     pubsub.send("SUBSCRIBE", self.channel, *self._handlers)
                     self._pubsub = pubsub
-                redis_outage.recovered()
                 backoff = 0.1
                 while True:
                     self._act_on(pubsub.read())
@@ -201,6 +200,7 @@ class Wakeups:
                 announced.setdefault(channel, []).append(message[2])
         elif kind == b"subscribe":
             if channel == self.channel:
+                redis_outage.recovered()
                 self.subscribed.set()
                 # Anything published while we were away is lost: everyone re-reads.
                 self.ring_all()

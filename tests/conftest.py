@@ -13,7 +13,7 @@ same HAProxy (expected to fail: sockjs-node keeps sessions in memory).
 Tests marked sockhop_only are skipped against sockjs-node unless
 SOCKHOP_TEST_REFERENCE_EXTRAS=1.
 
-SOCKHOP_TEST_REDIS=sentinel runs every test's Redis as a Sentinel set
+SOCKHOP_TEST_REDIS (standalone, tls, sentinel) picks the layout of every test's Redis
 (support.servers.start_redis); standalone is the default.
 """
 

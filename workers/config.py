@@ -13,13 +13,16 @@ import difflib
 import os
 import re
 import socket
-from collections.abc import Iterable, Mapping
+import ssl
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from sockhop.session_store.endpoint import SentinelSet
+if TYPE_CHECKING:
+    from sockhop.session_store.endpoint import TlsOptions
+    from sockhop.session_store.topology import Topology
 
 ENV_PREFIX = "SOCKHOP_"
 DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
@@ -44,6 +47,11 @@ class Settings:
     websocket: bool = True
     sockjs_url: str = DEFAULT_SOCKJS_URL
     redis_url: str = ""
+    # TLS to Redis (rediss://...): PEM files; the server name to expect, if not the host's.
+    redis_tls_ca: str = ""
+    redis_tls_cert: str = ""
+    redis_tls_key: str = ""
+    redis_tls_server_name: str = ""
     heartbeat_delay: float = 25.0
     disconnect_delay: float = 5.0
     response_limit: int = 128 * 1024
@@ -142,40 +150,94 @@ def check_integer(label: str, value: object, minimum: Literal[0, 1]) -> int:
 
 
 def check_redis_url(label: str, url: str) -> str:
-    """The whole URL, not only its scheme: a bad port or database would otherwise fail
-    every request instead of the start. No TLS yet: the auto-pipelined client speaks plain
-    TCP or a unix socket."""
+    """The whole URL, every form (session_store/topology.py): a bad port or database would
+    otherwise fail every request instead of the start. A form this version cannot serve
+    yet is refused, not taken for something else."""
     if not url:
         return url
-    _check_url(label, url, ("redis://", "unix://", "redis+sentinel://"))
-    if url.startswith("redis+sentinel://"):
-        try:
-            SentinelSet.from_url(url)
-        except ValueError as exc:
-            raise ConfigError(f"{label}: {exc}; expected redis+sentinel://[user:pass@]"
-                              f"host:port,host:port/<master-name>/<db>, got "
-                              f"{redacted_url(url)!r}") from None
-        return url
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise ConfigError(f"{label}: expected unix:///path/to/redis.sock, got {url!r}")
-        return url
+    # Imported here: the store's modules import gevent, which only the workers need.
+    from sockhop.session_store.connection import CONNECTABLE
+    from sockhop.session_store.topology import parse_topology
+
     try:
-        port_valid = parts.port != 0  # None: the default port; urlsplit checks it when read
-    except ValueError:
-        port_valid = False
-    if not port_valid:
-        raise ConfigError(f"{label}: the port must be a number from 1 to 65535, got {url!r}")
-    database = parts.path.lstrip("/")
-    if not database.isdigit() and database != "":
-        raise ConfigError(f"{label}: the database (after the last /) must be a number, "
-                          f"got {url!r}")
+        topology = parse_topology(url)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    if not isinstance(topology, CONNECTABLE):
+        raise ConfigError(f"{label}: {topology.kind} is not supported by this version yet; "
+                          "use redis://, rediss://, unix:// or redis+sentinel://")
     return url
 
 
+TLS_FILES = ("redis_tls_ca", "redis_tls_cert", "redis_tls_key")
+TLS_OPTIONS = (*TLS_FILES, "redis_tls_server_name")
+
+
+def check_readable_file(label: str, path: str) -> str:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read {path}: {exc.strerror}") from None
+    return path
+
+
+def env_label(name: str) -> str:
+    """A setting's environment variable, the name errors give when no file is read."""
+    return ENV_PREFIX + name.upper()
+
+
+def redis_tls(settings: Settings) -> TlsOptions:
+    from sockhop.session_store.endpoint import TlsOptions
+
+    return TlsOptions(ca_file=settings.redis_tls_ca or None,
+                      cert_file=settings.redis_tls_cert or None,
+                      key_file=settings.redis_tls_key or None,
+                      server_name=settings.redis_tls_server_name or None)
+
+
+def redis_topology(settings: Settings) -> Topology:
+    """The Redis servers settings name, with their TLS options (redis_url set, checked)."""
+    from sockhop.session_store.topology import parse_topology
+
+    return parse_topology(settings.redis_url, redis_tls(settings))
+
+
+def check_redis_tls(settings: Settings, label: Callable[[str], str] = env_label) -> None:
+    """The TLS options with the URL: each one given must be used (a rediss URL), and the
+    files must be what they claim, so a wrong file stops the start, not every connection."""
+    given = [name for name in TLS_OPTIONS if getattr(settings, name)]
+    if not given:
+        return
+    uses_tls = bool(settings.redis_url) and any(
+        endpoint.tls for endpoint in redis_topology(settings).endpoints)
+    if not uses_tls:
+        raise ConfigError(f"{label(given[0])}: set, but {label('redis_url')} asks for no TLS "
+                          "(use rediss://host:port/db)")
+    if settings.redis_tls_key and not settings.redis_tls_cert:
+        raise ConfigError(f"{label('redis_tls_key')}: a client key needs its certificate "
+                          f"({label('redis_tls_cert')})")
+    try:
+        context = ssl.create_default_context(cafile=settings.redis_tls_ca or None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{label('redis_tls_ca')}: no CA certificate (PEM) in "
+                          f"{settings.redis_tls_ca}: {exc}") from None
+    if settings.redis_tls_cert:
+        try:
+            context.load_cert_chain(settings.redis_tls_cert, settings.redis_tls_key or None)
+        except (ssl.SSLError, OSError) as exc:
+            key = settings.redis_tls_key or settings.redis_tls_cert
+            raise ConfigError(f"{label('redis_tls_cert')}: no client certificate (PEM) in "
+                              f"{settings.redis_tls_cert} with its private key in {key}: "
+                              f"{exc}") from None
+
+
 def redacted_url(url: str) -> str:
-    """url with its password masked, for logs."""
+    """url with its passwords masked, for logs (a list of shards: each one's)."""
+    return " ".join(_redacted(part) for part in url.split())
+
+
+def _redacted(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -186,10 +248,13 @@ def redacted_url(url: str) -> str:
 
 def require_redis_url(settings: Settings) -> None:
     """Library use has no embedded Valkey (only `sockhop serve` starts one): without a
-    Redis every request would fail, so the start does."""
+    Redis every request would fail, so the start does; so does a Redis it cannot reach
+    (Settings made in code were not checked as the environment's are)."""
     if not settings.redis_url:
         raise ConfigError(f"{ENV_PREFIX}REDIS_URL: not set; an app of its own needs a Redis "
                           "(redis://host:port/db or unix:///path)")
+    check_redis_url(env_label("redis_url"), settings.redis_url)
+    check_redis_tls(settings)
 
 
 def check_origins(label: str, origins: tuple[str, ...]) -> tuple[str, ...]:
@@ -307,6 +372,8 @@ def check_setting(name: str, value: object, label: str) -> object:
         raise ConfigError(f"{label}: expected a string, got {value!r}")
     if name == "redis_url":
         return check_redis_url(label, value)
+    if name in TLS_FILES and value:
+        return check_readable_file(label, value)
     if name == "sockjs_url":
         return _check_url(label, value, ("http://", "https://", "/"))
     return value
@@ -358,4 +425,6 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         if var in env:
             values[name] = parse_setting(name, env[var], var)
     values.update(overrides)
-    return Settings(**values)
+    settings = Settings(**values)
+    check_redis_tls(settings)
+    return settings

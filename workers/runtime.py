@@ -23,7 +23,7 @@ from sockhop.session_store.liveness import Liveness
 from sockhop.session_store.sessions import StoreLimits
 from sockhop.workers import metrics
 from sockhop.workers.application import Dispatcher, Service
-from sockhop.workers.config import Settings
+from sockhop.workers.config import Settings, redis_topology
 from sockhop.workers.disconnect import QUEUE_OVERFLOW
 
 log = logging.getLogger("sockhop.runtime")
@@ -32,7 +32,7 @@ log = logging.getLogger("sockhop.runtime")
 class Runtime:
     def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
         self.settings = settings
-        self.client = connect(settings.redis_url, metrics.RedisObserver())
+        self.client = connect(redis_topology(settings), metrics.RedisObserver())
         lease_ms = int(settings.heartbeat_delay * 2000) + 5000
         self.store = SessionStore(
             self.client,

@@ -9,6 +9,7 @@ fails these tests (tests/deploy/install-tools.sh, called by tests/run.sh, instal
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.tls import make_certificates
 
 from sockhop.workers.config import ConfigError, known_variables
 from sockhop.workers.hub.config import load_config
@@ -32,7 +34,8 @@ ALL_ON = CHART / "ci" / "all-on-values.yaml"
 MANIFESTS = ROOT / "k8s"
 TOOLS = ROOT / "build" / "tools"
 SCHEMAS = "kubernetes_validate/kubernetes-json-schema"
-VALUE_SETS = {"default": None, "all-on": ALL_ON}
+REDIS_TLS = CHART / "ci" / "redis-tls-values.yaml"
+VALUE_SETS = {"default": None, "all-on": ALL_ON, "redis-tls": REDIS_TLS}
 # The namespace the all-on render goes into (the default render keeps helm's "default").
 ALL_ON_NAMESPACE = "realtime"
 # The kinds each render must produce, so that an empty or half render cannot pass.
@@ -42,6 +45,8 @@ EXPECTED_KINDS = {
     "all-on": {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount",
                "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress",
                "ServiceMonitor"},
+    "redis-tls": {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount",
+                  "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"},
     "manifests": {"Namespace", "Deployment", "Service", "ConfigMap", "ServiceAccount",
                   "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"},
 }
@@ -256,6 +261,10 @@ def test_a_mistyped_value_fails_the_render(tools: Tools, values: list[str]) -> N
     (["--set", "terminationGracePeriodSeconds=10"], "must cover preStopSleepSeconds"),
     (["--set", "redis.enabled=false"], "set redis.externalUrl"),
     (["--set", "redis.externalUrl=redis://r:6379/0"], "exclude each other"),
+    (["--set", "redis.tls.secretName=redis-tls"], "the in-chart Valkey speaks no TLS"),
+    (["-f", REDIS_TLS, "--set", "redis.tls.secretName="], "clientCertificate needs"),
+    (["-f", REDIS_TLS, "--set", "redis.externalUrl=redis://r:6379/0"],
+     "does not ask for TLS"),
 ])
 def test_values_that_cannot_work_fail_the_render(
         tools: Tools, values: list[str], message: str) -> None:
@@ -314,11 +323,37 @@ def test_the_pods_start_as_sockhop_expects(tools: Tools, name: str, tmp_path: Pa
     config_file.write_text(config_map["data"][config_path.name])
     env = {**SECRET_ENV, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
     env = {k: v for k, v in env.items() if k.startswith("SOCKHOP_")}
+    for secret in (d for d in docs if d["kind"] == "Secret"):  # the chart's (k8s/ has none)
+        if "redis-url" in secret["data"]:  # rendered from redis.externalUrl
+            env["SOCKHOP_REDIS_URL"] = base64.b64decode(secret["data"]["redis-url"]).decode()
+    env = with_mounted_redis_tls_files(docs, env, tmp_path)
     try:
         config = load_config(config_file, env)
     except ConfigError as exc:
         pytest.fail(f"{name}: sockhop refuses the chart's configuration: {exc}")
     assert config.settings.max_connections > 0
+
+
+def with_mounted_redis_tls_files(docs: list[dict[str, Any]], env: dict[str, str],
+                                 tmp_path: Path) -> dict[str, str]:
+    """env with the paths into the mounted Redis TLS Secret replaced by files of the same
+    names (certificates made here), after checking the Secret's items are those files."""
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volume = next((v for v in spec["volumes"] if v["name"] == "redis-tls"), None)
+    if volume is None:
+        return env
+    (mount,) = [m for m in hub_container(docs)["volumeMounts"] if m["name"] == "redis-tls"]
+    certs = make_certificates(tmp_path / "redis-tls")
+    files = {"ca.crt": certs.ca, "tls.crt": certs.client_cert, "tls.key": certs.client_key}
+    mounted = {item["path"] for item in volume["secret"]["items"]}
+    changed = {}
+    for name, value in env.items():
+        path = Path(value)
+        if path.parent == Path(mount["mountPath"]):
+            assert path.name in mounted, f"{name}: {path.name} is not in the mounted Secret"
+            changed[name] = str(files[path.name])
+    assert changed, "the Redis TLS Secret is mounted but no option names its files"
+    return {**env, **changed}
 
 
 def pod_specs(name: str, tools: Tools) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import time
 
-import redis
 from support import http
 from support.procs import ManagedProcess
-from support.servers import Address, ProcessRegistry, start_redis, start_sockhop_processes
+from support.servers import (
+    Address,
+    ProcessRegistry,
+    RedisServer,
+    start_redis,
+    start_sockhop_processes,
+)
 from support.sockjs import PRELUDE, array_frame, new_session, quote
 from support.waiting import Deadline, wait_for
 from support.ws import raw_connect
@@ -29,12 +34,12 @@ REDIS_VERDICT_WITHIN = 5.0
 
 
 def start(registry: ProcessRegistry, name: str,
-          drain_delay: float = DRAIN_DELAY) -> tuple[ManagedProcess, Address, str]:
+          drain_delay: float = DRAIN_DELAY) -> tuple[ManagedProcess, Address, RedisServer]:
     redis_server = start_redis(registry, f"{name}-redis")
     procs, addresses = start_sockhop_processes(
         registry, name, redis_server.url, count=1, workers=2,
         env={"SOCKHOP_DRAIN_DELAY": str(drain_delay)})
-    return procs[0], Address(*addresses[0]), redis_server.url
+    return procs[0], Address(*addresses[0]), redis_server
 
 
 def status(target: Address, path: str) -> int | str:
@@ -101,12 +106,12 @@ def test_sigterm_turns_readiness_false_while_the_port_still_serves(
 def test_readiness_follows_redis_and_a_probe_storm_costs_one_ping_a_second(
     process_registry: ProcessRegistry,
 ) -> None:
-    server, target, redis_url = start(process_registry, "ops-ready")
+    server, target, redis_server = start(process_registry, "ops-ready")
     redis_proc = next(p for p in process_registry.processes if p.name == "ops-ready-redis")
     wait_for(lambda: status(target, "/readyz") == 200, REDIS_VERDICT_WITHIN,
              message="/readyz 200")
 
-    client = redis.Redis.from_url(redis_url)
+    client = redis_server.client()
     client.config_resetstat()
     storm_started = time.monotonic()
     for _ in range(200):

@@ -13,7 +13,7 @@ from sockhop.session_store.sessions import SessionStore, StoreLimits
 
 @pytest.fixture
 def store(redis_server: RedisServer) -> Iterator[SessionStore]:
-    client = AutoPipeline(redis_server.url)
+    client = AutoPipeline(redis_server.endpoint)
     client.call("FLUSHDB")
     yield SessionStore(client, StoreLimits(lease_ms=30_000, disconnect_ms=5_000,
                                            max_queue=100, overflow_item=b"c3008 overflow"))

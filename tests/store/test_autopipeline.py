@@ -13,7 +13,7 @@ from sockhop.session_store.errors import StoreUnavailable
 
 @pytest.fixture
 def client(redis_server: RedisServer) -> AutoPipeline:
-    c = AutoPipeline(redis_server.url)
+    c = AutoPipeline(redis_server.endpoint)
     c.call("FLUSHDB")
     yield c
     c.close()
@@ -38,10 +38,10 @@ def test_errors_come_back_to_the_caller_only(client: AutoPipeline) -> None:
 def test_scripts_are_loaded_before_their_first_call(redis_server: RedisServer) -> None:
     """A first call meeting NOSCRIPT would run after commands queued behind it:
     scripts known at connect, or registered later, are loaded before any call."""
-    flusher = AutoPipeline(redis_server.url)
+    flusher = AutoPipeline(redis_server.endpoint)
     flusher.call("SCRIPT", "FLUSH")  # as a fresh Redis
     flusher.close()
-    c = AutoPipeline(redis_server.url)
+    c = AutoPipeline(redis_server.endpoint)
     try:
         early = c.script("return 'known at connect'")
         assert c.call("SCRIPT", "EXISTS", early.sha) == [1]
@@ -73,7 +73,7 @@ def test_commands_sent_without_waiting_run_in_order_even_if_their_script_was_los
 
 def test_redis_restart_fails_fast_then_reconnects(process_registry: ProcessRegistry) -> None:
     redis = start_redis(process_registry, "autopipeline")
-    client = AutoPipeline(redis.url, timeout=2)
+    client = AutoPipeline(redis.endpoint, timeout=2)
     assert client.call("PING") == b"PONG"
     argv = redis.proc.argv
     redis.proc.stop()

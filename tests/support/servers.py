@@ -1,28 +1,32 @@
-"""Starting what the tests talk to: Redis, sockhop, sockjs-node, HAProxy.
+"""Starting what the tests talk to: Redis (of the topology SOCKHOP_TEST_REDIS names),
+sockhop, sockjs-node, HAProxy.
 
 A `Deployment` is what a test gets: one address (host, port) plus the server
 processes behind it, whose logs are printed when a test fails.
-
-SOCKHOP_TEST_REDIS picks what start_redis starts (every test's Redis):
-`standalone` (the default) or `sentinel` (a master, a replica and three
-sentinels; sockhop gets a redis+sentinel:// URL).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import socket
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from . import http
 from .procs import LOCALHOST, ManagedProcess, find_executable, free_port, stop_all
+from .tls import Certificates, make_certificates
 from .waiting import WaitTimeout, wait_for
+
+if TYPE_CHECKING:
+    from sockhop.session_store.endpoint import RedisEndpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = REPO_ROOT / "tests" / "reference"
@@ -191,122 +195,192 @@ class ProcessRegistry:
 
 # -- Redis --
 
-
+# Which Redis layout every test's start_redis starts (STARTERS: one function each).
 REDIS_TOPOLOGY_ENV = "SOCKHOP_TEST_REDIS"
-REDIS_TOPOLOGIES = ("standalone", "sentinel")
-SENTINEL_MASTER = "sockhop"
-
-
-def redis_topology() -> str:
-    topology = os.environ.get(REDIS_TOPOLOGY_ENV, "").strip() or "standalone"
-    if topology not in REDIS_TOPOLOGIES:
-        raise ValueError(f"{REDIS_TOPOLOGY_ENV}={topology!r}: expected one of "
-                         f"{', '.join(REDIS_TOPOLOGIES)}")
-    return topology
+# The user sockhop logs in as where a topology has ACL users: the commands sockhop sends
+# (its Lua scripts' included) on its own keys and channels, nothing else. docs/deploy.md,
+# "Redis topologies", gives the same rule.
+SOCKHOP_ACL_USER = "sockhop"
+SOCKHOP_ACL_RULE = (
+    "on ~sh:* resetchannels &sh:* -@all +ping +select +evalsha +script|load +subscribe "
+    "+unsubscribe +publish +time +del +pexpire +hdel +hexists +hget +hgetall +hincrby +hlen "
+    "+hmget +hset +hsetnx +hvals +llen +lrange +ltrim +rpush +sadd +smembers +srem +xadd "
+    "+xrange +xrevrange +zadd +zrangebyscore +zrem"
+)
 
 
 @dataclass
 class RedisServer:
-    """What sockhop is given (url) and a direct client for the tests' own looks."""
+    """A Redis the tests started. url is what sockhop is given (SOCKHOP_REDIS_URL; sockhop_env
+    adds its TLS options); client() is the test's own connection, as the default user, which
+    may do anything (inspect, flush)."""
 
     proc: ManagedProcess
     port: int
+    url: str
+    admin_password: str | None = None
 
     @property
-    def url(self) -> str:
-        return f"redis://{LOCALHOST}:{self.port}/0"
+    def uses_tls(self) -> bool:
+        return self.url.startswith("rediss://")
+
+    @property
+    def endpoint(self) -> RedisEndpoint:
+        """The server through sockhop's own connection code, logged in as client() is
+        (tests/store sends any command)."""
+        # Imported here: the store imports gevent, which most tests' processes need not.
+        from sockhop.session_store.endpoint import RedisEndpoint, TlsOptions
+
+        tls = None
+        if self.uses_tls:
+            files = TestCertificates.get()
+            tls = TlsOptions(ca_file=str(files.ca), cert_file=str(files.client_cert),
+                             key_file=str(files.client_key))
+        return dataclasses.replace(RedisEndpoint.from_url(self.url, tls), username=None,
+                                   password=self.admin_password)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=LOCALHOST, port=self.port)
+        tls: dict[str, Any] = {}
+        if self.uses_tls:
+            files = TestCertificates.get()
+            tls = {"ssl": True, "ssl_ca_certs": str(files.ca),
+                   "ssl_certfile": str(files.client_cert), "ssl_keyfile": str(files.client_key)}
+        return redis.Redis(LOCALHOST, self.port, password=self.admin_password,
+                           socket_timeout=5.0, **tls)
+
+    def ping(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+
+class TestCertificates:
+    """The test run's one CA and certificates: made by the first TLS Redis, in its
+    registry's directory; every TLS Redis and every sockhop of the run uses them."""
+
+    files: Certificates | None = None
+
+    @classmethod
+    def make_once(cls, directory: Path) -> Certificates:
+        if cls.files is None:
+            cls.files = make_certificates(directory)
+        return cls.files
+
+    @classmethod
+    def get(cls) -> Certificates:
+        assert cls.files is not None, "a rediss:// URL, but no TLS Redis was started"
+        return cls.files
+
+
+def redis_tls_env(redis_url: str) -> dict[str, str]:
+    """sockhop's TLS options for redis_url: the run's CA and client certificate, if it
+    asks for TLS."""
+    if not any(url.startswith("rediss") for url in redis_url.split()):
+        return {}
+    files = TestCertificates.get()
+    return {"SOCKHOP_REDIS_TLS_CA": str(files.ca),
+            "SOCKHOP_REDIS_TLS_CERT": str(files.client_cert),
+            "SOCKHOP_REDIS_TLS_KEY": str(files.client_key)}
+
+
+def redis_argv(port_options: Sequence[str], workdir: Path, *extra: str) -> list[str]:
+    """redis-server on 127.0.0.1, nothing saved to disk."""
+    return [
+        find_executable("redis-server"), *port_options,
+        "--bind", LOCALHOST, "--save", "", "--appendonly", "no", "--dir", str(workdir),
+        *extra,
+    ]  # fmt: skip
+
+
+def _redis_workdir(registry: ProcessRegistry, name: str, port: int) -> Path:
+    workdir = registry.log_dir / f"{name}-{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def _wait_redis_ready(server: RedisServer) -> RedisServer:
+    def ready() -> bool:
+        if not server.proc.alive():
+            raise StartupError(f"redis-server exited\n{server.proc.describe()}")
+        return server.ping()
+
+    try:
+        wait_for(ready, 10.0, interval=0.05, message="redis PING")
+    except WaitTimeout as exc:
+        raise StartupError(f"{exc}\n{server.proc.describe()}") from None
+    return server
+
+
+def start_standalone_redis(registry: ProcessRegistry, name: str,
+                           extra: Sequence[str] = ()) -> RedisServer:
+    """Plain TCP, no password: the default."""
+    port = free_port()
+    argv = redis_argv(["--port", str(port)], _redis_workdir(registry, name, port), *extra)
+    return _wait_redis_ready(RedisServer(registry.start(name, argv), port,
+                                         f"redis://{LOCALHOST}:{port}/0"))
+
+
+def start_tls_redis(registry: ProcessRegistry, name: str) -> RedisServer:
+    """TLS only (no plain port), client certificates required, sockhop logging in as its
+    ACL user; the default user has a password of its own."""
+    port = free_port()
+    files = TestCertificates.make_once(registry.log_dir / "tls")
+    sockhop_password, admin_password = secrets.token_hex(8), secrets.token_hex(8)
+    argv = redis_argv(
+        ["--port", "0", "--tls-port", str(port)], _redis_workdir(registry, name, port),
+        "--tls-cert-file", str(files.server_cert), "--tls-key-file", str(files.server_key),
+        "--tls-ca-cert-file", str(files.ca), "--tls-auth-clients", "yes",
+        "--requirepass", admin_password,
+        "--user", SOCKHOP_ACL_USER, f">{sockhop_password}", *SOCKHOP_ACL_RULE.split(),
+    )
+    url = f"rediss://{SOCKHOP_ACL_USER}:{sockhop_password}@{LOCALHOST}:{port}/0"
+    return _wait_redis_ready(RedisServer(registry.start(name, argv), port, url, admin_password))
+
+
+SENTINEL_MASTER = "sockhop"
+# A master taken for down after 1 s without answers; a failover given 3 s.
+SENTINEL_DOWN_AFTER_MS = 1000
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
 
 
 @dataclass
 class SentinelRedis(RedisServer):
-    """proc and port: the master the set started with (see master_port for now)."""
+    """A Sentinel set; proc and port are the master it started with (master_port: now).
+    client() and endpoint reach the master of the moment, directly."""
 
-    replica: ManagedProcess
-    replica_port: int
-    sentinels: list[ManagedProcess]
-    sentinel_ports: list[int]
-
-    @property
-    def url(self) -> str:
-        hosts = ",".join(f"{LOCALHOST}:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+    replica: ManagedProcess | None = None
+    sentinels: list[ManagedProcess] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
 
     def master_port(self) -> int:
         """Where the sentinels (the first that answers) say the master is now."""
         for port in self.sentinel_ports:
             try:
-                reply = redis.Redis(host=LOCALHOST, port=port, socket_timeout=1.0).execute_command(
-                    "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
+                with redis.Redis(LOCALHOST, port, socket_timeout=1.0) as sentinel:
+                    reply = sentinel.execute_command(
+                        "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
             except redis.RedisError:
                 continue
             if reply:
                 return int(reply[1])
         raise ConnectionError("no sentinel names a master")
 
+    @property
+    def endpoint(self) -> RedisEndpoint:
+        from sockhop.session_store.endpoint import RedisEndpoint
+
+        return RedisEndpoint(LOCALHOST, self.master_port())
+
     def client(self) -> redis.Redis:
-        return redis.Redis(host=LOCALHOST, port=self.master_port())
+        return redis.Redis(LOCALHOST, self.master_port(), socket_timeout=5.0)
 
 
-def redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=1.0) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
-    """The Redis of SOCKHOP_TEST_REDIS's topology (standalone unless told)."""
-    if redis_topology() == "sentinel":
-        return start_sentinel_set(registry, name)
-    return start_standalone_redis(registry, name)
-
-
-def start_standalone_redis(registry: ProcessRegistry, name: str = "redis",
-                           extra: Sequence[str] = ()) -> RedisServer:
-    port = free_port()
-    workdir = registry.log_dir / f"{name}-{port}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        find_executable("redis-server"),
-        "--port",
-        str(port),
-        "--bind",
-        LOCALHOST,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(workdir),
-        *extra,
-    ]
-    proc = registry.start(name, argv)
-
-    def ready() -> bool:
-        if not proc.alive():
-            raise StartupError(f"redis-server exited\n{proc.describe()}")
-        return redis_ping(port)
-
-    try:
-        wait_for(ready, 10.0, interval=0.05, message="redis PING")
-    except WaitTimeout as exc:
-        raise StartupError(f"{exc}\n{proc.describe()}") from None
-    return RedisServer(proc, port)
-
-
-# A master taken for down after 1 s without answers; a failover given 3 s.
-SENTINEL_DOWN_AFTER_MS = 1000
-SENTINEL_FAILOVER_TIMEOUT_MS = 3000
-
-
-def start_sentinel_set(registry: ProcessRegistry, name: str = "redis") -> SentinelRedis:
+def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
     """A master, its replica and three sentinels (quorum 2), each on a free port;
-    returned once every sentinel sees the replica and the two other sentinels."""
+    returned once every sentinel sees the replica and the two other sentinels.
+    sockhop gets redis+sentinel://; stopping the master stops the rest."""
     # The replica is synced at once, not after the default 5 s wait for others.
     master = start_standalone_redis(registry, name, ("--repl-diskless-sync-delay", "0"))
     replica = start_standalone_redis(registry, f"{name}-replica",
@@ -314,8 +388,7 @@ def start_sentinel_set(registry: ProcessRegistry, name: str = "redis") -> Sentin
     sentinels, ports = [], []
     for i in range(3):
         port = free_port()
-        workdir = registry.log_dir / f"{name}-sentinel{i}-{port}"
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = _redis_workdir(registry, f"{name}-sentinel{i}", port)
         config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
         config.write_text(textwrap.dedent(f"""\
             port {port}
@@ -327,24 +400,26 @@ def start_sentinel_set(registry: ProcessRegistry, name: str = "redis") -> Sentin
             sentinel parallel-syncs {SENTINEL_MASTER} 1
             """))
         sentinels.append(registry.start(
-            f"{name}-sentinel{i}",
-            [find_executable("redis-server"), str(config), "--sentinel"]))
+            f"{name}-sentinel{i}", [find_executable("redis-server"), str(config), "--sentinel"]))
         ports.append(port)
     registry.companions[master.proc] = [replica.proc, *sentinels]
-    server = SentinelRedis(master.proc, master.port, replica.proc, replica.port,
-                           sentinels, ports)
+    hosts = ",".join(f"{LOCALHOST}:{p}" for p in ports)
+    server = SentinelRedis(master.proc, master.port,
+                           f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0",
+                           replica=replica.proc, sentinels=sentinels, sentinel_ports=ports)
 
     def settled() -> bool:
         for proc in [replica.proc, *sentinels]:
             if not proc.alive():
                 raise StartupError(f"{proc.name} exited\n{proc.describe()}")
         for port in ports:
-            state = redis.Redis(host=LOCALHOST, port=port, socket_timeout=1.0,
-                                decode_responses=True).sentinel_master(SENTINEL_MASTER)
+            with redis.Redis(LOCALHOST, port, socket_timeout=1.0,
+                             decode_responses=True) as sentinel:
+                state = sentinel.sentinel_master(SENTINEL_MASTER)
             if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2:
                 return False
-        link = redis.Redis(host=LOCALHOST, port=replica.port).info("replication")
-        return link.get("master_link_status") == "up"
+        with replica.client() as client:
+            return client.info("replication").get("master_link_status") == "up"
 
     try:
         wait_for(settled, 20.0, interval=0.1, message="sentinels see the replica and each other")
@@ -354,6 +429,27 @@ def start_sentinel_set(registry: ProcessRegistry, name: str = "redis") -> Sentin
     return server
 
 
+RedisStarter = Callable[[ProcessRegistry, str], RedisServer]
+STARTERS: dict[str, RedisStarter] = {
+    "standalone": start_standalone_redis,
+    "tls": start_tls_redis,
+    "sentinel": start_sentinel_set,
+}
+
+
+def redis_topology() -> str:
+    """SOCKHOP_TEST_REDIS's topology, checked (standalone when unset)."""
+    name = os.environ.get(REDIS_TOPOLOGY_ENV, "").strip() or "standalone"
+    if name not in STARTERS:
+        raise ValueError(f"{REDIS_TOPOLOGY_ENV}={name!r}: expected one of {', '.join(STARTERS)}")
+    return name
+
+
+def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
+    """A Redis of the topology SOCKHOP_TEST_REDIS names."""
+    return STARTERS[redis_topology()](registry, name)
+
+
 # -- sockhop --
 
 # What each sockhop worker logs once it accepts connections (workers/httpserver/worker.py).
@@ -361,13 +457,15 @@ WORKER_ACCEPTING = "Accepting connections (pid: "
 
 
 def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings.
+    """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings
+    (the Redis URL with its TLS options).
 
     sockhop refuses unknown SOCKHOP_* names, and the test runner's own
     variables (SOCKHOP_TEST_TARGET) must not leak into the server.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
     env["SOCKHOP_REDIS_URL"] = redis_url
+    env.update(redis_tls_env(redis_url))
     env["SOCKHOP_LOG_LEVEL"] = "debug"
     # No balancer here polls /readyz: stop accepting at SIGTERM (tests/ops sets a delay).
     env["SOCKHOP_DRAIN_DELAY"] = "0"

@@ -39,7 +39,7 @@ def test_values_are_parsed() -> None:
         ({"SOCKHOP_RESPONSE_LIMIT": "-1"}, "SOCKHOP_RESPONSE_LIMIT"),
         ({"SOCKHOP_WEBSOCKET": "maybe"}, "SOCKHOP_WEBSOCKET"),
         ({"SOCKHOP_REDIS_URL": "http://x"}, "SOCKHOP_REDIS_URL"),
-        ({"SOCKHOP_REDIS_URL": "rediss://x:6380/0"}, "SOCKHOP_REDIS_URL"),
+        ({"SOCKHOP_REDIS_URL": "redis+cluster://x:6380,y:6380"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_HEARTBEAT": "1"}, "SOCKHOP_HEARTBEAT"),
         ({"SOCKHOP_REDIS_URL": "redis://127.0.0.1:port/0"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_REDIS_URL": "redis://127.0.0.1:0/0"}, "SOCKHOP_REDIS_URL"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
+import gevent
 import pytest
 
-from sockhop.session_store.outage import OutageLog
+from sockhop.session_store.background import Background
+from sockhop.session_store.outage import OutageLog, redis_outage
 
 FIRST_GAP = 0.05
 RUN_FOR = 0.6  # lines due at 0, 0.05, 0.15, 0.35 s (the next one at 0.75 s)
@@ -57,3 +59,35 @@ def test_recovered_only_ends_an_outage(outage: OutageLog,
     logged = lines(caplog)
     assert len(logged) == 4 and logged[2] == "Redis unavailable: pub/sub reader: EOF"
     assert logged[3].startswith("Redis recovered after") and "(1 failures)" in logged[3]
+
+
+class NoRedisStep(Background):
+    """A background step that had nothing to ask Redis this time."""
+
+    name = "idle step"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+
+    def pause(self) -> None:
+        gevent.sleep(0.001)
+
+
+def test_a_step_that_needed_no_redis_does_not_end_an_outage(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sockhop.redis")
+    task = NoRedisStep()
+    redis_outage.failed("reaper", "Connection refused")
+    try:
+        task.start()
+        with gevent.Timeout(5.0, AssertionError("five background steps did not run")):
+            while task.steps < 5:
+                gevent.sleep(0.01)
+        assert not [r for r in caplog.records if "recovered" in r.getMessage()]
+    finally:
+        task.stop()
+        redis_outage.recovered()  # the process-wide log, as the next test expects it

@@ -32,6 +32,7 @@ from sockhop.workers.config import (
     Settings,
     check_integer,
     check_origins,
+    check_redis_tls,
     check_setting,
     duration_seconds,
     parse_bool,
@@ -445,11 +446,12 @@ class _Loader:
         sockjs_url = transport.pop("sockjs_url", DEFAULT_SOCKJS_URL)
         transport.setdefault("heartbeat_delay", client.ping_interval)
         transport["allowed_origins"] = client.allowed_origins
+        settings = Settings(sockjs=sockjs, sockjs_url=sockjs_url, **transport)
+        check_redis_tls(settings, self.label)
         return HubConfig(
             client=client, channel=channel,
             http_api=HttpApiConfig(**self.options(HttpApiConfig, http_api, "http_api")),
-            sockjs=sockjs, sockjs_url=sockjs_url,
-            settings=Settings(sockjs=sockjs, sockjs_url=sockjs_url, **transport),
+            sockjs=sockjs, sockjs_url=sockjs_url, settings=settings,
         )
 
     def client(self, raw: Mapping[Any, Any], path: str) -> ClientConfig:

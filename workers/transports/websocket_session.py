@@ -22,7 +22,7 @@ from sockhop.session_store import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 from sockhop.workers.disconnect import NORMAL, STORE_UNAVAILABLE
 from sockhop.workers.http import SockJSError
-from sockhop.workers.httpserver.streams import SendNow
+from sockhop.workers.httpserver.streams import QUEUED, REFUSED
 from sockhop.workers.transports.context import SessionRequest
 from sockhop.workers.transports.events import Event, Messages
 from sockhop.workers.transports.receive_cycle import Park, receive
@@ -78,9 +78,9 @@ class WebSocketTransport:
         if message is None:
             return False
         outcome = self.ws.send_now(message)
-        if outcome is SendNow.QUEUED and self.receiver is not None:
+        if outcome is QUEUED and self.receiver is not None:
             self.receiver.waiter.event.set()  # the cycle flushes the rest
-        return outcome is not SendNow.REFUSED
+        return outcome is not REFUSED
 
 
 class WebSocketResource:

@@ -38,7 +38,7 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from sockhop.workers.httpserver.sending import plain_socket, send_bounded
-from sockhop.workers.httpserver.streams import SendNow
+from sockhop.workers.httpserver.streams import QUEUED, REFUSED, SENT, SendNow
 from sockhop.workers.websocket.errors import ConnectionClosed
 from sockhop.workers.websocket.protocol import (
     Dropped,
@@ -306,21 +306,21 @@ class WebSocket:
         # Nothing here waits, so no other greenlet can run in between: a write
         # lock held means a writer is mid-write, and leaving it be is enough.
         if self.closed or self._backlog or self._write_lock.locked():
-            return SendNow.REFUSED
+            return REFUSED
         try:
             data = self._protocol.message(message)
         except ConnectionClosed:
-            return SendNow.REFUSED
+            return REFUSED
         try:
             sent = self._plain.send(data, socket.MSG_DONTWAIT)
         except BlockingIOError:
             sent = 0
         except OSError:
-            return SendNow.REFUSED  # the owner's next write finds the socket gone
+            return REFUSED  # the owner's next write finds the socket gone
         if sent == len(data):
-            return SendNow.SENT
+            return SENT
         self._backlog = data[sent:]
-        return SendNow.QUEUED
+        return QUEUED
 
     def flush(self) -> None:
         """Write what send_now left (waiting at most write_timeout)."""

@@ -98,4 +98,14 @@ upgrades keep it), else a fresh random one.
 {{- if and .Values.redis.enabled .Values.redis.externalUrl -}}
 {{- fail "redis.enabled and redis.externalUrl exclude each other" -}}
 {{- end -}}
+{{- $tls := .Values.redis.tls -}}
+{{- if and .Values.redis.enabled (or $tls.secretName $tls.serverName) -}}
+{{- fail "redis.tls is for an external Redis: the in-chart Valkey speaks no TLS" -}}
+{{- end -}}
+{{- if and $tls.clientCertificate (not $tls.secretName) -}}
+{{- fail "redis.tls.clientCertificate needs redis.tls.secretName (the Secret with tls.crt and tls.key)" -}}
+{{- end -}}
+{{- if and .Values.redis.externalUrl (or $tls.secretName $tls.serverName) (not (hasPrefix "rediss://" .Values.redis.externalUrl)) -}}
+{{- fail "redis.tls is set, but redis.externalUrl does not ask for TLS (rediss://host:port/db)" -}}
+{{- end -}}
 {{- end -}}

@@ -1,0 +1,200 @@
+"""How the Redis servers are laid out, from SOCKHOP_REDIS_URL: one server, a Sentinel
+set, a Redis Cluster or client-side shards. One parser for every form, so a mistake
+stops the start instead of the first request:
+
+    redis://[user:pass@]host:port/db            one server (rediss:// over TLS)
+    unix:///path/to/redis.sock                   one server on this machine
+    redis+sentinel://[user:pass@]h1:p1,h2:p2,h3:p3/<master>/<db>
+    redis+cluster://[user:pass@]h1:p1,h2:p2,h3:p3   seed nodes of a Redis Cluster
+    redis://h1:p1/0 redis://h2:p2/0 ...          client-side shards (space-separated)
+
+rediss+sentinel:// and rediss+cluster:// speak TLS to every server; the TLS options
+(TlsOptions) are the same for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import unquote
+
+from sockhop.session_store.endpoint import RedisEndpoint, TlsOptions, host_and_port
+from sockhop.session_store.errors import StoreUnavailable
+
+SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://",
+           "redis+cluster://", "rediss+cluster://")
+
+
+@dataclass(frozen=True)
+class Standalone:
+    kind: ClassVar[str] = "a single Redis server"
+    server: RedisEndpoint
+
+    @property
+    def endpoints(self) -> tuple[RedisEndpoint, ...]:
+        return (self.server,)
+
+
+@dataclass(frozen=True)
+class SentinelSet:
+    """Sentinels to ask where the master named master_name is; the URL's user and
+    password log in to the master (and replicas), not to the sentinels."""
+
+    kind: ClassVar[str] = "Redis Sentinel (redis+sentinel://)"
+    sentinels: tuple[RedisEndpoint, ...]
+    master_name: str
+    username: str | None
+    password: str | None
+    db: int
+    tls: TlsOptions | None
+
+    @property
+    def endpoints(self) -> tuple[RedisEndpoint, ...]:
+        return self.sentinels
+
+    def server_at(self, host: str, port: int) -> RedisEndpoint:
+        """A data server the sentinels named, with the URL's login, database and TLS."""
+        return RedisEndpoint(host=host, port=port, username=self.username,
+                             password=self.password, db=self.db, tls=self.tls)
+
+    # --- as the connections' Locator ---
+
+    # A write whose success a client is told of waits for one replica: a failover
+    # promotes a replica, and asynchronous replication could otherwise lose it.
+    replicas_to_wait: ClassVar[int] = 1
+
+    @property
+    def where(self) -> str:
+        hosts = ",".join(s.where for s in self.sentinels)
+        return f"master {self.master_name!r} of sentinels {hosts}"
+
+    def locate(self, timeout: float) -> RedisEndpoint:
+        """The master as the first sentinel that knows it says (asked in turn); it
+        must say ROLE master when the connection logs in."""
+        errors = []
+        for sentinel in self.sentinels:
+            try:
+                reply = sentinel.ask(
+                    ("SENTINEL", "get-master-addr-by-name", self.master_name), timeout)
+            except OSError as exc:
+                errors.append(f"{sentinel.where}: {exc}")
+                continue
+            if isinstance(reply, list) and len(reply) == 2:
+                master = self.server_at(reply[0].decode(), int(reply[1]))
+                return dataclasses.replace(master, must_be_master=True)
+            errors.append(f"{sentinel.where}: " + (
+                f"does not know {self.master_name!r}" if reply is None else str(reply)))
+        raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
+                               + "; ".join(errors))
+
+
+@dataclass(frozen=True)
+class ClusterSeeds:
+    """Nodes to learn a Redis Cluster's layout from; each has the URL's login and TLS."""
+
+    kind: ClassVar[str] = "Redis Cluster (redis+cluster://)"
+    seeds: tuple[RedisEndpoint, ...]
+
+    @property
+    def endpoints(self) -> tuple[RedisEndpoint, ...]:
+        return self.seeds
+
+    def node_at(self, host: str, port: int) -> RedisEndpoint:
+        """A node the cluster named (CLUSTER SHARDS, MOVED, ASK), logged in as the seeds."""
+        return dataclasses.replace(self.seeds[0], host=host, port=port)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """Independent servers, each holding the sessions and channels hashed to it."""
+
+    kind: ClassVar[str] = "client-side shards (several redis:// URLs)"
+    shards: tuple[RedisEndpoint, ...]
+
+    @property
+    def endpoints(self) -> tuple[RedisEndpoint, ...]:
+        return self.shards
+
+
+Topology = Standalone | SentinelSet | ClusterSeeds | Shards
+
+
+def parse_topology(url: str, tls: TlsOptions | None = None) -> Topology:
+    """The topology url names; ValueError saying what is wrong (without the option's
+    name: the caller knows where the URL came from). tls applies where the URL asks
+    for TLS (rediss...); its defaults otherwise: system CAs, no client certificate."""
+    urls = url.split()
+    if not urls:
+        raise ValueError("empty; expected redis://host:port/db or another form of the docs")
+    if len(urls) > 1:
+        return _shards(urls, tls)
+    scheme, _, rest = url.strip().partition("://")
+    if f"{scheme}://" not in SCHEMES:
+        raise ValueError(f"must start with one of {', '.join(SCHEMES)}, got {url!r}")
+    if scheme.endswith("+sentinel"):
+        return _sentinel_set(url, rest, _tls_if(scheme, tls))
+    if scheme.endswith("+cluster"):
+        return _cluster(url, rest, _tls_if(scheme, tls))
+    return Standalone(RedisEndpoint.from_url(url.strip(), tls))
+
+
+def _tls_if(scheme: str, tls: TlsOptions | None) -> TlsOptions | None:
+    return (tls or TlsOptions()) if scheme.startswith("rediss") else None
+
+
+def _shards(urls: list[str], tls: TlsOptions | None) -> Shards:
+    shards = []
+    for url in urls:
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError(f"a list of servers (client-side shards) takes redis:// or "
+                             f"rediss:// URLs only, got {url!r}")
+        shards.append(RedisEndpoint.from_url(url, tls))
+    seen = set()
+    for shard in shards:
+        if (shard.host, shard.port, shard.db) in seen:
+            raise ValueError(f"{shard.host}:{shard.port}/{shard.db} is listed twice: each "
+                             "shard must be its own server or database")
+        seen.add((shard.host, shard.port, shard.db))
+    return Shards(tuple(shards))
+
+
+def _login_and_hosts(url: str, rest: str) -> tuple[str | None, str | None, list[str], str]:
+    """user, password, [host:port, ...] and the path (from its /) of a multi-host URL."""
+    if "?" in rest or "#" in rest:
+        raise ValueError(f"options after ? or # are not read; got {url!r}")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        if not colon:
+            raise ValueError(f"a user needs a password (user:pass@ or :pass@), got {url!r}")
+        username, password = unquote(user) or None, unquote(secret)
+    addresses = hosts.split(",")
+    if not hosts or "" in addresses:
+        raise ValueError(f"expected host:port[,host:port...] after //, got {url!r}")
+    return username, password, addresses, slash + path
+
+
+def _sentinel_set(url: str, rest: str, tls: TlsOptions | None) -> SentinelSet:
+    username, password, addresses, path = _login_and_hosts(url, rest)
+    master_name, _, db = path.removeprefix("/").partition("/")
+    if not master_name:
+        raise ValueError(f"expected the master's name after the sentinels "
+                         f"(redis+sentinel://h1:p1,h2:p2/mymaster/0), got {url!r}")
+    if not db.isdigit() and db != "":
+        raise ValueError(f"the database (after the master's name) must be a number, "
+                         f"got {url!r}")
+    sentinels = tuple(RedisEndpoint(*host_and_port(a, url), tls=tls) for a in addresses)
+    return SentinelSet(sentinels, unquote(master_name), username, password, int(db or 0), tls)
+
+
+def _cluster(url: str, rest: str, tls: TlsOptions | None) -> ClusterSeeds:
+    username, password, addresses, path = _login_and_hosts(url, rest)
+    if path not in ("", "/"):
+        raise ValueError(f"a Redis Cluster has database 0 only: nothing goes after the "
+                         f"seed nodes, got {url!r}")
+    return ClusterSeeds(tuple(
+        RedisEndpoint(*host_and_port(a, url), username=username, password=password, tls=tls)
+        for a in addresses))
