@@ -202,7 +202,7 @@ REDIS_TOPOLOGY_ENV = "SOCKHOP_TEST_REDIS"
 # "Redis topologies", gives the same rule.
 SOCKHOP_ACL_USER = "sockhop"
 SOCKHOP_ACL_RULE = (
-    "on ~sh:* resetchannels &sh:* -@all +ping +select +evalsha +script|load +subscribe "
+    "on ~sh:* resetchannels &sh:* -@all +ping +select +role +wait +evalsha +script|load +subscribe "
     "+unsubscribe +publish +time +del +pexpire +hdel +hexists +hget +hgetall +hincrby +hlen "
     "+hmget +hset +hsetnx +hvals +llen +lrange +ltrim +rpush +sadd +smembers +srem +xadd "
     "+xrange +xrevrange +zadd +zrangebyscore +zrem"
