@@ -45,6 +45,12 @@ FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 1.0
 
 
+class Caller(Protocol):
+    """Runs one command somewhere (a connection, or the router of several)."""
+
+    def call(self, *args: Arg) -> Any: ...
+
+
 class Observer(Protocol):
     """Told of failures (by kind) and of round trips, once per read from Redis."""
 
@@ -339,6 +345,10 @@ class Replies:
             if wait not in self._waits:
                 self._waits.append(wait)
 
+    @property
+    def sent(self) -> int:
+        return len(self._commands)
+
     def get(self) -> list[Any]:
         """Wait for every reply, in the order sent (and a durable write's replica);
         raises what call_many would."""
@@ -350,7 +360,7 @@ class Replies:
 class Script:
     """A Lua script run by EVALSHA (the client loads it when Redis lacks it)."""
 
-    def __init__(self, client: AutoPipeline, source: str) -> None:
+    def __init__(self, client: Caller, source: str) -> None:
         self.client = client
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 

@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies
+from sockhop.session_store.autopipeline import Command
+from sockhop.session_store.router import Router
 from sockhop.session_store.sessions import load_scripts
 
 CATCH_UP_LIMIT = 1000
@@ -29,7 +30,9 @@ def position_key(channel: str) -> str:
 
 
 def announce_channel(channel: str) -> str:
-    return f"sh:c:{channel}"
+    """The pub/sub channel of a channel's announcements: tagged like its keys, so
+    that it is followed on the server that publishes it (the channel's shard)."""
+    return f"sh:{{ch:{channel}}}:a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +69,11 @@ def position_of(reply: list[Any]) -> StreamPosition:
 
 
 class ChannelStore:
-    def __init__(self, client: AutoPipeline, history_size: int) -> None:
-        self.client = client
+    def __init__(self, router: Router, history_size: int) -> None:
+        self.router = router
         self.default = StreamOptions(size=history_size)
         self._publish, self._since, self._top, self._history = load_scripts(
-            client, "channel_publish", "channel_since", "channel_top", "channel_history")
+            router, "channel_publish", "channel_since", "channel_top", "channel_history")
 
     def publish_command(self, channel: str, message: bytes, *, tail: bytes = b"",
                         options: StreamOptions | None = None) -> Command:
@@ -88,7 +91,7 @@ class ChannelStore:
 
     def position(self, channel: str, options: StreamOptions | None = None) -> StreamPosition:
         """With options, a channel that has no position yet gets one (an epoch)."""
-        return position_of(self.client.call_many([self.position_command(channel, options)])[0])
+        return position_of(self.router.call(*self.position_command(channel, options)))
 
     def position_command(self, channel: str, options: StreamOptions | None = None) -> Command:
         args = [] if options is None else [secrets.token_hex(4), options.position_ttl_ms]
@@ -111,7 +114,7 @@ class ChannelStore:
 
     def remove_history(self, channel: str) -> None:
         """Drop the publications, keep the position."""
-        self.client.call("DEL", stream_key(channel))
+        self.router.call("DEL", stream_key(channel))
 
 
 class Publications:
@@ -119,13 +122,13 @@ class Publications:
     burst of them costs one round trip; wait() collects their positions (once
     a replica has them too, with Sentinel: a publisher told of success).
 
-    Each is queued on the process's one connection as it is added, so it runs
-    before anything the same greenlet sends afterwards.
+    Each is queued on its channel's shard as it is added, so it runs before
+    anything the same greenlet sends there afterwards.
     """
 
     def __init__(self, store: ChannelStore) -> None:
         self.store = store
-        self._replies = Replies(store.client, durable=True)
+        self._replies = store.router.replies(durable=True)
 
     def add(self, channel: str, message: bytes, *, tail: bytes = b"",
             options: StreamOptions | None = None) -> None:
@@ -135,5 +138,5 @@ class Publications:
     def wait(self) -> list[StreamPosition]:
         """The positions of what was added since the last wait, in order; raises
         StoreUnavailable if any of them may not have been published."""
-        replies, self._replies = self._replies, Replies(self.store.client, durable=True)
+        replies, self._replies = self._replies, self.store.router.replies(durable=True)
         return [StreamPosition(int(offset), epoch.decode()) for offset, epoch in replies.get()]

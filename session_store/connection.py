@@ -1,22 +1,25 @@
-"""The per-process Redis command client, configured for thousands of greenlets."""
+"""The per-process Redis command clients, configured for thousands of greenlets."""
 
 from __future__ import annotations
 
 from sockhop.session_store.autopipeline import AutoPipeline, Observer
 from sockhop.session_store.errors import StoreUnavailable
-from sockhop.session_store.topology import SentinelSet, Standalone, Topology
+from sockhop.session_store.router import Router
+from sockhop.session_store.topology import SentinelSet, Shards, Standalone, Topology
 
 __all__ = ["CONNECTABLE", "StoreUnavailable", "connect"]
 
 # The topologies connect() serves; the others are refused at start (workers/config.py)
 # until their clients exist.
-CONNECTABLE: tuple[type, ...] = (Standalone, SentinelSet)
+CONNECTABLE: tuple[type, ...] = (Standalone, SentinelSet, Shards)
 
 
-def connect(topology: Topology, observer: Observer | None = None) -> AutoPipeline:
-    """The process's command connection: every greenlet's commands share it."""
-    if isinstance(topology, Standalone):
-        return AutoPipeline(topology.server, observer=observer)
+def connect(topology: Topology, observer: Observer | None = None) -> Router:
+    """The process's command connections, one per Redis server (shard): every
+    greenlet's commands share them. A Sentinel set is one server that moves."""
     if isinstance(topology, SentinelSet):
-        return AutoPipeline(topology, observer=observer)
+        return Router([AutoPipeline(topology, observer=observer)])
+    if isinstance(topology, Standalone | Shards):
+        return Router([AutoPipeline(endpoint, observer=observer)
+                       for endpoint in topology.endpoints])
     raise ValueError(f"{topology.kind} is not supported yet")

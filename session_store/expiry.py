@@ -1,8 +1,8 @@
 """The reaper: expires sessions whose receiver has not come back in time.
 
-Every process runs one. Due sessions are claimed per bucket by one script, so
-processes rarely check the same session twice; even when they do, the expire
-script lets exactly one of them win and run the close hook.
+Every process runs one, over every shard. Due sessions are claimed per bucket
+by one script, so processes rarely check the same session twice; even when
+they do, the expire script lets exactly one of them win and run the close hook.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import gevent
 
+from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.background import Background
 from sockhop.session_store.sessions import SessionKey, SessionStore
 
@@ -37,9 +38,12 @@ class Reaper(Background):
 
     def step(self) -> int:
         """Check every due session once; returns how many this call expired."""
+        return sum(self.store.router.on_every_shard(self._reap))
+
+    def _reap(self, shard: AutoPipeline) -> int:
         expired = 0
-        for key in self.store.claim_due(CLAIM_MS, BATCH):
-            state = self.store.expire(key)
+        for key in self.store.claim_due(shard, CLAIM_MS, BATCH):
+            state = self.store.expire(shard, key)
             if state is not None:
                 expired += 1
                 try:

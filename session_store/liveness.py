@@ -17,6 +17,7 @@ from collections import Counter
 
 import gevent
 
+from sockhop.session_store.autopipeline import AutoPipeline, Command
 from sockhop.session_store.background import Background
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_scripts
@@ -37,16 +38,22 @@ def held_key(process: str) -> str:
 
 
 class Liveness(Background):
+    """With several shards, each runs this on its own: a shard has its own
+    `sh:procs` and held sets for the sessions it holds, and the dead-holder
+    probe (PUBLISH on the wake-up channel, which a process follows on every
+    shard) asks the shard of the sessions concerned. A shard that is down
+    holds up only its own sessions."""
+
     name = "liveness"
 
     def __init__(self, store: SessionStore, process_id: str,
                  interval: float = BEAT_INTERVAL) -> None:
         super().__init__()
         self.store = store
-        self.client = store.client
+        self.router = store.router
         self.process_id = process_id
         self.interval = interval
-        (self._beat,) = load_scripts(self.client, "process_beat")
+        (self._beat,) = load_scripts(self.router, "process_beat")
         self._held_key = held_key(process_id)
         self._holding: Counter[str] = Counter()
         self._let_go: set[str] = set()
@@ -61,7 +68,7 @@ class Liveness(Background):
         """Record at once that a receiver of this process holds tag's lease."""
         self._holding[tag] += 1
         if self._holding[tag] == 1 and tag not in self._let_go:
-            self.client.send(("SADD", self._held_key, tag))
+            self.router.for_tag(tag).send(("SADD", self._held_key, tag))
         self._let_go.discard(tag)
 
     def let_go(self, tag: str) -> None:
@@ -75,35 +82,45 @@ class Liveness(Background):
 
     def step(self) -> int:
         """Beat, and let go of the sessions of processes found dead; returns how many."""
-        limit = CLAIM_LIMIT if time.monotonic() >= self._judge_from else 0
-        commands = [self._beat.command([LIVENESS_KEY],
-                                       [self.process_id, DEAD_AFTER_MS, CLAIM_MS, limit])]
         let_go, self._let_go = self._let_go, set()
-        if let_go:
-            commands.append(("SREM", self._held_key, *let_go))
-        try:
-            claimed = self.client.call_many(commands)[0]
-        except StoreUnavailable:
-            self._let_go |= let_go
-            self._was_down = True
-            raise
+        by_shard: dict[AutoPipeline, list[str]] = {}
+        for tag in let_go:
+            by_shard.setdefault(self.router.for_tag(tag), []).append(tag)
+        # After an outage every beat is stale: judge no one before they could beat again.
+        judging = not self._was_down and time.monotonic() >= self._judge_from
+        released = sum(self.router.on_every_shard(
+            lambda shard: self._step_on(shard, by_shard.get(shard, []), judging)))
         if self._was_down:
             self._was_down = False
             self._judge_from = time.monotonic() + DEAD_AFTER_MS / 1000
-        released = 0
-        for i in range(0, len(claimed), 2):
-            released += self._clean_up(claimed[i].decode(), int(float(claimed[i + 1])))
         return released
 
-    def _clean_up(self, process: str, last_beat_ms: int) -> int:
-        tags = [t.decode() for t in self.client.call("SMEMBERS", held_key(process))]
+    def _step_on(self, shard: AutoPipeline, let_go: list[str], judging: bool) -> int:
+        limit = CLAIM_LIMIT if judging else 0
+        commands: list[Command] = [self._beat.command(
+            [LIVENESS_KEY], [self.process_id, DEAD_AFTER_MS, CLAIM_MS, limit])]
+        if let_go:
+            commands.append(("SREM", self._held_key, *let_go))
+        try:
+            claimed = shard.call_many(commands)[0]
+        except StoreUnavailable:
+            self._let_go |= set(let_go)
+            self._was_down = True
+            raise
+        released = 0
+        for i in range(0, len(claimed), 2):
+            released += self._clean_up(shard, claimed[i].decode(), int(float(claimed[i + 1])))
+        return released
+
+    def _clean_up(self, shard: AutoPipeline, process: str, last_beat_ms: int) -> int:
+        tags = [t.decode() for t in shard.call("SMEMBERS", held_key(process))]
         log.warning("process %s stopped beating: letting go of %d sessions", process, len(tags))
         # It died before the beat it missed (two intervals: a late beat is not rare).
         died_by_ms = last_beat_ms + int(2 * self.interval * 1000)
         for start in range(0, len(tags), MAX_BATCH):
             keys = [SessionKey.from_tag(tag) for tag in tags[start:start + MAX_BATCH]]
-            self.store.holders_gone(keys, process, died_by_ms)
-        self.client.call_many([("DEL", held_key(process)), ("ZREM", LIVENESS_KEY, process)])
+            self.store.holders_gone(shard, keys, process, died_by_ms)
+        shard.call_many([("DEL", held_key(process)), ("ZREM", LIVENESS_KEY, process)])
         return len(tags)
 
     def pause(self) -> None:

@@ -9,7 +9,8 @@ constant time whatever the channel's size.
 
 from __future__ import annotations
 
-from sockhop.session_store.autopipeline import AutoPipeline, Command
+from sockhop.session_store.autopipeline import Command
+from sockhop.session_store.router import Router
 from sockhop.session_store.sessions import load_scripts
 
 PRESENCE_TTL_MS = 24 * 3600 * 1000
@@ -20,9 +21,9 @@ def _keys(channel: str) -> list[str]:
 
 
 class PresenceStore:
-    def __init__(self, client: AutoPipeline) -> None:
-        self.client = client
-        self._join, self._leave = load_scripts(client, "presence_join", "presence_leave")
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._join, self._leave = load_scripts(router, "presence_join", "presence_leave")
 
     def join_command(self, channel: str, client: str, user: str, info: bytes) -> Command:
         return self._join.command(keys=_keys(channel),
@@ -33,9 +34,9 @@ class PresenceStore:
 
     def clients(self, channel: str) -> dict[str, bytes]:
         """client id -> its ClientInfo as stored (JSON)."""
-        flat = self.client.call("HGETALL", _keys(channel)[0])
+        flat = self.router.call("HGETALL", _keys(channel)[0])
         return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
     def stats(self, channel: str) -> tuple[int, int]:
-        clients, users = self.client.call_many([("HLEN", k) for k in _keys(channel)])
+        clients, users = self.router.call_many([("HLEN", k) for k in _keys(channel)])
         return int(clients), int(users)

@@ -4,13 +4,17 @@ subscribed to each channel and connected per user (the `channels` and `info`
 calls). Kept by the connections: added at connect and subscribe, removed at
 unsubscribe and when the session ends (its close hook runs exactly once,
 whichever process ends it).
+
+With several shards, each shard has its own count hashes: a channel's count
+is on its channel's shard (next to its stream), a user's on the shard of the
+user's connections; the totals and the `channels` call read every shard.
 """
 
 from __future__ import annotations
 
 import fnmatch
 
-from sockhop.session_store.autopipeline import AutoPipeline, Command
+from sockhop.session_store.router import OnShard, Routable, Router, hash_tag
 from sockhop.session_store.sessions import load_scripts
 
 CHANNELS_KEY = "sh:hub:channels"
@@ -22,35 +26,42 @@ def user_key(user: str) -> str:
 
 
 class Registry:
-    def __init__(self, client: AutoPipeline) -> None:
-        self.client = client
-        (self._count,) = load_scripts(client, "count")
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        (self._count,) = load_scripts(router, "count")
 
-    def connected_commands(self, user: str, client: str, tag: str) -> list[Command]:
-        return [("HSET", user_key(user), client, tag),
-                self._count.command(keys=[USERS_KEY], args=[user, 1])]
+    def connected_commands(self, user: str, client: str, tag: str) -> list[Routable]:
+        return [("HSET", user_key(user), client, tag), self._user_count(user, 1)]
 
-    def disconnected_commands(self, user: str, client: str) -> list[Command]:
-        return [("HDEL", user_key(user), client),
-                self._count.command(keys=[USERS_KEY], args=[user, -1])]
+    def disconnected_commands(self, user: str, client: str) -> list[Routable]:
+        return [("HDEL", user_key(user), client), self._user_count(user, -1)]
 
-    def subscribed_command(self, channel: str, delta: int) -> Command:
-        return self._count.command(keys=[CHANNELS_KEY], args=[channel, delta])
+    def _user_count(self, user: str, delta: int) -> OnShard:
+        return OnShard(hash_tag(user_key(user)),
+                       self._count.command(keys=[USERS_KEY], args=[user, delta]))
+
+    def subscribed_command(self, channel: str, delta: int) -> OnShard:
+        return OnShard(f"ch:{channel}",
+                       self._count.command(keys=[CHANNELS_KEY], args=[channel, delta]))
 
     def connections(self, user: str) -> dict[str, str]:
         """client id -> session tag, for every connection of user."""
-        flat = self.client.call("HGETALL", user_key(user))
+        flat = self.router.call("HGETALL", user_key(user))
         return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
 
     def channels(self, pattern: str = "") -> dict[str, int]:
-        flat = self.client.call("HGETALL", CHANNELS_KEY)
-        counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        counts: dict[str, int] = {}
+        for flat in self.router.on_every_shard(lambda shard: shard.call("HGETALL", CHANNELS_KEY)):
+            for i in range(0, len(flat), 2):
+                channel = flat[i].decode()
+                counts[channel] = counts.get(channel, 0) + int(flat[i + 1])
         if pattern:
             counts = {c: n for c, n in counts.items() if fnmatch.fnmatchcase(c, pattern)}
         return counts
 
     def totals(self) -> tuple[int, int, int]:
-        """(connections, users, channels) across every process."""
-        users = self.client.call("HVALS", USERS_KEY)
-        channels = self.client.call("HLEN", CHANNELS_KEY)
-        return sum(int(n) for n in users), len(users), int(channels)
+        """(connections, users, channels) across every process and shard."""
+        per_shard = self.router.on_every_shard(lambda shard: shard.call_many(
+            [("HVALS", USERS_KEY), ("HLEN", CHANNELS_KEY)]))
+        users = [int(n) for counts, _ in per_shard for n in counts]
+        return sum(users), len(users), sum(int(channels) for _, channels in per_shard)

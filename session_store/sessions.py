@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies, Script
+from sockhop.session_store.router import Routable, RoutedReplies, Router
 
 EXPIRY_BUCKETS = 8
 MAX_BATCH = 500
@@ -153,11 +154,11 @@ class StateConflict(Exception):
         self.current = current
 
 
-def load_scripts(client: AutoPipeline, *names: str) -> list[Script]:
-    """The scripts of lua/<name>.lua, each with the shared prelude."""
+def load_scripts(router: Router, *names: str) -> list[Script]:
+    """The scripts of lua/<name>.lua, each with the shared prelude (on every shard)."""
     lua = resources.files(__package__) / "lua"
     prelude = (lua / "_prelude.lua").read_text()
-    return [client.script(prelude + "\n" + (lua / f"{name}.lua").read_text()) for name in names]
+    return [router.script(prelude + "\n" + (lua / f"{name}.lua").read_text()) for name in names]
 
 
 @dataclass(frozen=True)
@@ -176,12 +177,12 @@ class StoreLimits:
 class SessionStore:
     """The one place session state is read and changed."""
 
-    def __init__(self, client: AutoPipeline, limits: StoreLimits) -> None:
-        self.client = client
+    def __init__(self, router: Router, limits: StoreLimits) -> None:
+        self.router = router
         self.limits = limits
         (self._open, self._next, self._update, self._close, self._expire, self._claim,
          self._ack, self._holder_gone) = load_scripts(
-            client, "receiver_open", "receiver_next", "update", "close", "expire", "claim_due",
+            router, "receiver_open", "receiver_next", "update", "close", "expire", "claim_due",
             "ack", "holder_gone")
 
     # --- receiving side ---
@@ -193,7 +194,7 @@ class SessionStore:
         the holder's process whether its client is still there: it answers by
         waking this process (see Wakeups)."""
         lim = self.limits
-        replies = self.client.call_many([
+        replies = self.router.for_tag(key.tag).call_many([
             # First, so that a new session is in the expiry index even if this
             # process dies right after creating it. A poll lets go at once, so
             # its client's deadline is near; a receiver that holds (a stream,
@@ -224,7 +225,7 @@ class SessionStore:
         renew the lease, read more; a poll that finds items takes them and lets
         go. None when the lease is lost."""
         lim = self.limits
-        reply = self.client.call(*self._next.command(key.keys, [
+        reply = self.router.for_tag(key.tag).call(*self._next.command(key.keys, [
             holder, key.tag, written_upto, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
             lim.disconnect_ms, lim.ttl_ms, 0,
         ]), durable=poll)
@@ -232,7 +233,7 @@ class SessionStore:
         if status == b"open":
             return Held(list(reply[1]), reply[2])
         if status == b"taken":
-            self.client.send(self._bring_forward(key))  # no need to wait
+            self.router.for_tag(key.tag).send(self._bring_forward(key))  # no need to wait
             return Taken(list(reply[1]))
         return None
 
@@ -246,30 +247,36 @@ class SessionStore:
                            lim.disconnect_ms, lim.ttl_ms, pending_upto]
         for channel, offset in (positions or {}).items():
             args += [channel, offset]
-        self.client.call_many([self._next.command(key.keys, args), self._bring_forward(key)])
+        self.router.for_tag(key.tag).call_many([self._next.command(key.keys, args),
+                                                self._bring_forward(key)])
 
-    def acknowledge(self, batch: Sequence[Acknowledgement]) -> Replies:
-        """One script call for what many receivers wrote (sent now; the replies
-        tell whether it ran)."""
-        keys: list[Any] = []
-        args: list[Any] = []
-        for ack in batch:
-            keys += ack.key.keys
-            args += [ack.holder, ack.written_upto, len(ack.positions)]
-            for channel, offset in ack.positions.items():
-                args += [channel, offset]
-        replies = Replies(self.client)
-        replies.send([self._ack.command(keys, args)])
+    def acknowledge(self, batch: Sequence[Acknowledgement]) -> Replies | RoutedReplies:
+        """One script call per shard for what many receivers wrote (sent now;
+        the replies tell whether each ran)."""
+        commands = []
+        for group in self.router.group(batch, lambda ack: ack.key.tag):
+            keys: list[Any] = []
+            args: list[Any] = []
+            for ack in group:
+                keys += ack.key.keys
+                args += [ack.holder, ack.written_upto, len(ack.positions)]
+                for channel, offset in ack.positions.items():
+                    args += [channel, offset]
+            commands.append(self._ack.command(keys, args))
+        replies = self.router.replies()
+        replies.send(commands)
         return replies
 
-    def holders_gone(self, keys: Sequence[SessionKey], process: str, died_by_ms: int) -> None:
-        """Let go of a dead process's leases; the reaper visits each at its client's deadline."""
+    def holders_gone(self, shard: AutoPipeline, keys: Sequence[SessionKey], process: str,
+                     died_by_ms: int) -> None:
+        """Let go of a dead process's leases on shard (where its held set listed
+        them); the reaper visits each at its client's deadline."""
         args = [process, died_by_ms, self.limits.disconnect_ms]
-        deadlines = self.client.call_many([self._holder_gone.command(k.keys, args) for k in keys])
-        visits = [("ZADD", k.expiry_bucket, "LT", d, k.tag)
-                  for k, d in zip(keys, deadlines, strict=True) if d]
+        deadlines = shard.call_many([self._holder_gone.command(k.keys, args) for k in keys])
+        visits: list[Command] = [("ZADD", k.expiry_bucket, "LT", d, k.tag)
+                                 for k, d in zip(keys, deadlines, strict=True) if d]
         if visits:
-            self.client.call_many(visits)
+            shard.call_many(visits)
 
     def _bring_forward(self, key: SessionKey) -> Command:
         """The reaper's visit no later than disconnect_delay from now (adds the
@@ -284,14 +291,14 @@ class SessionStore:
         return ("ZADD", key.expiry_bucket, "NX", due, key.tag)
 
     def subscriptions(self, key: SessionKey) -> dict[str, int]:
-        flat = self.client.call("HGETALL", key.keys[2])
+        flat = self.router.for_tag(key.tag).call("HGETALL", key.keys[2])
         return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # --- sending side ---
 
     def state(self, key: SessionKey) -> str | None:
         """'open', 'closed' or None (no such session)."""
-        st = self.client.call("HGET", key.keys[0], "st")
+        st = self.router.for_tag(key.tag).call("HGET", key.keys[0], "st")
         return {b"o": "open", b"c": "closed"}.get(st) if st else None
 
     def enqueue(self, key: SessionKey, items: Sequence[bytes | str]) -> str:
@@ -306,16 +313,17 @@ class SessionStore:
 
     def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
                expected: int | None = None, channels: Mapping[str, int | None] | None = None,
-               items: Sequence[bytes | str] = (), also: Sequence[Command] = ()) -> str:
+               items: Sequence[bytes | str] = (), also: Sequence[Routable] = ()) -> str:
         """An application's changes to an open session, in one step: its state,
         channels joined from an offset (or left: None) and items queued. An
         EnqueueResult.
 
         expected: the state's version as the caller read it; if another writer
         changed it since, nothing is applied and StateConflict is raised.
-        `also`: commands on other keys, sent (without waiting for them) only
-        once the step was applied, so that a conflicted or refused one leaves
-        no trace; they run before anything the caller sends afterwards.
+        `also`: commands on other keys (on their own shards), sent (without
+        waiting for them) only once the step was applied, so that a conflicted
+        or refused one leaves no trace; they run before anything the caller
+        sends afterwards.
         """
         lim = self.limits
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
@@ -326,19 +334,20 @@ class SessionStore:
             args += [channel, "" if offset is None else offset]
         args += items
         # Durable: its success reaches the client (a send's 2xx), so a failover must not lose it.
-        reply = self.client.call(*self._update.command(key.keys, args), durable=True)
+        reply = self.router.for_tag(key.tag).call(*self._update.command(key.keys, args),
+                                                  durable=True)
         if isinstance(reply, list):
             raise StateConflict(AppState.of(reply[1:]))
         result = reply.decode()
         if also and result in (EnqueueResult.OK, EnqueueResult.OVERFLOW):
             # Overflow applied the step, then closed: the close hook undoes it after these.
-            self.client.send(*also)
+            self.router.send(also)
         return result
 
     def app_state(self, key: SessionKey) -> AppState:
         """The application's state of a session (value None if none, or no such
         session), with its version."""
-        return AppState.of(self.client.call(*self.app_state_command(key)))
+        return AppState.of(self.router.for_tag(key.tag).call(*self.app_state_command(key)))
 
     def app_state_command(self, key: SessionKey) -> Command:
         """Its reply makes an AppState (AppState.of)."""
@@ -355,22 +364,27 @@ class SessionStore:
 
     # --- expiry (used by the reaper) ---
 
-    def claim_due(self, claim_ms: int, limit: int) -> list[SessionKey]:
-        replies = self.client.call_many([
+    def claim_due(self, shard: AutoPipeline, claim_ms: int, limit: int) -> list[SessionKey]:
+        """Due sessions of one shard (each shard has its own expiry buckets)."""
+        replies = shard.call_many([
             self._claim.command([expiry_bucket_key(n)], [claim_ms, limit])
             for n in range(EXPIRY_BUCKETS)
         ])
         return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
 
-    def expire(self, key: SessionKey) -> bytes | None:
+    def expire(self, shard: AutoPipeline, key: SessionKey) -> bytes | None:
         """The application's state (b"" if none) if this call expired the
-        session: the caller runs the close hook. Else None."""
-        reply = self._expire(keys=key.keys, args=[key.tag, self.limits.disconnect_ms])
+        session: the caller runs the close hook. Else None.
+
+        On the shard whose expiry index named it: after a shard was added, a
+        session that moved is still there, and expires there.
+        """
+        reply = shard.call(*self._expire.command(key.keys, [key.tag, self.limits.disconnect_ms]))
         status = reply[0]
         if status == b"later":
-            self.client.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
+            shard.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
             return None
-        self.client.call("ZREM", key.expiry_bucket, key.tag)
+        shard.call("ZREM", key.expiry_bucket, key.tag)
         return reply[1] if status == b"expired" else None
 
 

@@ -1,10 +1,15 @@
-"""One pub/sub connection per process: wake-ups for its receivers, and the
-announcements of the channels its receivers follow.
+"""One pub/sub connection per process and Redis server: wake-ups for its
+receivers, and the announcements of the channels its receivers follow.
 
 A waiting poll or stream holds no Redis connection: the session's lease names
 this process, an enqueue publishes the session tag on this process's channel,
 and the reader greenlet sets the local waiter's event. Pub/sub is only a
 wake-up: the data stays in Redis, so after a reconnect everyone re-reads.
+
+With several shards, the process's wake-up channel is followed on every shard
+(a session's scripts publish on the session's shard, and the dead-holder probe
+counts the subscribers there), and a channel's announcements on the channel's
+shard (where its publish script runs).
 """
 
 from __future__ import annotations
@@ -13,16 +18,17 @@ import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 
 import gevent
 import gevent.event
 import gevent.lock
 
-from sockhop.session_store.autopipeline import AutoPipeline
-from sockhop.session_store.endpoint import Locator, RedisEndpoint
+from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 from sockhop.session_store.pubsub import Message, PubSubConnection
+from sockhop.session_store.router import Router, hash_tag
 
 SUBSCRIBE_TIMEOUT = 5.0
 
@@ -59,10 +65,10 @@ class Waiter:
 
 
 class Wakeups:
-    def __init__(self, locator: Locator, commands: AutoPipeline) -> None:
-        self.locator = locator
-        self.commands = commands  # to answer other processes' questions
-        commands.on_connect.append(self._follow_master)
+    def __init__(self, router: Router) -> None:
+        self.router = router  # where to listen, and to answer other processes' questions
+        for index, shard in enumerate(router.shards):
+            shard.on_connect.append(partial(self._follow_master, index))
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
@@ -72,12 +78,15 @@ class Wakeups:
         self._waiters: defaultdict[str, list[Waiter]] = defaultdict(list)
         self._handlers: dict[str, Handler] = {}
         self._confirmed: dict[str, gevent.event.Event] = {}
-        self._pubsub: PubSubConnection | None = None
+        shards = len(router.shards)
+        self._pubsubs: list[PubSubConnection | None] = [None] * shards
+        self._listening = [False] * shards  # our wake-up channel confirmed, by shard
         self._lock = gevent.lock.Semaphore()
 
     def start(self, ready_timeout: float = SUBSCRIBE_TIMEOUT) -> None:
         """Subscribe before serving: until then, other processes would think us dead."""
-        gevent.spawn(self._read_forever)
+        for index in range(len(self._pubsubs)):
+            gevent.spawn(self._read_forever, index)
         self.subscribed.wait(ready_timeout)
 
     # --- receivers of this process ---
@@ -122,10 +131,7 @@ class Wakeups:
         """
         self._handlers[channel] = handler
         confirmed = self._confirmed.setdefault(channel, gevent.event.Event())
-        with self._lock:
-            if self._pubsub is not None:
-                with contextlib.suppress(StoreUnavailable):  # the reader reconnects
-                    self._pubsub.send("SUBSCRIBE", channel)
+        self._send_on_shard(channel, "SUBSCRIBE")
         return confirmed.wait(SUBSCRIBE_TIMEOUT)
 
     def wait_subscribed(self, channel: str) -> bool:
@@ -135,55 +141,69 @@ class Wakeups:
     def unsubscribe(self, channel: str) -> None:
         self._handlers.pop(channel, None)
         self._confirmed.pop(channel, None)
+        self._send_on_shard(channel, "UNSUBSCRIBE")
+
+    def _send_on_shard(self, channel: str, command: str) -> None:
+        """On the channel's shard's connection (if down, its reader subscribes on reconnecting)."""
         with self._lock:
-            if self._pubsub is not None:
+            pubsub = self._pubsubs[self._shard_of(channel)]
+            if pubsub is not None:
                 with contextlib.suppress(StoreUnavailable):
-                    self._pubsub.send("UNSUBSCRIBE", channel)
+                    pubsub.send(command, channel)
 
-    # --- the reader ---
+    def _shard_of(self, channel: str) -> int:
+        return self.router.shard_index(hash_tag(channel))
 
-    def _read_forever(self) -> None:
+    # --- the readers, one per shard ---
+
+    def _read_forever(self, index: int) -> None:
+        shard = self.router.shards[index]
         backoff = 0.1
         while True:
             pubsub: PubSubConnection | None = None
             try:
-                pubsub = PubSubConnection(self.locator.locate(SUBSCRIBE_TIMEOUT))
+                pubsub = PubSubConnection(shard.locator.locate(SUBSCRIBE_TIMEOUT))
                 with self._lock:
-                    pubsub.send("SUBSCRIBE", self.channel, *self._handlers)
-                    self._pubsub = pubsub
+                    pubsub.send("SUBSCRIBE", self.channel,
+                                *(c for c in self._handlers if self._shard_of(c) == index))
+                    self._pubsubs[index] = pubsub
                 backoff = 0.1
                 while True:
-                    self._act_on(pubsub.read())
+                    self._act_on(index, pubsub.read())
             except StoreUnavailable as exc:
+                self._listening[index] = False
                 self.subscribed.clear()
-                for event in self._confirmed.values():
-                    event.clear()
-                redis_outage.failed("pub/sub reader (reconnecting)", exc)
+                for channel, event in self._confirmed.items():
+                    if self._shard_of(channel) == index:
+                        event.clear()
+                redis_outage.failed(f"pub/sub reader of {shard.locator.where} (reconnecting)", exc)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with self._lock:
-                    self._pubsub = None
+                    self._pubsubs[index] = None
                 if pubsub is not None:
                     pubsub.close()
 
-    def _follow_master(self, master: RedisEndpoint) -> None:
-        """The command connection found the master elsewhere: a process whose
-        wake-up subscription is not on the master looks dead to the others
-        (their PUBLISH there reaches nobody)."""
+    def _follow_master(self, index: int, master: RedisEndpoint) -> None:
+        """A shard's command connection found its master elsewhere (Sentinel): a
+        process whose wake-up subscription is not on the master looks dead to the
+        others (their PUBLISH there reaches nobody)."""
         with self._lock:
-            if self._pubsub is not None and self._pubsub.endpoint != master:
-                self._pubsub.hang_up()
+            pubsub = self._pubsubs[index]
+            if pubsub is not None and pubsub.endpoint != master:
+                pubsub.hang_up()
 
-    def _act_on(self, messages: list[Message]) -> None:
-        """Act on what arrived together; each channel's announcements are handed
-        over in one batch, after the rest."""
+    def _act_on(self, index: int, messages: list[Message]) -> None:
+        """Act on what arrived together from one shard; each channel's
+        announcements are handed over in one batch, after the rest."""
         announced: dict[str, list[bytes]] = {}
         for message in messages:
-            self._dispatch(message, announced)
+            self._dispatch(index, message, announced)
         self._announce(announced)
 
-    def _dispatch(self, message: Message, announced: dict[str, list[bytes]]) -> None:
+    def _dispatch(self, index: int, message: Message,
+                  announced: dict[str, list[bytes]]) -> None:
         """Act on one message; a channel's announcements are collected in announced."""
         kind = message[0]
         if kind == b"pong":
@@ -200,8 +220,10 @@ class Wakeups:
                 announced.setdefault(channel, []).append(message[2])
         elif kind == b"subscribe":
             if channel == self.channel:
+                self._listening[index] = True
                 redis_outage.recovered()
-                self.subscribed.set()
+                if all(self._listening):
+                    self.subscribed.set()
                 # Anything published while we were away is lost: everyone re-reads.
                 self.ring_all()
                 self.on_reconnect()
@@ -219,7 +241,7 @@ class Wakeups:
         present = [check() for check in checks]
         if not checks or any(present):
             with contextlib.suppress(StoreUnavailable):
-                self.commands.send(("PUBLISH", f"sh:p:{asker}", tag))
+                self.router.for_tag(tag).send(("PUBLISH", f"sh:p:{asker}", tag))
 
     def _announce(self, announced: dict[str, list[bytes]]) -> None:
         for channel, messages in announced.items():

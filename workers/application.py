@@ -22,9 +22,9 @@ from sockhop.session_store import (
     SessionStore,
     StateConflict,
 )
-from sockhop.session_store.autopipeline import Command
 from sockhop.session_store.channels import ChannelStore, Publications
 from sockhop.session_store.items import Close, close_item, message_item, stored
+from sockhop.session_store.router import Routable
 from sockhop.workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW, SHUTTING_DOWN
 
 log = logging.getLogger("sockhop.lifecycle")
@@ -152,7 +152,7 @@ class Session:
 
     def update(self, *, state: bytes | None = None, clear_state: bool = False,
                channels: Mapping[str, int | None] | None = None,
-               messages: Sequence[str] = (), also: Sequence[Command] = ()) -> bool:
+               messages: Sequence[str] = (), also: Sequence[Routable] = ()) -> bool:
         """Change the session in one step: its state, the channels it receives
         (from just after the given offset; None leaves) and messages for the
         client, which arrive before any publication of the channels joined
@@ -212,7 +212,7 @@ class Dispatcher:
 
     def update(self, service: Service, key: SessionKey, state: bytes | None, clear_state: bool,
                expected: int | None, channels: Mapping[str, int | None] | None,
-               messages: Sequence[str], also: Sequence[Command] = ()) -> bool:
+               messages: Sequence[str], also: Sequence[Routable] = ()) -> bool:
         local = key.tag in self.local_sockets
         result = self.store.update(key, state=state, clear_state=clear_state, expected=expected,
                                    channels=channels,

@@ -88,10 +88,11 @@ class Readiness:
             return self._problem
 
     def _ping(self) -> str | None:
-        """PING on the process's own command connection: the one every request uses."""
+        """PING on the process's own command connections (every shard's): the ones
+        every request uses."""
         try:
             with gevent.Timeout(REDIS_PING_TIMEOUT, _RedisSlow):
-                self.runtime.get().client.call("PING")
+                self.runtime.get().router.on_every_shard(lambda shard: shard.call("PING"))
         except _RedisSlow:
             return f"redis: no reply within {REDIS_PING_TIMEOUT}s"
         except (StoreUnavailable, ResponseError) as exc:

@@ -1,4 +1,4 @@
-"""Per-process resources: the Redis client, store, wake-ups, liveness,
+"""Per-process resources: the Redis clients (one per shard), store, wake-ups, liveness,
 acknowledgements, reaper, drain state.
 
 Created once per worker process, after fork (never with --preload: a Redis
@@ -32,10 +32,10 @@ log = logging.getLogger("sockhop.runtime")
 class Runtime:
     def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
         self.settings = settings
-        self.client = connect(redis_topology(settings), metrics.RedisObserver())
+        self.router = connect(redis_topology(settings), metrics.RedisObserver())
         lease_ms = int(settings.heartbeat_delay * 2000) + 5000
         self.store = SessionStore(
-            self.client,
+            self.router,
             StoreLimits(
                 lease_ms=lease_ms,
                 disconnect_ms=int(settings.disconnect_delay * 1000),
@@ -43,9 +43,9 @@ class Runtime:
                 overflow_item=close_item(QUEUE_OVERFLOW),
             ),
         )
-        self.channels = ChannelStore(self.client, settings.channel_history_size)
+        self.channels = ChannelStore(self.router, settings.channel_history_size)
         self.dispatcher = Dispatcher(self.store, self.channels, services)
-        self.wakeups = Wakeups(self.client.locator, self.client)
+        self.wakeups = Wakeups(self.router)
         self.fanout = ChannelFanout(self.wakeups, metrics.fanout_delivered)
         self.reaper = Reaper(self.store, self.dispatcher.expired)
         self.liveness = Liveness(self.store, self.wakeups.process_id)

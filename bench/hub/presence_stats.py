@@ -46,8 +46,9 @@ import websocket  # noqa: E402
 from common import free_port, redis_command_calls  # noqa: E402
 from run import Process, Redis, log  # noqa: E402
 
-from sockhop.session_store.autopipeline import AutoPipeline  # noqa: E402
+from sockhop.session_store.connection import connect  # noqa: E402
 from sockhop.session_store.presence import PresenceStore  # noqa: E402
+from sockhop.session_store.topology import parse_topology  # noqa: E402
 
 SECRET = "presence-stats-bench-hmac-key-of-32-bytes"
 API_KEY = "presence-stats-bench-api-key"
@@ -105,7 +106,7 @@ def connect_clients(base: str, count: int) -> list[websocket.WebSocket]:
 
 def fill_presence(redis_url: str, channel: str, count: int) -> None:
     """count entries through the store's join command, 1,000 per round trip."""
-    client = AutoPipeline(redis_url)
+    client = connect(parse_topology(redis_url))
     store = PresenceStore(client)
     try:
         for start in range(0, count, 1000):
@@ -219,7 +220,7 @@ def main() -> int:
             got = api_call("presence_stats", channel)
             assert (got["num_clients"], got["num_users"]) == (size, size // 2), (channel, got)
 
-        store_client = AutoPipeline(redis_url)
+        store_client = connect(parse_topology(redis_url))
         store = PresenceStore(store_client)
         log("measuring the idle background of Redis commands (3 s)")
         counter = Counter(redis.port)

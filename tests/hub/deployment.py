@@ -22,7 +22,7 @@ from clients.deployment import (
     start_nginx,
 )
 from support.procs import LOCALHOST
-from support.servers import ProcessRegistry, start_redis, start_sockhop_processes
+from support.servers import ProcessRegistry, start_sockhop_processes, start_store
 
 HUB_PAGE_PATH = "/static/web/hub.html"
 SOCKJS_PREFIX = "/connection/sockjs"
@@ -150,7 +150,7 @@ class HubDeployment(ClientDeployment):
 def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
     """Redis + three `sockhop serve --config hub.json --workers 2` + nginx (round-robin,
     no affinity), with fresh secrets."""
-    redis = start_redis(registry, f"{name}-redis")
+    store = start_store(registry, name)
     api_port, page_port, *browser_ports = free_ports(2 + BROWSER_ORIGINS)
     origins = [f"http://{LOCALHOST}:{port}" for port in (api_port, page_port, *browser_ports)]
     # The iframe page of the SockJS endpoint loads sockjs-client from the test's nginx.
@@ -165,7 +165,7 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
     servers, backends = start_sockhop_processes(
         registry,
         name,
-        redis.url,
+        store.url,
         count=SOCKHOP_PROCESSES,
         workers=WORKERS_PER_PROCESS,
         args=["--config", str(config_path)],
@@ -188,7 +188,7 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
         servers=servers,
         proxy=proxy,
         backends=list(backends),
-        redis=redis.proc,
+        redis=store.procs,
         page_port=page_port,
         access_log=access_log,
         sockjs_url=sockjs_url,
@@ -196,7 +196,7 @@ def deploy_hub(registry: ProcessRegistry, name: str) -> HubDeployment:
         secret=secret,
         config=config,
         browser_ports=browser_ports,
-        redis_url=redis.url,
+        redis_url=store.url,
     )
 
 

@@ -27,9 +27,9 @@ from support.procs import LOCALHOST, ManagedProcess, free_port
 from support.servers import (
     REPO_ROOT,
     ProcessRegistry,
-    RedisServer,
+    RedisStore,
     sockhop_env,
-    start_redis,
+    start_store,
     wait_workers_accepting,
 )
 from support.waiting import Deadline, wait_for
@@ -71,7 +71,7 @@ class Hub:
         return self.url(f"/api/{method}")
 
 
-def start_hub(registry: ProcessRegistry, redis: RedisServer, name: str,
+def start_hub(registry: ProcessRegistry, redis: RedisStore, name: str,
               config: dict[str, object], workers: int = 2) -> Hub:
     """hub_app under gunicorn with sockhop's worker (tests/hub/api_app.py), config from a file."""
     path = registry.log_dir / f"{name}-config.json"
@@ -95,14 +95,14 @@ def start_hub(registry: ProcessRegistry, redis: RedisServer, name: str,
 
 
 @pytest.fixture(scope="module")
-def redis(process_registry: ProcessRegistry) -> Iterator[RedisServer]:
-    server = start_redis(process_registry, "hub-api-redis")
-    yield server
-    process_registry.stop([server.proc])
+def redis(process_registry: ProcessRegistry) -> Iterator[RedisStore]:
+    store = start_store(process_registry, "hub-api")
+    yield store
+    process_registry.stop(store.procs)
 
 
 @pytest.fixture(scope="module")
-def hub(process_registry: ProcessRegistry, redis: RedisServer) -> Iterator[Hub]:
+def hub(process_registry: ProcessRegistry, redis: RedisStore) -> Iterator[Hub]:
     served = start_hub(process_registry, redis, "hub-api", HUB_CONFIG)
     yield served
     process_registry.stop([served.proc])
@@ -620,7 +620,7 @@ def test_api_key(hub: Hub, headers: dict[str, str], query: str, status: int) -> 
 
 
 @pytest.fixture(scope="module")
-def keyless_hubs(process_registry: ProcessRegistry, redis: RedisServer) -> Iterator[
+def keyless_hubs(process_registry: ProcessRegistry, redis: RedisStore) -> Iterator[
         tuple[Hub, Hub]]:
     """(no key configured, insecure): one worker each, they only answer auth checks."""
     without_key = start_hub(process_registry, redis, "hub-api-nokey",

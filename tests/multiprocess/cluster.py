@@ -1,4 +1,5 @@
-"""Three sockhop processes (two gevent workers each) on one Redis, addressed directly.
+"""Three sockhop processes (two gevent workers each) on one Redis (or the shards
+SOCKHOP_TEST_REDIS asks for), addressed directly.
 
 Races and faults are driven by choosing which process gets each request,
 which is a stricter test of "no sticky sessions" than any balancer.
@@ -21,9 +22,9 @@ from support.procs import ManagedProcess
 from support.servers import (
     Address,
     ProcessRegistry,
-    RedisServer,
-    start_redis,
+    RedisStore,
     start_sockhop_processes,
+    start_store,
 )
 from support.waiting import wait_for
 
@@ -39,7 +40,7 @@ CLUSTER_ENV = {
 
 @dataclass
 class Cluster:
-    redis: RedisServer
+    redis: RedisStore
     processes: list[ManagedProcess]
     addresses: list[tuple[str, int]]
 
@@ -96,7 +97,8 @@ class Cluster:
 
     def lease_holder(self, service: str, session: str) -> bytes | None:
         """Who holds the session's receiver lease, read straight from Redis."""
-        return self.redis.client().hget(f"sh:{{{service}:{session}}}:m", "rcv")
+        meta = f"sh:{{{service}:{session}}}:m"
+        return self.redis.client_for(meta).hget(meta, "rcv")
 
     def kill(self, i: int) -> float:
         """kill -9 of process i's whole group (gunicorn master and workers); returns when."""
@@ -152,7 +154,7 @@ def session_path(service: str, sid: str) -> str:
 
 def start_cluster(registry: ProcessRegistry, name: str,
                   env: Mapping[str, str] | None = None) -> Cluster:
-    store = start_redis(registry, f"{name}-redis")
+    store = start_store(registry, name)
     procs, addresses = start_sockhop_processes(
         registry, name, store.url, count=3, workers=2, env={**CLUSTER_ENV, **(env or {})}
     )
@@ -167,4 +169,4 @@ def own_cluster(registry: ProcessRegistry, name: str,
     try:
         yield c
     finally:
-        registry.stop([*c.processes, c.redis.proc])
+        registry.stop([*c.processes, *c.redis.procs])

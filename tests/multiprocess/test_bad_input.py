@@ -20,12 +20,12 @@ def limited(process_registry) -> Cluster:  # type: ignore[no-untyped-def]
     c = start_cluster(process_registry, "badinput", {"SOCKHOP_MAX_BODY_SIZE": str(MAX_BODY),
                                                      "SOCKHOP_MAX_QUEUE_LENGTH": str(MAX_QUEUE)})
     yield c
-    process_registry.stop([*c.processes, c.redis.proc])
+    process_registry.stop([*c.processes, *c.redis.procs])
 
 
 def session_state(c: Cluster, sid: str) -> tuple[object, ...]:
     """Everything Redis holds about a session (minus lease timestamps, which tick)."""
-    r = c.redis.client()
+    r = c.redis.client_for(f"sh:{{echo:{sid}}}:m")
     meta = r.hgetall(f"sh:{{echo:{sid}}}:m")
     meta.pop(b"dl", None)
     meta.pop(b"rx", None)
@@ -133,7 +133,7 @@ def test_a_client_that_stops_reading_is_closed_at_the_queue_limit(limited: Clust
     assert limited.poll(0, "echo", sid) == "o\n"
     for k in range(MAX_QUEUE + 3):
         limited.send(k, "echo", sid, f"m{k}")
-    r = limited.redis.client()
+    r = limited.redis.client_for(f"sh:{{echo:{sid}}}:q")
     assert r.llen(f"sh:{{echo:{sid}}}:q") == MAX_QUEUE + 1  # the kept messages + the close
     kept = ",".join(f'"m{k}"' for k in range(MAX_QUEUE))
     assert limited.poll(1, "echo", sid) == f"a[{kept}]\n"

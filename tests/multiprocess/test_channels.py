@@ -55,8 +55,11 @@ def follow_stream(url: str, seen: list[str], frames: list[bytes], stop: threadin
 
 
 def wait_joined(c: Cluster, sessions: list[str]) -> None:
-    r = c.redis.client()
-    wait_for(lambda: all(r.hget(f"sh:{{broadcast:{s}}}:m", "sv") for s in sessions), TIMEOUT,
+    def joined(sid: str) -> bool:
+        meta = f"sh:{{broadcast:{sid}}}:m"
+        return bool(c.redis.client_for(meta).hget(meta, "sv"))
+
+    wait_for(lambda: all(joined(s) for s in sessions), TIMEOUT,
              message="every session joined the channel")
 
 
@@ -137,7 +140,7 @@ def short_history(process_registry: ProcessRegistry) -> Cluster:  # type: ignore
     c = start_cluster(process_registry, "history", {"SOCKHOP_CHANNEL_HISTORY_SIZE": "10",
                                                     "SOCKHOP_DISCONNECT_DELAY": "30"})
     yield c
-    process_registry.stop([*c.processes, c.redis.proc])
+    process_registry.stop([*c.processes, *c.redis.procs])
 
 
 def test_falling_behind_the_history_closes_the_session_never_skips(short_history: Cluster) -> None:
@@ -172,7 +175,7 @@ def small_window_stream(host: str, port: int, sid: str) -> http.SocketReader:
 def long_streams(process_registry: ProcessRegistry) -> Cluster:  # type: ignore[misc]
     c = start_cluster(process_registry, "long", {"SOCKHOP_RESPONSE_LIMIT": str(16 << 20)})
     yield c
-    process_registry.stop([*c.processes, c.redis.proc])
+    process_registry.stop([*c.processes, *c.redis.procs])
 
 
 def test_a_stream_that_stops_reading_still_gets_every_publication_once_in_order(

@@ -80,8 +80,9 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
     with ThreadPoolExecutor(max_workers=2) as pool:
         held = pool.submit(requests.post, c.url(1, "echo", sid, "xhr"), timeout=TIMEOUT)
         wait_for(lambda: c.lease_holder("echo", sid), TIMEOUT, message="poll held")
-        argv = c.redis.proc.argv
-        c.redis.proc.stop()
+        argvs = [proc.argv for proc in c.redis.procs]
+        for proc in c.redis.procs:  # every shard: a whole outage
+            proc.stop()
 
         for i in range(3):
             started = time.monotonic()
@@ -99,9 +100,9 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
         r = held.result(timeout=10)
         assert (r.status_code, r.text) == (200, "h\n")
 
-    # The same redis-server command line, so the same port: the servers reconnect.
-    redis_again = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
+    # The same redis-server command lines, so the same ports: the servers reconnect.
+    redis_again = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True) for argv in argvs]
     try:
         fresh = new_session()
         wait_for(lambda: requests.post(c.url(2, "echo", fresh, "xhr"),
@@ -110,8 +111,9 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
         assert c.send(0, "echo", fresh, "back").status_code == 204
         assert c.poll(1, "echo", fresh) == 'a["back"]\n'
     finally:
-        redis_again.terminate()
-        redis_again.wait(5)
+        for proc in redis_again:
+            proc.terminate()
+            proc.wait(5)
 
 
 def test_sigterm_closes_websockets_with_1001(fresh_cluster: Cluster) -> None:
@@ -146,7 +148,8 @@ def test_websocket_says_1011_when_redis_goes_away(fresh_cluster: Cluster) -> Non
     ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
                                      timeout=TIMEOUT)
     assert ws.recv() == "o"
-    c.redis.proc.stop()
+    for proc in c.redis.procs:
+        proc.stop()
     # Echo needs no Redis while this process holds the socket...
     ws.send('["x"]')
     assert ws.recv() == 'a["x"]'

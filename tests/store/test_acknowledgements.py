@@ -20,7 +20,7 @@ def held(store: SessionStore, key: SessionKey, upto: int) -> tuple[int, list[byt
     """Renew (acknowledging up to upto): the head's absolute position, and the items."""
     reply = store.next_items(key, HOLDER, upto)
     assert isinstance(reply, Held)
-    return int(store.client.call("HGET", key.keys[0], "hd") or 0), reply.items
+    return int(store.router.call("HGET", key.keys[0], "hd") or 0), reply.items
 
 
 def test_late_or_repeated_acknowledgements_drop_nothing_unwritten(store: SessionStore) -> None:

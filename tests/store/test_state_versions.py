@@ -29,8 +29,8 @@ def opened(store: SessionStore, name: str) -> SessionKey:
 
 def session_keys(store: SessionStore, key: SessionKey) -> tuple[object, ...]:
     meta, queue, channels = key.keys
-    return (store.client.call("HGETALL", meta), store.client.call("LRANGE", queue, 0, -1),
-            store.client.call("HGETALL", channels), store.client.call("GET", ELSEWHERE))
+    return (store.router.call("HGETALL", meta), store.router.call("LRANGE", queue, 0, -1),
+            store.router.call("HGETALL", channels), store.router.call("GET", ELSEWHERE))
 
 
 def test_each_write_of_the_state_bumps_its_version_and_other_changes_do_not(
@@ -56,7 +56,7 @@ def test_a_write_over_a_state_changed_meanwhile_applies_nothing_and_answers_it(
         store.update(key, state=b"lost?", expected=1, channels={"ch": 3},
                      items=[message_item("reply")], also=[("SET", ELSEWHERE, "trace")])
     assert raised.value.current == AppState(b"written meanwhile", 2)
-    assert store.client.call("PING") == b"PONG"  # anything sent after it has run
+    assert store.router.call("PING") == b"PONG"  # anything sent after it has run
     assert session_keys(store, key) == before
 
 
@@ -73,11 +73,11 @@ def test_an_applied_write_sends_the_other_keys_commands_and_a_refused_one_does_n
     key = opened(store, "also")
     assert store.update(key, state=b"s", expected=0,
                         also=[("SET", ELSEWHERE, "applied")]) == EnqueueResult.OK
-    assert store.client.call("GET", ELSEWHERE) == b"applied"
+    assert store.router.call("GET", ELSEWHERE) == b"applied"
     missing = SessionKey("svc", "no-such-session")
     assert store.update(missing, state=b"s", expected=0,
                         also=[("SET", ELSEWHERE, "missing")]) == EnqueueResult.MISSING
-    assert store.client.call("GET", ELSEWHERE) == b"applied"
+    assert store.router.call("GET", ELSEWHERE) == b"applied"
 
 
 def test_a_blind_write_applies_whatever_the_version(store: SessionStore) -> None:

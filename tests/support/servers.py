@@ -50,7 +50,7 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
     backends: list[tuple[str, int]] = field(default_factory=list)
     haproxy_socket: Path | None = None
-    redis: ManagedProcess | None = None
+    redis: list[ManagedProcess] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -63,14 +63,13 @@ class Deployment:
     def processes(self) -> list[ManagedProcess]:
         """Proxy first, then servers, then Redis: the order to stop them in."""
         front = [self.proxy] if self.proxy else []
-        back = [self.redis] if self.redis else []
-        return front + self.servers + back
+        return front + self.servers + self.redis
 
     def stop_groups(self) -> list[list[ManagedProcess]]:
         """What to stop together, in order: Redis only once its servers have drained."""
-        groups = [[p for p in self.processes if p is not self.redis]]
+        groups = [[p for p in self.processes if p not in self.redis]]
         if self.redis:
-            groups.append([self.redis])
+            groups.append(self.redis)
         return groups
 
     def server_logs(self) -> str:
@@ -435,19 +434,57 @@ STARTERS: dict[str, RedisStarter] = {
     "tls": start_tls_redis,
     "sentinel": start_sentinel_set,
 }
+# Several independent servers (client-side shards), for sockhop deployments (start_store);
+# a test that talks to one server itself (start_redis) gets a standalone one.
+SHARDED = "shards"
+SHARDS = 3
 
 
 def redis_topology() -> str:
     """SOCKHOP_TEST_REDIS's topology, checked (standalone when unset)."""
     name = os.environ.get(REDIS_TOPOLOGY_ENV, "").strip() or "standalone"
-    if name not in STARTERS:
-        raise ValueError(f"{REDIS_TOPOLOGY_ENV}={name!r}: expected one of {', '.join(STARTERS)}")
+    if name not in STARTERS and name != SHARDED:
+        raise ValueError(f"{REDIS_TOPOLOGY_ENV}={name!r}: expected one of "
+                         f"{', '.join([*STARTERS, SHARDED])}")
     return name
 
 
 def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
-    """A Redis of the topology SOCKHOP_TEST_REDIS names."""
-    return STARTERS[redis_topology()](registry, name)
+    """A Redis of the topology SOCKHOP_TEST_REDIS names (one server)."""
+    return STARTERS.get(redis_topology(), start_standalone_redis)(registry, name)
+
+
+@dataclass
+class RedisStore:
+    """The Redis of a sockhop deployment: one server, or several independent ones
+    (client-side shards) with SOCKHOP_TEST_REDIS=shards."""
+
+    servers: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        """SOCKHOP_REDIS_URL: space-separated URLs are shards."""
+        return " ".join(server.url for server in self.servers)
+
+    @property
+    def procs(self) -> list[ManagedProcess]:
+        return [server.proc for server in self.servers]
+
+    def client_for(self, key: str) -> redis.Redis:
+        """The test's own client of the server that holds key (sockhop's router's choice)."""
+        # Imported here: the store imports gevent, which most tests' processes need not.
+        from sockhop.session_store.router import hash_tag, slot_of, slot_table
+
+        table = slot_table(len(self.servers))
+        return self.servers[table[slot_of(hash_tag(key))]].client()
+
+
+def start_store(registry: ProcessRegistry, name: str) -> RedisStore:
+    """The Redis for one sockhop deployment, of the topology SOCKHOP_TEST_REDIS names."""
+    if redis_topology() == SHARDED:
+        return RedisStore([start_standalone_redis(registry, f"{name}-shard{i}-redis")
+                           for i in range(SHARDS)])
+    return RedisStore([start_redis(registry, f"{name}-redis")])
 
 
 # -- sockhop --
@@ -637,12 +674,12 @@ def deploy_sockhop(
     proxy: str | None = None,
 ) -> Deployment:
     """sockhop with its own Redis: one process, or several behind 'haproxy'."""
-    redis = start_redis(registry, f"{name}-redis")
+    store = start_store(registry, name)
     servers, addresses = start_sockhop_processes(
-        registry, name, redis.url, count=processes, workers=workers, env=env
+        registry, name, store.url, count=processes, workers=workers, env=env
     )
     deployment = _front(registry, name, "sockhop", servers, addresses, proxy, dict(env or {}))
-    deployment.redis = redis.proc
+    deployment.redis = store.procs
     return deployment
 
 

@@ -45,6 +45,7 @@ def test_values_are_parsed() -> None:
         ({"SOCKHOP_REDIS_URL": "redis://127.0.0.1:0/0"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_REDIS_URL": "redis://127.0.0.1:6379/db1"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_REDIS_URL": "unix://"}, "SOCKHOP_REDIS_URL"),
+        ({"SOCKHOP_REDIS_URL": "redis://a:6379/0 redis://b:port/0"}, "SOCKHOP_REDIS_URL"),
         ({"SOCKHOP_MAX_CONNECTIONS": "0"}, "SOCKHOP_MAX_CONNECTIONS"),
         ({"SOCKHOP_MAX_BODY_SIZE": str(2**63)}, "SOCKHOP_MAX_BODY_SIZE"),
         ({"SOCKHOP_DISCONNECT_DELAY": "9999999999999s"}, "SOCKHOP_DISCONNECT_DELAY"),
@@ -68,7 +69,7 @@ def test_no_float_setting_takes_a_non_finite_number(name: str, raw: str) -> None
 
 def test_good_redis_urls() -> None:
     for url in ("redis://127.0.0.1:6379/0", "redis://:pw@redis:6379", "redis://redis",
-                "unix:///run/redis.sock"):
+                "unix:///run/redis.sock", "redis://a:6379/0 redis://b:6379/0"):
         assert settings_from_env({"SOCKHOP_REDIS_URL": url}).redis_url == url
 
 
@@ -83,6 +84,7 @@ def test_redis_url_is_required_of_an_app() -> None:
     ("redis://app:s3cret@redis/1", "redis://app:***@redis/1"),
     ("redis://10.0.0.5:6379/0", "redis://10.0.0.5:6379/0"),
     ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+    ("redis://:a@x/0 redis://:b@y/0", "redis://:***@x/0 redis://:***@y/0"),
 ])
 def test_redacted_url_masks_the_password(url: str, shown: str) -> None:
     assert redacted_url(url) == shown

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.channels import announce_channel
+from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.fanout import ChannelFanout, runs_of
 from sockhop.session_store.items import close_item, message_item
+from sockhop.session_store.router import Router
 from sockhop.session_store.wakeups import Handler, Wakeups
 from sockhop.workers.application import Service, SessionHandler
 from sockhop.workers.disconnect import GO_AWAY
@@ -26,7 +29,7 @@ class LocalWakeups(Wakeups):
     """Subscriptions confirmed at once; announce() is the reader's batch."""
 
     def __init__(self) -> None:
-        super().__init__(locator=None, commands=SimpleNamespace(on_connect=[]))  # type: ignore[arg-type]  # never connects
+        super().__init__(Router([AutoPipeline(RedisEndpoint(port=1))]))  # never connects
         self.handlers: dict[str, Handler] = {}
 
     def subscribe(self, channel: str, handler: Handler) -> bool:

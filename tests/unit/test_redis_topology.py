@@ -128,7 +128,6 @@ def test_mistakes_are_refused(url: str, message: str) -> None:
 
 @pytest.mark.parametrize(("url", "kind"), [
     ("redis+cluster://n1:7000,n2:7001", "Redis Cluster"),
-    ("redis://r1:6379/0 redis://r2:6379/0", "client-side shards"),
 ])
 def test_forms_not_wired_yet_stop_the_start_saying_so(url: str, kind: str) -> None:
     with pytest.raises(ConfigError, match=f"^SOCKHOP_REDIS_URL: {kind} .*is not supported"):

@@ -1,7 +1,7 @@
 """The hub's operations, shared by client connections and the server API:
 publishing, history, presence, and subscribing a connection to a channel.
 
-One Node per process, over the process's one Redis connection. Nothing here
+One Node per process, over the process's Redis connections (one per shard). Nothing here
 keeps state between calls: every connection's state is in Redis, so any
 process may act for any connection.
 """
@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockhop.session_store.autopipeline import Command
 from sockhop.session_store.channels import Publications, StreamOptions, StreamPosition, position_of
 from sockhop.session_store.deadlines import Deadlines
 from sockhop.session_store.items import Close
 from sockhop.session_store.presence import PresenceStore
 from sockhop.session_store.registry import Registry
+from sockhop.session_store.router import Routable
 from sockhop.session_store.sessions import AppState, SessionKey, StateConflict
 from sockhop.workers import metrics
 from sockhop.workers.application import Service, Session
@@ -76,7 +76,7 @@ class Changes:
 
     channels: dict[str, int | None] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
-    commands: list[Command] = field(default_factory=list)
+    commands: list[Routable] = field(default_factory=list)
     pushes: list[tuple[str, str, StreamOptions]] = field(default_factory=list)
 
 
@@ -105,10 +105,10 @@ class Node:
         self.config = config
         self.service = service
         self.streams = runtime.channels
-        self.presence_store = PresenceStore(runtime.client)
-        self.registry = Registry(runtime.client)
+        self.presence_store = PresenceStore(runtime.router)
+        self.registry = Registry(runtime.router)
         self.started = time.time()
-        self.deadlines = Deadlines(runtime.client, DEADLINES_KEY, self._due)
+        self.deadlines = Deadlines(runtime.router, DEADLINES_KEY, self._due)
         self.deadlines.start()
 
     # --- channels ---
@@ -127,7 +127,7 @@ class Node:
                 resolved.append(self.resolve(name))
             except HubError:
                 continue  # the command answers the error itself
-        replies = self.runtime.client.call_many(
+        replies = self.runtime.router.call_many(
             [self.runtime.store.app_state_command(key)]
             + [self.streams.position_command(c.name) for c in resolved])
         return AppState.of(replies[0]), {
@@ -363,9 +363,9 @@ class Node:
     def apply_elsewhere(self, changes: Changes) -> None:
         commands = self._elsewhere(changes)
         if commands:
-            self.runtime.client.call_many(commands)
+            self.runtime.router.call_many(commands)
 
-    def _elsewhere(self, changes: Changes) -> list[Command]:
+    def _elsewhere(self, changes: Changes) -> list[Routable]:
         """Presence, registry and deadline writes, then join/leave pushes."""
         return changes.commands + [
             self.streams.publish_command(channel, text.encode(), options=options)
