@@ -44,16 +44,18 @@ class Waiter:
     (channel publications already handed to the receiver). client_present is
     set while the receiver holds the lease: it tells whether the receiver's
     client is still connected (asked when another receiver finds the session
-    busy).
+    busy); told_busy, that the holder's process answered such a question: its
+    client is there.
     """
 
-    __slots__ = ("client_present", "event", "queue_rung", "tag")
+    __slots__ = ("client_present", "event", "queue_rung", "tag", "told_busy")
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.event = gevent.event.Event()
         self.queue_rung = False
         self.client_present: Callable[[], bool] | None = None
+        self.told_busy = False
 
     def wait(self, timeout: float) -> bool:
         return self.event.wait(timeout)
@@ -214,6 +216,8 @@ class Wakeups:
                 data = message[2]
                 if data[:1] == b"?":
                     self._asked(data[1:].decode())
+                elif data[:1] == b"!":
+                    self._told_busy(data[1:].decode())
                 else:
                     self.ring(data.decode())
             else:
@@ -233,15 +237,24 @@ class Wakeups:
     def _asked(self, question: str) -> None:
         """`<process> <tag>`: that process found tag's session busy with a receiver
         of ours. If a client of ours left, its receiver lets go, which wakes the
-        asker; otherwise say at once that the session really is busy."""
+        asker; if our client is there, say at once that the session really is busy.
+        With no receiver of ours holding it, say nothing: one letting go has its
+        release in flight, which wakes the asker (answering "busy" then sent a
+        live session's next poll 2010)."""
         asker, _, tag = question.partition(" ")
         checks = [w.client_present for w in self._waiters.get(tag, ())
                   if w.client_present is not None]
         # Every check runs: each one that finds its client gone ends its receiver.
         present = [check() for check in checks]
-        if not checks or any(present):
+        if any(present):
             with contextlib.suppress(StoreUnavailable):
-                self.router.for_tag(tag).send(("PUBLISH", f"sh:p:{asker}", tag))
+                self.router.for_tag(tag).send(("PUBLISH", f"sh:p:{asker}", "!" + tag))
+
+    def _told_busy(self, tag: str) -> None:
+        """The answer to our question about tag: its holder's client is still there."""
+        for waiter in self._waiters.get(tag, ()):
+            waiter.told_busy = True
+            waiter.event.set()
 
     def _announce(self, announced: dict[str, list[bytes]]) -> None:
         for channel, messages in announced.items():
