@@ -8,7 +8,13 @@ trip ~5x against a pool of connections, because hundreds of concurrent
 requests share each syscall and each Redis read.
 
 Commands are never retried: a script that may have run must not run twice.
-Every failure to reach Redis raises StoreUnavailable.
+Every failure to reach Redis raises StoreUnavailable. After one, the next call
+reconnects to wherever the locator says the master is now (a Sentinel
+failover moves it), no sooner than a bounded backoff allows.
+
+Durable writes (a Sentinel set's): WAIT for a replica is sent after the
+commands queued with them, one WAIT per write to Redis, so that a write whose
+success a client is told of survives the master's loss.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import functools
 import hashlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import gevent
@@ -28,17 +34,23 @@ import gevent.socket
 import hiredis
 from redis.exceptions import ResponseError
 
-from sockhop.session_store.endpoint import Arg, Command, RedisEndpoint
+from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 
 READ_SIZE = 65536
-# Error replies that mean "not now" (loading a dataset, a replica, no master; on a
-# Cluster: a slot half-migrated under a multi-key command, or the cluster down), not a bug.
-UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+# Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug:
+# the connection is dropped, to find the master again.
+UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN")
 # A Redis Cluster's answer that another node serves the key, or will once a migration
 # has moved the rest of a command's keys: the command did not run.
 REDIRECT_REPLIES = ("MOVED ", "ASK ", "TRYAGAIN")
+# "Not now" from a Cluster (no quorum, slots uncovered): the node itself is fine.
+CLUSTER_DOWN_REPLIES = ("CLUSTERDOWN",)
+# After a failed connect, calls fail at once for this long, doubling up to the cap:
+# during a failover every request would otherwise ask the sentinels again.
+FIRST_BACKOFF = 0.05
+MAX_BACKOFF = 1.0
 
 
 class Caller(Protocol):
@@ -63,12 +75,24 @@ class Observer(Protocol):
 
 
 class AutoPipeline:
-    def __init__(self, endpoint: RedisEndpoint, *, timeout: float = 5.0,
+    def __init__(self, locator: Locator, *, timeout: float = 5.0,
                  connect_timeout: float = 2.0, observer: Observer | None = None,
                  redirects: Redirects | None = None) -> None:
-        self.endpoint = endpoint
-        self.redirects = redirects
+        self.locator = locator  # a RedisEndpoint, or a topology that finds the master
+        self.endpoint: RedisEndpoint | None = None  # connected to, or last connected to
+        # Told of each new connection's server (pub/sub follows the master with it).
+        self.on_connect: list[Callable[[RedisEndpoint], None]] = []
+        self.redirects = redirects  # a Cluster's router, which follows redirections
         self.timeout = timeout
+        # A replica's acknowledgement of a durable write is awaited this long, well
+        # inside the watchdog's timeout: a lost replica makes durable writes fail, not hang.
+        self.replica_timeout_ms = int(min(1.0, timeout / 4) * 1000)
+        self._wait: gevent.event.AsyncResult | None = None  # the WAIT of the next write
+        # One WAIT sent at a time: Redis holds everything behind a WAIT on its connection,
+        # so WAITs queued one after another (a replica gone) would add up.
+        self._wait_sent: gevent.event.AsyncResult | None = None
+        self._retry_at = 0.0
+        self._backoff = FIRST_BACKOFF
         self.connect_timeout = connect_timeout
         self.observer = observer
         self._sock: gevent.socket.socket | None = None
@@ -82,12 +106,13 @@ class AutoPipeline:
 
     # --- the public calls ---
 
-    def call(self, *args: Arg) -> Any:
-        return self.call_many([args])[0]
+    def call(self, *args: Arg, durable: bool = False) -> Any:
+        return self.call_many([args], durable=durable)[0]
 
-    def call_many(self, commands: Sequence[Command]) -> list[Any]:
-        """Send commands back to back (in one write with everything else queued)."""
-        replies = Replies(self)
+    def call_many(self, commands: Sequence[Command], *, durable: bool = False) -> list[Any]:
+        """Send commands back to back (in one write with everything else queued).
+        durable: on a replica too before this returns (when the locator has replicas)."""
+        replies = Replies(self, durable=durable)
         replies.send(commands)
         return replies.get()
 
@@ -126,7 +151,12 @@ class AutoPipeline:
         for reply in replies:
             if isinstance(reply, ResponseError):
                 self._failed("reply")
-                if str(reply).startswith((*UNAVAILABLE_REPLIES, *REDIRECT_REPLIES)):
+                if str(reply).startswith(UNAVAILABLE_REPLIES):
+                    # A master turned replica (or cut off from its replicas): find
+                    # the master again.
+                    self._disconnect(StoreUnavailable(str(reply)))
+                    raise StoreUnavailable(str(reply))
+                if str(reply).startswith((*CLUSTER_DOWN_REPLIES, *REDIRECT_REPLIES)):
                     raise StoreUnavailable(str(reply))  # redirected until we gave up
                 raise reply
         return replies
@@ -170,8 +200,28 @@ class AutoPipeline:
         with contextlib.suppress(StoreUnavailable, ResponseError):
             self.redirects.follow([command], [error])
 
+    def _replicated(self, waits: list[gevent.event.AsyncResult]) -> None:
+        """Every WAIT of a durable write answered that a replica has it."""
+        for wait in waits:
+            replicas = self._reply(wait)
+            if isinstance(replicas, ResponseError) or replicas < self.locator.replicas_to_wait:
+                self._failed("replication")
+                raise StoreUnavailable(f"write not on a replica within "
+                                       f"{self.replica_timeout_ms} ms ({replicas})")
+
+    def _wait_for_replicas(self) -> gevent.event.AsyncResult:
+        """The WAIT that will follow what is queued now (sent with the next write, or
+        once the WAIT in flight is answered)."""
+        if self._wait is None:
+            self._wait = gevent.event.AsyncResult()
+            self._wake_writer.set()
+        return self._wait
+
     def _send(self, commands: Sequence[Command]) -> list[gevent.event.AsyncResult]:
         if self._sock is None:
+            if time.monotonic() < self._retry_at:
+                raise StoreUnavailable(f"Redis unavailable ({self.locator.where}); "
+                                       "not trying again yet")
             self._connect()
         results = []
         now = time.monotonic()
@@ -195,14 +245,22 @@ class AutoPipeline:
             if self._sock is not None:
                 return
             try:
-                sock = self.endpoint.open_socket(self.connect_timeout)
+                endpoint = self.locator.locate(self.connect_timeout)
+            except StoreUnavailable:
+                self._failed("connect")
+                self._back_off()
+                raise
+            try:
+                sock = endpoint.open_socket(self.connect_timeout)
             except OSError as exc:
                 self._failed("connect")
+                self._back_off()
                 raise StoreUnavailable(
-                    f"cannot connect to Redis at {self.endpoint.where}: {exc}") from None
+                    f"cannot connect to Redis at {endpoint.where}: {exc}") from None
             reader = hiredis.Reader(replyError=ResponseError)
             self._sock = sock
-            setup = self.endpoint.login()
+            self.endpoint = endpoint
+            setup = endpoint.login()
             # Every script known so far, before any call of it: a NOSCRIPT reply
             # makes the call run again after the commands queued behind it, which
             # reorders them (see _collect).
@@ -214,17 +272,32 @@ class AutoPipeline:
                 gevent.spawn(self._read_loop, sock, reader),
                 gevent.spawn(self._watchdog, sock),
             ]
-        for result in results:
+        for command, result in zip(setup, results, strict=True):
             reply = self._reply(result)
-            if isinstance(reply, ResponseError):
+            refusal = endpoint.refusal(command, reply)
+            if refusal:
                 self._failed("reply")
-                self._disconnect(StoreUnavailable(f"Redis refused set-up: {reply}"), sock)
-                raise StoreUnavailable(str(reply))
+                self._back_off()
+                self._disconnect(StoreUnavailable(refusal), sock)
+                raise StoreUnavailable(refusal)
+        self._backoff = FIRST_BACKOFF
+        for listener in self.on_connect:
+            listener(endpoint)
+
+    def _back_off(self) -> None:
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
 
     def _write_loop(self, sock: gevent.socket.socket) -> None:
         while self._sock is sock:
             self._wake_writer.wait()
             self._wake_writer.clear()
+            if self._wait is not None and self._wait_sent is None:
+                self._out.append(hiredis.pack_command(
+                    ("WAIT", self.locator.replicas_to_wait, self.replica_timeout_ms)))
+                self._pending.append((self._wait, time.monotonic()))
+                self._wait_sent, self._wait = self._wait, None
+                self._wait_sent.rawlink(self._wait_answered)
             if not self._out:
                 continue
             data, self._out = b"".join(self._out), []
@@ -234,6 +307,12 @@ class AutoPipeline:
                 self._failed("write")
                 self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
                 return
+
+    def _wait_answered(self, wait: gevent.event.AsyncResult) -> None:
+        if self._wait_sent is wait:
+            self._wait_sent = None
+            if self._wait is not None:
+                self._wake_writer.set()
 
     def _read_loop(self, sock: gevent.socket.socket, reader: hiredis.Reader) -> None:
         pending = self._pending
@@ -279,6 +358,9 @@ class AutoPipeline:
             return
         old, self._sock = self._sock, None
         self._out = []
+        if self._wait is not None:
+            self._wait.set_exception(error)
+            self._wait = None
         pending, self._pending = self._pending, deque()
         for result, _ in pending:
             result.set_exception(error)
@@ -302,24 +384,33 @@ class Replies:
     the same greenlet sends afterwards.
     """
 
-    __slots__ = ("_client", "_commands", "_results")
+    __slots__ = ("_client", "_commands", "_durable", "_results", "_waits")
 
-    def __init__(self, client: AutoPipeline) -> None:
+    def __init__(self, client: AutoPipeline, *, durable: bool = False) -> None:
         self._client = client
         self._commands: list[Command] = []
         self._results: list[gevent.event.AsyncResult] = []
+        self._durable = durable and client.locator.replicas_to_wait > 0
+        self._waits: list[gevent.event.AsyncResult] = []
 
     def send(self, commands: Sequence[Command]) -> None:
         self._results += self._client._send(commands)
         self._commands += commands
+        if self._durable:
+            wait = self._client._wait_for_replicas()
+            if wait not in self._waits:
+                self._waits.append(wait)
 
     @property
     def sent(self) -> int:
         return len(self._commands)
 
     def get(self) -> list[Any]:
-        """Wait for every reply, in the order sent; raises what call_many would."""
-        return self._client._collect(self._commands, self._results)
+        """Wait for every reply, in the order sent (and a durable write's replica);
+        raises what call_many would."""
+        replies = self._client._collect(self._commands, self._results)
+        self._client._replicated(self._waits)
+        return replies
 
 
 class Script:

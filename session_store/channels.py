@@ -119,7 +119,8 @@ class ChannelStore:
 
 class Publications:
     """Publications sent in order without waiting for each reply, so that a
-    burst of them costs one round trip; wait() collects their positions.
+    burst of them costs one round trip; wait() collects their positions (once
+    a replica has them too, with Sentinel: a publisher told of success).
 
     Each is queued on its channel's shard as it is added, so it runs before
     anything the same greenlet sends there afterwards.
@@ -127,7 +128,7 @@ class Publications:
 
     def __init__(self, store: ChannelStore) -> None:
         self.store = store
-        self._replies = store.router.replies()
+        self._replies = store.router.replies(durable=True)
 
     def add(self, channel: str, message: bytes, *, tail: bytes = b"",
             options: StreamOptions | None = None) -> None:
@@ -137,5 +138,5 @@ class Publications:
     def wait(self) -> list[StreamPosition]:
         """The positions of what was added since the last wait, in order; raises
         StoreUnavailable if any of them may not have been published."""
-        replies, self._replies = self._replies, self.store.router.replies()
+        replies, self._replies = self._replies, self.store.router.replies(durable=True)
         return [StreamPosition(int(offset), epoch.decode()) for offset, epoch in replies.get()]

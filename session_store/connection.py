@@ -6,18 +6,27 @@ from sockhop.session_store.autopipeline import AutoPipeline, Observer
 from sockhop.session_store.cluster import ClusterRouter
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.router import Router
-from sockhop.session_store.topology import ClusterSeeds, Shards, Standalone, Topology
+from sockhop.session_store.topology import (
+    ClusterSeeds,
+    SentinelSet,
+    Shards,
+    Standalone,
+    Topology,
+)
 
 __all__ = ["CONNECTABLE", "StoreUnavailable", "connect"]
 
 # The topologies connect() serves; the others are refused at start (workers/config.py)
 # until their clients exist.
-CONNECTABLE: tuple[type, ...] = (Standalone, Shards, ClusterSeeds)
+CONNECTABLE: tuple[type, ...] = (Standalone, SentinelSet, Shards, ClusterSeeds)
 
 
 def connect(topology: Topology, observer: Observer | None = None) -> Router:
     """The process's command connections, one per Redis server (shard): every
-    greenlet's commands share them."""
+    greenlet's commands share them. A Sentinel set is one server that moves; a
+    Cluster's nodes are found from its seeds."""
+    if isinstance(topology, SentinelSet):
+        return Router([AutoPipeline(topology, observer=observer)])
     if isinstance(topology, Standalone | Shards):
         return Router([AutoPipeline(endpoint, observer=observer)
                        for endpoint in topology.endpoints])

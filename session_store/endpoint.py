@@ -1,16 +1,24 @@
 """Where one Redis server is and how to reach and log in to it: what the command
-connection (AutoPipeline) and the pub/sub connection (PubSubConnection) share."""
+connection (AutoPipeline) and the pub/sub connection (PubSubConnection) share.
+
+Both connections ask a Locator where to connect on every (re)connect: a
+standalone server is always where it was; a Sentinel set names its current
+master, which moves when it fails over (Cluster nodes could plug in the same way).
+"""
 
 from __future__ import annotations
 
 import functools
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import gevent.socket
 import gevent.ssl
+import hiredis
+from redis.exceptions import ResponseError
 
 Arg = str | bytes | int | float
 Command = tuple[Arg, ...]
@@ -70,9 +78,11 @@ class RedisEndpoint:
     port: int = DEFAULT_PORT
     unix_path: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     db: int = 0
     tls: TlsOptions | None = None
+    # Found by asking sentinels: it must still say it is the master when we log in.
+    must_be_master: bool = False
 
     @classmethod
     def from_url(cls, url: str, tls: TlsOptions | None = None) -> RedisEndpoint:
@@ -140,7 +150,52 @@ class RedisEndpoint:
                 commands.append(("AUTH", self.password))
         if select_db and self.db:
             commands.append(("SELECT", self.db))
+        if self.must_be_master:
+            commands.append(("ROLE",))
         return commands
+
+    def refusal(self, command: Command, reply: object) -> str | None:
+        """Why a login reply means this server will not do (None: it will)."""
+        if isinstance(reply, ResponseError):
+            return f"{self.where} answered {command[0]} with {reply}"
+        if command[0] == "ROLE" and isinstance(reply, list) and reply[0] != b"master":
+            return f"{self.where} is a {reply[0].decode()}, not the master"
+        return None
+
+    # --- as a Locator of itself ---
+
+    replicas_to_wait = 0
+
+    def locate(self, timeout: float) -> RedisEndpoint:
+        return self
+
+    def ask(self, command: Command, timeout: float) -> object:
+        """One command on a connection of its own (a sentinel's answer); OSError if
+        unanswered."""
+        with self.open_socket(timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(hiredis.pack_command(command))
+            reader = hiredis.Reader(replyError=ResponseError)
+            while (reply := reader.gets()) is False:
+                data = sock.recv(4096)
+                if not data:
+                    raise ConnectionError("closed before answering")
+                reader.feed(data)
+            return reply
+
+
+class Locator(Protocol):
+    """Where the connections find the master, asked on every (re)connect."""
+
+    # Replicas an acknowledged write waits for (WAIT), so a failover cannot lose it.
+    replicas_to_wait: int
+
+    @property
+    def where(self) -> str: ...
+
+    def locate(self, timeout: float) -> RedisEndpoint:
+        """The server to connect to now, or StoreUnavailable."""
+        ...
 
 
 def host_and_port(text: str, url: str) -> tuple[str, int]:

@@ -12,12 +12,14 @@ then runs from the dead process's last beat.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 import gevent
 
 from sockhop.session_store.autopipeline import AutoPipeline, Command
 from sockhop.session_store.background import Background
+from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.sessions import MAX_BATCH, SessionKey, SessionStore, load_scripts
 
 log = logging.getLogger("sockhop.liveness")
@@ -55,6 +57,10 @@ class Liveness(Background):
         self._held_key = held_key(process_id)
         self._holding: Counter[str] = Counter()
         self._let_go: set[str] = set()
+        # After an outage (a failover) every process's last beat is old: the others
+        # get as long to come back as a live one may miss beats, before we judge them.
+        self._judge_from = 0.0
+        self._was_down = False
 
     # --- the sessions this process holds ---
 
@@ -80,15 +86,27 @@ class Liveness(Background):
         by_shard: dict[AutoPipeline, list[str]] = {}
         for tag in let_go:
             by_shard.setdefault(self.router.for_tag(tag), []).append(tag)
-        return sum(self.router.on_every_shard(
-            lambda shard: self._step_on(shard, by_shard.get(shard, []))))
+        # After an outage every beat is stale: judge no one before they could beat again.
+        judging = not self._was_down and time.monotonic() >= self._judge_from
+        released = sum(self.router.on_every_shard(
+            lambda shard: self._step_on(shard, by_shard.get(shard, []), judging)))
+        if self._was_down:
+            self._was_down = False
+            self._judge_from = time.monotonic() + DEAD_AFTER_MS / 1000
+        return released
 
-    def _step_on(self, shard: AutoPipeline, let_go: list[str]) -> int:
+    def _step_on(self, shard: AutoPipeline, let_go: list[str], judging: bool) -> int:
+        limit = CLAIM_LIMIT if judging else 0
         commands: list[Command] = [self._beat.command(
-            [LIVENESS_KEY], [self.process_id, DEAD_AFTER_MS, CLAIM_MS, CLAIM_LIMIT])]
+            [LIVENESS_KEY], [self.process_id, DEAD_AFTER_MS, CLAIM_MS, limit])]
         if let_go:
             commands.append(("SREM", self._held_key, *let_go))
-        claimed = shard.call_many(commands)[0]
+        try:
+            claimed = shard.call_many(commands)[0]
+        except StoreUnavailable:
+            self._let_go |= set(let_go)
+            self._was_down = True
+            raise
         released = 0
         for i in range(0, len(claimed), 2):
             released += self._clean_up(shard, claimed[i].decode(), int(float(claimed[i + 1])))

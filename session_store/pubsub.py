@@ -11,6 +11,7 @@ everything received (a batch: a burst wakes each follower once).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 from collections.abc import Callable
@@ -62,10 +63,10 @@ class PubSubConnection:
             self._sock.sendall(b"".join(hiredis.pack_command(c) for c in login))
         except OSError as exc:  # Redis gone already, or refusing our TLS certificate
             raise StoreUnavailable(f"pub/sub log-in to Redis failed: {exc}") from None
-        for _ in login:
-            reply = self._next_reply()
-            if isinstance(reply, ResponseError):
-                raise StoreUnavailable(f"Redis refused the pub/sub log-in: {reply}")
+        for command in login:
+            refusal = self.endpoint.refusal(command, self._next_reply())
+            if refusal:
+                raise StoreUnavailable(f"Redis refused the pub/sub log-in: {refusal}")
 
     def _next_reply(self) -> object:
         while (reply := self._reader.gets()) is False:
@@ -126,6 +127,11 @@ class PubSubConnection:
 
     def close(self) -> None:
         self._sock.close()
+
+    def hang_up(self) -> None:
+        """From another greenlet: the reader's next read fails, and it reconnects."""
+        with contextlib.suppress(OSError):  # closed already
+            self._sock.shutdown(socket.SHUT_RDWR)
 
 
 def _reader_without_wait(sock: gevent.socket.socket) -> Callable[[], bytes]:

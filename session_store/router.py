@@ -147,11 +147,12 @@ class Router:
             shard, plain = self.route(command)
             shard.send(plain)
 
-    def replies(self) -> Replies | RoutedReplies:
-        """For commands sent now and their replies collected later."""
+    def replies(self, *, durable: bool = False) -> Replies | RoutedReplies:
+        """For commands sent now and their replies collected later (durable: on a
+        replica too before they count, where the server has one to wait for)."""
         if self._single is not None:
-            return Replies(self._single)
-        return RoutedReplies(self)
+            return Replies(self._single, durable=durable)
+        return RoutedReplies(self, durable=durable)
 
     def script(self, source: str) -> Script:
         """Loaded on every shard (one SHA); a call runs on its first key's shard."""
@@ -182,10 +183,11 @@ class RoutedReplies:
     """Commands sent on their shards without waiting; replies collected in the
     order sent (Replies, over several servers)."""
 
-    __slots__ = ("_order", "_parts", "_router")
+    __slots__ = ("_durable", "_order", "_parts", "_router")
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, *, durable: bool = False) -> None:
         self._router = router
+        self._durable = durable
         self._parts: dict[AutoPipeline, Replies] = {}
         self._order: list[tuple[Replies, int]] = []
 
@@ -194,7 +196,7 @@ class RoutedReplies:
             shard, plain = self._router.route(command)
             part = self._parts.get(shard)
             if part is None:
-                part = self._parts[shard] = Replies(shard)
+                part = self._parts[shard] = Replies(shard, durable=self._durable)
             self._order.append((part, part.sent))
             part.send([plain])
 

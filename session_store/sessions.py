@@ -202,7 +202,7 @@ class SessionStore:
             self._bring_forward(key) if poll else self._index(key),
             self._open.command(key.keys, [holder, key.tag, lim.lease_ms, MAX_BATCH, lim.ttl_ms,
                                           lim.disconnect_ms, int(poll), int(probe)]),
-        ])
+        ], durable=poll)  # a poll's take is final once answered: a failover must keep it
         reply = replies[1]
         status = reply[0]
         if status == b"open":
@@ -225,10 +225,10 @@ class SessionStore:
         renew the lease, read more; a poll that finds items takes them and lets
         go. None when the lease is lost."""
         lim = self.limits
-        reply = self._next(keys=key.keys, args=[
+        reply = self.router.for_tag(key.tag).call(*self._next.command(key.keys, [
             holder, key.tag, written_upto, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
             lim.disconnect_ms, lim.ttl_ms, 0,
-        ])
+        ]), durable=poll)
         status = reply[0]
         if status == b"open":
             return Held(list(reply[1]), reply[2])
@@ -333,7 +333,9 @@ class SessionStore:
         for channel, offset in (channels or {}).items():
             args += [channel, "" if offset is None else offset]
         args += items
-        reply = self._update(keys=key.keys, args=args)
+        # Durable: its success reaches the client (a send's 2xx), so a failover must not lose it.
+        reply = self.router.for_tag(key.tag).call(*self._update.command(key.keys, args),
+                                                  durable=True)
         if isinstance(reply, list):
             raise StateConflict(AppState.of(reply[1:]))
         result = reply.decode()

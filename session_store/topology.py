@@ -20,6 +20,7 @@ from typing import ClassVar
 from urllib.parse import unquote
 
 from sockhop.session_store.endpoint import RedisEndpoint, TlsOptions, host_and_port
+from sockhop.session_store.errors import StoreUnavailable
 
 SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://",
            "redis+cluster://", "rediss+cluster://")
@@ -56,6 +57,36 @@ class SentinelSet:
         """A data server the sentinels named, with the URL's login, database and TLS."""
         return RedisEndpoint(host=host, port=port, username=self.username,
                              password=self.password, db=self.db, tls=self.tls)
+
+    # --- as the connections' Locator ---
+
+    # A write whose success a client is told of waits for one replica: a failover
+    # promotes a replica, and asynchronous replication could otherwise lose it.
+    replicas_to_wait: ClassVar[int] = 1
+
+    @property
+    def where(self) -> str:
+        hosts = ",".join(s.where for s in self.sentinels)
+        return f"master {self.master_name!r} of sentinels {hosts}"
+
+    def locate(self, timeout: float) -> RedisEndpoint:
+        """The master as the first sentinel that knows it says (asked in turn); it
+        must say ROLE master when the connection logs in."""
+        errors = []
+        for sentinel in self.sentinels:
+            try:
+                reply = sentinel.ask(
+                    ("SENTINEL", "get-master-addr-by-name", self.master_name), timeout)
+            except OSError as exc:
+                errors.append(f"{sentinel.where}: {exc}")
+                continue
+            if isinstance(reply, list) and len(reply) == 2:
+                master = self.server_at(reply[0].decode(), int(reply[1]))
+                return dataclasses.replace(master, must_be_master=True)
+            errors.append(f"{sentinel.where}: " + (
+                f"does not know {self.master_name!r}" if reply is None else str(reply)))
+        raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
+                               + "; ".join(errors))
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 
 import gevent
 import gevent.event
 import gevent.lock
 
+from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 from sockhop.session_store.pubsub import Message, PubSubConnection
@@ -42,16 +44,18 @@ class Waiter:
     (channel publications already handed to the receiver). client_present is
     set while the receiver holds the lease: it tells whether the receiver's
     client is still connected (asked when another receiver finds the session
-    busy).
+    busy); told_busy, that the holder's process answered such a question: its
+    client is there.
     """
 
-    __slots__ = ("client_present", "event", "queue_rung", "tag")
+    __slots__ = ("client_present", "event", "queue_rung", "tag", "told_busy")
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.event = gevent.event.Event()
         self.queue_rung = False
         self.client_present: Callable[[], bool] | None = None
+        self.told_busy = False
 
     def wait(self, timeout: float) -> bool:
         return self.event.wait(timeout)
@@ -65,6 +69,8 @@ class Waiter:
 class Wakeups:
     def __init__(self, router: Router) -> None:
         self.router = router  # where to listen, and to answer other processes' questions
+        for index, shard in enumerate(router.shards):
+            shard.on_connect.append(partial(self._follow_master, index))
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
@@ -153,12 +159,12 @@ class Wakeups:
     # --- the readers, one per shard ---
 
     def _read_forever(self, index: int) -> None:
-        endpoint = self.router.shards[index].endpoint
+        shard = self.router.shards[index]
         backoff = 0.1
         while True:
             pubsub: PubSubConnection | None = None
             try:
-                pubsub = PubSubConnection(endpoint)
+                pubsub = PubSubConnection(shard.locator.locate(SUBSCRIBE_TIMEOUT))
                 with self._lock:
                     pubsub.send("SUBSCRIBE", self.channel,
                                 *(c for c in self._handlers if self._shard_of(c) == index))
@@ -172,7 +178,7 @@ class Wakeups:
                 for channel, event in self._confirmed.items():
                     if self._shard_of(channel) == index:
                         event.clear()
-                redis_outage.failed(f"pub/sub reader of {endpoint.where} (reconnecting)", exc)
+                redis_outage.failed(f"pub/sub reader of {shard.locator.where} (reconnecting)", exc)
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
@@ -180,6 +186,15 @@ class Wakeups:
                     self._pubsubs[index] = None
                 if pubsub is not None:
                     pubsub.close()
+
+    def _follow_master(self, index: int, master: RedisEndpoint) -> None:
+        """A shard's command connection found its master elsewhere (Sentinel): a
+        process whose wake-up subscription is not on the master looks dead to the
+        others (their PUBLISH there reaches nobody)."""
+        with self._lock:
+            pubsub = self._pubsubs[index]
+            if pubsub is not None and pubsub.endpoint != master:
+                pubsub.hang_up()
 
     def _act_on(self, index: int, messages: list[Message]) -> None:
         """Act on what arrived together from one shard; each channel's
@@ -201,6 +216,8 @@ class Wakeups:
                 data = message[2]
                 if data[:1] == b"?":
                     self._asked(data[1:].decode())
+                elif data[:1] == b"!":
+                    self._told_busy(data[1:].decode())
                 else:
                     self.ring(data.decode())
             else:
@@ -220,15 +237,24 @@ class Wakeups:
     def _asked(self, question: str) -> None:
         """`<process> <tag>`: that process found tag's session busy with a receiver
         of ours. If a client of ours left, its receiver lets go, which wakes the
-        asker; otherwise say at once that the session really is busy."""
+        asker; if our client is there, say at once that the session really is busy.
+        With no receiver of ours holding it, say nothing: one letting go has its
+        release in flight, which wakes the asker (answering "busy" then sent a
+        live session's next poll 2010)."""
         asker, _, tag = question.partition(" ")
         checks = [w.client_present for w in self._waiters.get(tag, ())
                   if w.client_present is not None]
         # Every check runs: each one that finds its client gone ends its receiver.
         present = [check() for check in checks]
-        if not checks or any(present):
+        if any(present):
             with contextlib.suppress(StoreUnavailable):
-                self.router.for_tag(tag).send(("PUBLISH", f"sh:p:{asker}", tag))
+                self.router.for_tag(tag).send(("PUBLISH", f"sh:p:{asker}", "!" + tag))
+
+    def _told_busy(self, tag: str) -> None:
+        """The answer to our question about tag: its holder's client is still there."""
+        for waiter in self._waiters.get(tag, ()):
+            waiter.told_busy = True
+            waiter.event.set()
 
     def _announce(self, announced: dict[str, list[bytes]]) -> None:
         for channel, messages in announced.items():

@@ -13,6 +13,8 @@ same HAProxy (expected to fail: sockjs-node keeps sessions in memory).
 Tests marked sockhop_only are skipped against sockjs-node unless
 SOCKHOP_TEST_REFERENCE_EXTRAS=1.
 
+SOCKHOP_TEST_REDIS (standalone, tls, sentinel) picks the layout of every test's Redis
+(support.servers.start_redis); standalone is the default.
 SOCKHOP_TEST_REDIS=shards gives every sockhop deployment three independent
 redis-servers (client-side shards) instead of one (support.servers.start_store).
 """

@@ -165,7 +165,7 @@ def check_redis_url(label: str, url: str) -> str:
         raise ConfigError(f"{label}: {exc}") from None
     if not isinstance(topology, CONNECTABLE):
         raise ConfigError(f"{label}: {topology.kind} is not supported by this version yet; "
-                          "use redis://, rediss:// or unix://")
+                          "use redis://, rediss://, unix:// or redis+sentinel://")
     return url
 
 

@@ -35,7 +35,9 @@ MANIFESTS = ROOT / "k8s"
 TOOLS = ROOT / "build" / "tools"
 SCHEMAS = "kubernetes_validate/kubernetes-json-schema"
 REDIS_TLS = CHART / "ci" / "redis-tls-values.yaml"
-VALUE_SETS = {"default": None, "all-on": ALL_ON, "redis-tls": REDIS_TLS}
+REDIS_SENTINEL = CHART / "ci" / "redis-sentinel-values.yaml"
+VALUE_SETS = {"default": None, "all-on": ALL_ON, "redis-tls": REDIS_TLS,
+              "redis-sentinel": REDIS_SENTINEL}
 # The namespace the all-on render goes into (the default render keeps helm's "default").
 ALL_ON_NAMESPACE = "realtime"
 # The kinds each render must produce, so that an empty or half render cannot pass.
@@ -47,6 +49,8 @@ EXPECTED_KINDS = {
                "ServiceMonitor"},
     "redis-tls": {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount",
                   "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"},
+    "redis-sentinel": {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount",
+                       "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"},
     "manifests": {"Namespace", "Deployment", "Service", "ConfigMap", "ServiceAccount",
                   "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Ingress"},
 }

@@ -108,6 +108,12 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
         wait_for(lambda: requests.post(c.url(2, "echo", fresh, "xhr"),
                                        timeout=TIMEOUT).text == "o\n",
                  15, interval=0.2, message="service resumed")
+        # Each process reconnects by itself, after its own backoff (at most a second:
+        # session_store/autopipeline.py): every one of them serves again.
+        for i in range(len(c.addresses)):
+            wait_for(lambda i=i: requests.post(c.url(i, "echo", new_session(), "xhr"),
+                                               timeout=TIMEOUT).text == "o\n",
+                     15, interval=0.2, message=f"process {i} resumed")
         assert c.send(0, "echo", fresh, "back").status_code == 204
         assert c.poll(1, "echo", fresh) == 'a["back"]\n'
     finally:

@@ -144,11 +144,16 @@ def wait_http_ready(
 
 
 class ProcessRegistry:
-    """Every process the test session started; stopped together at the end."""
+    """Every process the test session started; stopped together at the end.
+
+    A process may have companions (a Sentinel set's replica and sentinels for
+    its master): stopping it stops them too, after it.
+    """
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.processes: list[ManagedProcess] = []
+        self.companions: dict[ManagedProcess, list[ManagedProcess]] = {}
         self._counter = 0
 
     def start(
@@ -177,6 +182,9 @@ class ProcessRegistry:
         for proc in procs:
             if proc in self.processes:
                 self.processes.remove(proc)
+        companions = [c for p in procs for c in self.companions.pop(p, ())]
+        if companions:
+            self.stop(companions, grace)
 
     def stop_everything(self) -> None:
         # Whatever fixtures left running: everything but Redis first, then Redis.
@@ -194,7 +202,7 @@ REDIS_TOPOLOGY_ENV = "SOCKHOP_TEST_REDIS"
 # "Redis topologies", gives the same rule.
 SOCKHOP_ACL_USER = "sockhop"
 SOCKHOP_ACL_RULE = (
-    "on ~sh:* resetchannels &sh:* -@all +ping +select +evalsha +script|load +subscribe "
+    "on ~sh:* resetchannels &sh:* -@all +ping +select +role +wait +evalsha +script|load +subscribe "
     "+unsubscribe +publish +time +del +pexpire +hdel +hexists +hget +hgetall +hincrby +hlen "
     "+hmget +hset +hsetnx +hvals +llen +lrange +ltrim +rpush +sadd +smembers +srem +xadd "
     "+xrange +xrevrange +zadd +zrangebyscore +zrem"
@@ -305,10 +313,11 @@ def _wait_redis_ready(server: RedisServer) -> RedisServer:
     return server
 
 
-def start_standalone_redis(registry: ProcessRegistry, name: str) -> RedisServer:
+def start_standalone_redis(registry: ProcessRegistry, name: str,
+                           extra: Sequence[str] = ()) -> RedisServer:
     """Plain TCP, no password: the default."""
     port = free_port()
-    argv = redis_argv(["--port", str(port)], _redis_workdir(registry, name, port))
+    argv = redis_argv(["--port", str(port)], _redis_workdir(registry, name, port), *extra)
     return _wait_redis_ready(RedisServer(registry.start(name, argv), port,
                                          f"redis://{LOCALHOST}:{port}/0"))
 
@@ -330,10 +339,101 @@ def start_tls_redis(registry: ProcessRegistry, name: str) -> RedisServer:
     return _wait_redis_ready(RedisServer(registry.start(name, argv), port, url, admin_password))
 
 
+SENTINEL_MASTER = "sockhop"
+# A master taken for down after 1 s without answers; a failover given 3 s.
+SENTINEL_DOWN_AFTER_MS = 1000
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
+
+
+@dataclass
+class SentinelRedis(RedisServer):
+    """A Sentinel set; proc and port are the master it started with (master_port: now).
+    client() and endpoint reach the master of the moment, directly."""
+
+    replica: ManagedProcess | None = None
+    sentinels: list[ManagedProcess] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
+
+    def master_port(self) -> int:
+        """Where the sentinels (the first that answers) say the master is now."""
+        for port in self.sentinel_ports:
+            try:
+                with redis.Redis(LOCALHOST, port, socket_timeout=1.0) as sentinel:
+                    reply = sentinel.execute_command(
+                        "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
+            except redis.RedisError:
+                continue
+            if reply:
+                return int(reply[1])
+        raise ConnectionError("no sentinel names a master")
+
+    @property
+    def endpoint(self) -> RedisEndpoint:
+        from sockhop.session_store.endpoint import RedisEndpoint
+
+        return RedisEndpoint(LOCALHOST, self.master_port())
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(LOCALHOST, self.master_port(), socket_timeout=5.0)
+
+
+def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
+    """A master, its replica and three sentinels (quorum 2), each on a free port;
+    returned once every sentinel sees the replica and the two other sentinels.
+    sockhop gets redis+sentinel://; stopping the master stops the rest."""
+    # The replica is synced at once, not after the default 5 s wait for others.
+    master = start_standalone_redis(registry, name, ("--repl-diskless-sync-delay", "0"))
+    replica = start_standalone_redis(registry, f"{name}-replica",
+                                     ("--replicaof", LOCALHOST, str(master.port)))
+    sentinels, ports = [], []
+    for i in range(3):
+        port = free_port()
+        workdir = _redis_workdir(registry, f"{name}-sentinel{i}", port)
+        config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
+        config.write_text(textwrap.dedent(f"""\
+            port {port}
+            bind {LOCALHOST}
+            dir {workdir}
+            sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master.port} 2
+            sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
+            sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
+            sentinel parallel-syncs {SENTINEL_MASTER} 1
+            """))
+        sentinels.append(registry.start(
+            f"{name}-sentinel{i}", [find_executable("redis-server"), str(config), "--sentinel"]))
+        ports.append(port)
+    registry.companions[master.proc] = [replica.proc, *sentinels]
+    hosts = ",".join(f"{LOCALHOST}:{p}" for p in ports)
+    server = SentinelRedis(master.proc, master.port,
+                           f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0",
+                           replica=replica.proc, sentinels=sentinels, sentinel_ports=ports)
+
+    def settled() -> bool:
+        for proc in [replica.proc, *sentinels]:
+            if not proc.alive():
+                raise StartupError(f"{proc.name} exited\n{proc.describe()}")
+        for port in ports:
+            with redis.Redis(LOCALHOST, port, socket_timeout=1.0,
+                             decode_responses=True) as sentinel:
+                state = sentinel.sentinel_master(SENTINEL_MASTER)
+            if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2:
+                return False
+        with replica.client() as client:
+            return client.info("replication").get("master_link_status") == "up"
+
+    try:
+        wait_for(settled, 20.0, interval=0.1, message="sentinels see the replica and each other")
+    except WaitTimeout as exc:
+        logs = "\n".join(p.describe() for p in [master.proc, replica.proc, *sentinels])
+        raise StartupError(f"{exc}\n{logs}") from None
+    return server
+
+
 RedisStarter = Callable[[ProcessRegistry, str], RedisServer]
 STARTERS: dict[str, RedisStarter] = {
     "standalone": start_standalone_redis,
     "tls": start_tls_redis,
+    "sentinel": start_sentinel_set,
 }
 # Several independent servers (client-side shards), or a Redis Cluster of as many
 # primaries, for sockhop deployments (start_store); a test that talks to one server

@@ -19,6 +19,7 @@ really open at the same time gets 2010.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ from sockhop.session_store import Busy, Created, Opened, SessionKey, StoreUnavai
 from sockhop.session_store.fanout import Run
 from sockhop.session_store.items import close_of
 from sockhop.session_store.outage import redis_outage
-from sockhop.session_store.sessions import Acknowledgement
+from sockhop.session_store.sessions import Acknowledgement, ReceiverResult
 from sockhop.workers import metrics
 from sockhop.workers.application import Service
 from sockhop.workers.disconnect import ANOTHER_CONNECTION, INTERRUPTED
@@ -114,10 +115,7 @@ class Receiver:
         self.waiter.reset()
         result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=True)
         if isinstance(result, Busy):
-            # The holder's process answers at once: its client is still there
-            # (2010), or it has just left and the lease is let go.
-            self.waiter.wait(PROBE_TIMEOUT)
-            result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=False)
+            result = self._wait_for_holder()
         if isinstance(result, Opened | Taken):
             metrics.QUEUE_LOADED.observe(len(result.items))
         if isinstance(result, Opened):
@@ -139,6 +137,22 @@ class Receiver:
         if isinstance(result, Busy):
             return BUSY
         return Closing(close_of(result.item))
+
+    def _wait_for_holder(self) -> ReceiverResult:
+        """The holder's process answers at once: its client is still there (2010
+        now), or it has just left and the lease is let go (its release wakes us).
+        Other rings of this session are not the answer (the close its holder just
+        wrote, when it was aborted: the release follows): keep asking Redis until
+        the answer or PROBE_TIMEOUT."""
+        store = self.runtime.store
+        deadline = time.monotonic() + PROBE_TIMEOUT
+        while True:
+            self.waiter.wait(max(0.0, deadline - time.monotonic()))
+            told_busy = self.waiter.told_busy
+            self.waiter.reset()  # before reading: a ring after the read is not lost
+            result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=False)
+            if not isinstance(result, Busy) or told_busy or time.monotonic() >= deadline:
+                return result
 
     def _hold(self) -> None:
         self.holding = True

@@ -105,7 +105,7 @@ upgrades keep it), else a fresh random one.
 {{- if and $tls.clientCertificate (not $tls.secretName) -}}
 {{- fail "redis.tls.clientCertificate needs redis.tls.secretName (the Secret with tls.crt and tls.key)" -}}
 {{- end -}}
-{{- if and .Values.redis.externalUrl (or $tls.secretName $tls.serverName) (not (hasPrefix "rediss://" .Values.redis.externalUrl)) -}}
+{{- if and .Values.redis.externalUrl (or $tls.secretName $tls.serverName) (not (hasPrefix "rediss" .Values.redis.externalUrl)) -}}
 {{- fail "redis.tls is set, but redis.externalUrl does not ask for TLS (rediss://host:port/db)" -}}
 {{- end -}}
 {{- end -}}
