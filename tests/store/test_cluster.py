@@ -1,64 +1,22 @@
 """The store over a 3-primary Redis Cluster: sessions on the node that owns their
-slot, scripts over many sessions split per slot, the dead-holder probe answered on
-the session's node, and commands that follow a slot migration (MOVED, ASK) while
-they run, none lost and none run twice."""
+slot, and commands that follow a slot migration (MOVED, ASK) while they run, none
+lost and none run twice (what every multi-server layout shares is in
+test_many_servers.py)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import gevent
-import pytest
 import redis
-from support.servers import ProcessRegistry, RedisStore, start_cluster_redis
+from support.servers import RedisStore
+from support.store import make_store, new_keys
 from support.waiting import wait_for
 
 from sockhop.session_store.cluster import ClusterRouter
 from sockhop.session_store.errors import StoreUnavailable
-from sockhop.session_store.expiry import Reaper
 from sockhop.session_store.router import hash_tag, slot_of
-from sockhop.session_store.sessions import (
-    Acknowledgement,
-    Busy,
-    Created,
-    Opened,
-    SessionKey,
-    SessionStore,
-    StoreLimits,
-)
-from sockhop.session_store.topology import parse_topology
-from sockhop.session_store.wakeups import Wakeups
+from sockhop.session_store.sessions import Created
 
 SESSIONS = 60
-
-
-@pytest.fixture(scope="module")
-def cluster(process_registry: ProcessRegistry) -> Iterator[RedisStore]:
-    store = RedisStore(start_cluster_redis(process_registry, "cluster-redis"), cluster=True)
-    yield store
-    process_registry.stop(store.procs)
-
-
-@pytest.fixture
-def router(cluster: RedisStore) -> Iterator[ClusterRouter]:
-    for server in cluster.servers:
-        with server.client() as client:
-            client.flushall()
-    router = ClusterRouter(parse_topology(cluster.url))  # type: ignore[arg-type]
-    yield router
-    router.close()
-
-
-def make_store(router: ClusterRouter, disconnect_ms: int = 5_000,
-               max_queue: int = 100) -> SessionStore:
-    return SessionStore(router, StoreLimits(lease_ms=30_000, disconnect_ms=disconnect_ms,
-                                            max_queue=max_queue,
-                                            overflow_item=b"c3008 overflow"))
-
-
-def new_keys(count: int) -> list[SessionKey]:
-    return [SessionKey("echo", uuid.uuid4().hex[:8]) for _ in range(count)]
 
 
 def node_id(client: redis.Redis) -> str:
@@ -109,8 +67,9 @@ class Migration:
             client.close()
 
 
-def test_each_session_lives_on_the_node_that_owns_its_slot(router: ClusterRouter,
+def test_each_session_lives_on_the_node_that_owns_its_slot(cluster_router: ClusterRouter,
                                                            cluster: RedisStore) -> None:
+    router = cluster_router
     store = make_store(router)
     keys = new_keys(SESSIONS)
     for key in keys:
@@ -120,56 +79,12 @@ def test_each_session_lives_on_the_node_that_owns_its_slot(router: ClusterRouter
     assert len({router.for_tag(k.tag) for k in keys}) == 3
 
 
-def test_acknowledgements_of_sessions_on_many_slots_arrive(router: ClusterRouter,
-                                                           cluster: RedisStore) -> None:
-    store = make_store(router)
-    keys = new_keys(SESSIONS)
-    for key in keys:
-        store.open_receiver(key, "p:1", poll=False, probe=False)
-        store.enqueue(key, [b"ma", b"mb"])
-    store.acknowledge([Acknowledgement(k, "p:1", 1, {}) for k in keys]).get()
-    for key in keys:
-        assert cluster.client_for(key.keys[1]).lrange(key.keys[1], 0, -1) == [b"mb"]
-
-
-def test_the_dead_holder_probe_asks_the_sessions_node(router: ClusterRouter) -> None:
-    store = make_store(router)
-    wakeups = Wakeups(router)
-    wakeups.start()
-    assert wakeups.subscribed.is_set()
-    alive, dead = f"{wakeups.process_id}:1", "0123456789abcdef:1"
-    keys = new_keys(30)
-    for key in keys:
-        store.open_receiver(key, alive, poll=False, probe=False)
-    assert {router.shard_index(k.tag) for k in keys} == {0, 1, 2}
-    for key in keys:
-        assert store.open_receiver(key, "other:1", poll=False, probe=False) == Busy()
-    for key in new_keys(30):
-        store.open_receiver(key, dead, poll=False, probe=False)
-        assert isinstance(store.open_receiver(key, "other:1", poll=False, probe=False), Opened)
-
-
-def test_the_reaper_expires_sessions_on_every_node(router: ClusterRouter) -> None:
-    store = make_store(router, disconnect_ms=100)
-    expired: list[SessionKey] = []
-    reaper = Reaper(store, lambda key, _: expired.append(key))
-    keys = new_keys(30)
-    for key in keys:
-        store.open_receiver(key, "p:1", poll=True, probe=False)  # a poll lets go at once
-
-    def all_expired() -> bool:
-        reaper.step()
-        return set(expired) == set(keys)
-
-    wait_for(all_expired, 10, interval=0.2, message="every session expired")
-    assert len(expired) == len(keys)  # each close hook ran once
-
-
-def test_a_slot_migrated_under_load_loses_and_repeats_nothing(router: ClusterRouter,
+def test_a_slot_migrated_under_load_loses_and_repeats_nothing(cluster_router: ClusterRouter,
                                                               cluster: RedisStore) -> None:
     """Enqueues run on one session while its slot moves to another node: each one
     that returned is in the queue once, in order (ASK while the slot migrates, MOVED
     once it has moved); the router then sends the slot's commands to the new owner."""
+    router = cluster_router
     store = make_store(router, max_queue=100_000)
     (key,) = new_keys(1)
     store.open_receiver(key, "p:1", poll=False, probe=False)

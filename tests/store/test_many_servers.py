@@ -1,0 +1,76 @@
+"""What the store does alike over several Redis servers, whichever way they share
+the keys (independent servers, client-side shards; or a Redis Cluster's nodes):
+scripts over many sessions split per server or slot, the dead-holder probe answered
+on the session's server, the reaper working on every server."""
+
+from __future__ import annotations
+
+import pytest
+from support.servers import RedisStore
+from support.store import make_store, new_keys
+from support.waiting import wait_for
+
+from sockhop.session_store.expiry import Reaper
+from sockhop.session_store.router import Router
+from sockhop.session_store.sessions import Acknowledgement, Busy, Opened, SessionKey
+from sockhop.session_store.wakeups import Wakeups
+
+SESSIONS = 60
+
+
+@pytest.fixture(params=["shards", "cluster"])
+def layout(request: pytest.FixtureRequest) -> tuple[Router, RedisStore]:
+    """The router and its servers, for each layout in turn."""
+    return (request.getfixturevalue(f"{request.param}_router"),
+            request.getfixturevalue(request.param))
+
+
+def test_acknowledgements_of_sessions_on_every_server_arrive(
+        layout: tuple[Router, RedisStore]) -> None:
+    router, servers = layout
+    store = make_store(router)
+    keys = new_keys(SESSIONS)
+    for key in keys:
+        store.open_receiver(key, "p:1", poll=False, probe=False)
+        store.enqueue(key, [b"ma", b"mb"])
+    store.acknowledge([Acknowledgement(k, "p:1", 1, {}) for k in keys]).get()
+    for key in keys:
+        assert servers.client_for(key.keys[1]).lrange(key.keys[1], 0, -1) == [b"mb"]
+
+
+def test_the_dead_holder_probe_asks_the_sessions_server(
+        layout: tuple[Router, RedisStore]) -> None:
+    """A live process follows its wake-up channel on every server: its sessions
+    are busy wherever they live; a process that follows none is dead everywhere."""
+    router, _ = layout
+    store = make_store(router)
+    wakeups = Wakeups(router)
+    wakeups.start()
+    assert wakeups.subscribed.is_set()
+    alive, dead = f"{wakeups.process_id}:1", "0123456789abcdef:1"
+    keys = new_keys(30)
+    for key in keys:
+        store.open_receiver(key, alive, poll=False, probe=False)
+    assert {router.shard_index(k.tag) for k in keys} == {0, 1, 2}
+    for key in keys:
+        assert store.open_receiver(key, "other:1", poll=False, probe=False) == Busy()
+    for key in new_keys(30):
+        store.open_receiver(key, dead, poll=False, probe=False)
+        assert isinstance(store.open_receiver(key, "other:1", poll=False, probe=False), Opened)
+
+
+def test_the_reaper_expires_sessions_on_every_server(layout: tuple[Router, RedisStore]) -> None:
+    router, _ = layout
+    store = make_store(router, disconnect_ms=100)
+    expired: list[SessionKey] = []
+    reaper = Reaper(store, lambda key, _: expired.append(key))
+    keys = new_keys(30)
+    for key in keys:
+        store.open_receiver(key, "p:1", poll=True, probe=False)  # a poll lets go at once
+
+    def all_expired() -> bool:
+        reaper.step()
+        return set(expired) == set(keys)
+
+    wait_for(all_expired, 10, interval=0.2, message="every session expired")
+    assert len(expired) == len(keys)  # each close hook ran once
