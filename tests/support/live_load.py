@@ -42,6 +42,8 @@ class Client:
 
     transport: str
     bases: list[str]
+    # broadcast: what the session sends reaches it through a channel (its only follower).
+    service: str = "echo"
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
     acked: list[int] = field(default_factory=list)
     acked_at: list[float] = field(default_factory=list)
@@ -54,7 +56,7 @@ class Client:
     @property
     def tag(self) -> str:
         """The hash tag of the session's Redis keys (its slot on a Cluster)."""
-        return f"echo:{self.session}"
+        return f"{self.service}:{self.session}"
 
     def acked_since_refused(self) -> int:
         last_refused = max((at for at, _, _ in self.refused), default=0.0)
@@ -72,7 +74,7 @@ class Client:
         return next((at - since for at in self.acked_at if at > last_refused), None)
 
     def url(self, n: int, what: str) -> str:
-        return f"{self.bases[n % len(self.bases)]}/echo/000/{self.session}/{what}"
+        return f"{self.bases[n % len(self.bases)]}/{self.service}/000/{self.session}/{what}"
 
     def open(self) -> None:
         r = requests.post(self.url(0, "xhr"), timeout=HTTP_TIMEOUT)
@@ -177,10 +179,13 @@ def websocket_echo(base: str, stop: threading.Event, outcome: dict[str, object])
 
 class LiveLoad:
     """CLIENTS_PER_TRANSPORT sessions of each transport over bases (the processes'
-    base URLs), and a websocket echo on the last one."""
+    base URLs), and a websocket echo on the last one; with a channel, one more
+    session, a stream of the broadcast service."""
 
-    def __init__(self, bases: list[str]) -> None:
+    def __init__(self, bases: list[str], *, channel: bool = False) -> None:
         self.clients = [Client(t, bases) for t in TRANSPORTS for _ in range(CLIENTS_PER_TRANSPORT)]
+        if channel:
+            self.clients.append(Client("xhr_streaming", bases, service="broadcast"))
         self.websocket: dict[str, object] = {}
         self._stop_sending, self._stop_receiving = threading.Event(), threading.Event()
         self._senders = [threading.Thread(target=c.send_until, args=(self._stop_sending,))
