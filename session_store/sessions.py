@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -107,10 +107,12 @@ ReceiverResult = Created | Taken | Opened | Busy | Closed
 @dataclass(frozen=True, slots=True)
 class Held:
     """The lease was renewed: the head of the queue, read after what was written
-    was acknowledged, and the subscriptions version."""
+    was acknowledged, and the subscriptions version, with the subscriptions
+    if it is not the one the holder follows."""
 
     items: list[bytes]
     version: bytes
+    subscriptions: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,14 @@ class SessionStore:
          self._ack, self._holder_gone) = load_scripts(
             router, "receiver_open", "receiver_next", "update", "close", "expire", "claim_due",
             "ack", "holder_gone")
+        self._process = ""
+        self._ring: Callable[[str], None] = lambda tag: None
+
+    def ring_here(self, process: str, ring: Callable[[str], None]) -> None:
+        """An update of a session whose lease a receiver of this process holds
+        rings it with ring(tag), without a PUBLISH through Redis and back
+        (a websocket's own subscribe, a send to a stream of this process)."""
+        self._process, self._ring = process, ring
 
     # --- receiving side ---
 
@@ -206,11 +216,7 @@ class SessionStore:
         reply = replies[1]
         status = reply[0]
         if status == b"open":
-            pairs = reply[4:]
-            subscriptions = {
-                pairs[i].decode(): int(pairs[i + 1]) for i in range(0, len(pairs), 2)
-            }
-            return Opened(list(reply[1]), int(reply[2]), reply[3], subscriptions)
+            return Opened(list(reply[1]), int(reply[2]), reply[3], _subscriptions(reply[4:]))
         if status == b"taken":
             return Taken(list(reply[1]))
         if status == b"created":
@@ -220,18 +226,20 @@ class SessionStore:
         return Closed(reply[1])
 
     def next_items(self, key: SessionKey, holder: str, written_upto: int, *,
-                   poll: bool = False) -> Held | Taken | None:
+                   poll: bool = False, version: bytes = b"") -> Held | Taken | None:
         """Acknowledge what was written (before absolute position written_upto),
         renew the lease, read more; a poll that finds items takes them and lets
-        go. None when the lease is lost."""
+        go. None when the lease is lost. `version`: of the subscriptions the
+        holder follows: the subscriptions come along if it is not the current one."""
         lim = self.limits
         reply = self.router.for_tag(key.tag).call(*self._next.command(key.keys, [
             holder, key.tag, written_upto, "poll" if poll else "renew", lim.lease_ms, MAX_BATCH,
-            lim.disconnect_ms, lim.ttl_ms, 0,
+            lim.disconnect_ms, lim.ttl_ms, 0, version,
         ]), durable=poll)
         status = reply[0]
         if status == b"open":
-            return Held(list(reply[1]), reply[2])
+            subscriptions = _subscriptions(reply[3]) if len(reply) > 3 else None
+            return Held(list(reply[1]), reply[2], subscriptions)
         if status == b"taken":
             self.router.for_tag(key.tag).send(self._bring_forward(key))  # no need to wait
             return Taken(list(reply[1]))
@@ -290,10 +298,6 @@ class SessionStore:
         due = _now_ms_hint() + self.limits.lease_ms + self.limits.disconnect_ms
         return ("ZADD", key.expiry_bucket, "NX", due, key.tag)
 
-    def subscriptions(self, key: SessionKey) -> dict[str, int]:
-        flat = self.router.for_tag(key.tag).call("HGETALL", key.keys[2])
-        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-
     # --- sending side ---
 
     def state(self, key: SessionKey) -> str | None:
@@ -313,7 +317,8 @@ class SessionStore:
 
     def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
                expected: int | None = None, channels: Mapping[str, int | None] | None = None,
-               items: Sequence[bytes | str] = (), also: Sequence[Routable] = ()) -> str:
+               items: Sequence[bytes | str] = (), also: Sequence[Routable] = (),
+               await_also: bool = False) -> str:
         """An application's changes to an open session, in one step: its state,
         channels joined from an offset (or left: None) and items queued. An
         EnqueueResult.
@@ -323,13 +328,15 @@ class SessionStore:
         `also`: commands on other keys (on their own shards), sent (without
         waiting for them) only once the step was applied, so that a conflicted
         or refused one leaves no trace; they run before anything the caller
-        sends afterwards.
+        sends afterwards. await_also: return once they ran, for a caller about
+        to show the step's outcome to the client (a reply written in memory:
+        the client may ask another process about it at once).
         """
         lim = self.limits
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
         args: list[Any] = [key.tag, lim.ttl_ms, lim.max_queue, lim.overflow_item,
                            lim.disconnect_ms, state_arg, "" if expected is None else expected,
-                           len(channels or ())]
+                           self._process, len(channels or ())]
         for channel, offset in (channels or {}).items():
             args += [channel, "" if offset is None else offset]
         args += items
@@ -339,9 +346,15 @@ class SessionStore:
         if isinstance(reply, list):
             raise StateConflict(AppState.of(reply[1:]))
         result = reply.decode()
+        if result == "here":
+            self._ring(key.tag)
+            result = EnqueueResult.OK
         if also and result in (EnqueueResult.OK, EnqueueResult.OVERFLOW):
             # Overflow applied the step, then closed: the close hook undoes it after these.
-            self.router.send(also)
+            if await_also:
+                self.router.call_many(also)
+            else:
+                self.router.send(also)
         return result
 
     def app_state(self, key: SessionKey) -> AppState:
@@ -386,6 +399,11 @@ class SessionStore:
             return None
         shard.call("ZREM", key.expiry_bucket, key.tag)
         return reply[1] if status == b"expired" else None
+
+
+def _subscriptions(flat: list[bytes]) -> dict[str, int]:
+    """channel -> offset, from a flat reply (HGETALL's)."""
+    return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def _now_ms_hint() -> int:

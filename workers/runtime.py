@@ -46,6 +46,7 @@ class Runtime:
         self.channels = ChannelStore(self.router, settings.channel_history_size)
         self.dispatcher = Dispatcher(self.store, self.channels, services)
         self.wakeups = Wakeups(self.router)
+        self.store.ring_here(self.wakeups.process_id, self.wakeups.ring)
         self.fanout = ChannelFanout(self.wakeups, metrics.fanout_delivered)
         self.reaper = Reaper(self.store, self.dispatcher.expired)
         self.liveness = Liveness(self.store, self.wakeups.process_id)

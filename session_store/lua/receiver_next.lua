@@ -3,10 +3,13 @@
 -- was written: what a receiver is about to write as it lets go stays pending
 -- for the next receiver to acknowledge.
 -- ARGV: holder, tag, written_upto, action, lease_ms, batch, disconnect_ms, ttl_ms,
---       pending_upto, channel, offset, channel, offset...
+--       pending_upto, then for 'release': channel, offset, channel, offset...;
+--       else: the subscriptions version the holder follows
 -- action: 'renew' (read more), 'poll' (read; let go if there is an answer),
 --         'release' (let go; `pending` items are being written now; save offsets)
--- Returns {'lost'} | {'released'} | {'taken', items} | {'open', items, sv}
+-- Returns {'lost'} | {'released'} | {'taken', items}
+--       | {'open', items, sv[, subscriptions]}: the subscriptions (channel, offset,
+--         ...) when sv is not the version the holder follows, saving it a read.
 if redis.call('HGET', KEYS[1], 'rcv') ~= ARGV[1] then return {'lost'} end
 local tag, upto, action = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local lease, batch = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -28,5 +31,7 @@ if action == 'poll' then
   if items then return {'taken', items} end
 end
 redis.call('HSET', KEYS[1], 'rx', now + lease)
-return {'open', redis.call('LRANGE', KEYS[2], 0, batch - 1),
-        redis.call('HGET', KEYS[1], 'sv') or '0'}
+local sv = redis.call('HGET', KEYS[1], 'sv') or '0'
+local items = redis.call('LRANGE', KEYS[2], 0, batch - 1)
+if sv == ARGV[10] then return {'open', items, sv} end
+return {'open', items, sv, redis.call('HGETALL', KEYS[3])}

@@ -7,10 +7,12 @@
 -- names that version, and if another writer changed it since, nothing at all
 -- is applied: the answer carries the state now, for the caller to run again.
 -- ARGV: tag, ttl_ms, max_queue, overflow_item, closed_ttl_ms, state ('' = keep,
---       '-' = clear, else 's' .. value), expected version ('' = any), changes,
---       (channel, offset or '' to leave) x changes, item...
--- Returns 'ok' | 'missing' | 'closed' | 'overflow' (session closed just now)
---       | {'conflict', state or false, version}
+--       '-' = clear, else 's' .. value), expected version ('' = any), the
+--       caller's process, changes, (channel, offset or '' to leave) x changes,
+--       item...
+-- Returns 'ok' | 'here' (ok, and the lease holder is in the caller's process:
+--       it wakes the holder itself, no PUBLISH) | 'missing' | 'closed'
+--       | 'overflow' (session closed just now) | {'conflict', state or false, version}
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 'missing' end
 if st == 'c' then return 'closed' end
@@ -26,8 +28,8 @@ elseif state ~= '' then
   redis.call('HSET', KEYS[1], 'ad', string.sub(state, 2))
 end
 if state ~= '' then redis.call('HINCRBY', KEYS[1], 'av', 1) end
-local changes = tonumber(ARGV[8])
-local at = 9
+local changes = tonumber(ARGV[9])
+local at = 10
 for _ = 1, changes do
   if ARGV[at + 1] == '' then
     redis.call('HDEL', KEYS[3], ARGV[at])
@@ -48,5 +50,9 @@ if #ARGV >= at then
   end
 end
 keep_alive(tonumber(ARGV[2]))
-if changes > 0 or #ARGV >= at then wake_holder(KEYS[1], ARGV[1]) end
+if changes > 0 or #ARGV >= at then
+  local holder = redis.call('HGET', KEYS[1], 'rcv')
+  if holder and process_of(holder) == ARGV[8] then return 'here' end
+  wake_holder(KEYS[1], ARGV[1])
+end
 return 'ok'

@@ -411,10 +411,12 @@ class HubHandler(SessionHandler):
         session.close(codes.SERVER_ERROR.code, codes.SERVER_ERROR.reason)
 
     def on_open(self, session: Session) -> None:
+        """The deadline to connect by; not waited for (a round trip less per
+        connection): the connect's own deadline is sent after it, in order."""
         changes = Changes()
         node = self.node()
         node.deadline(session.key.tag, None, changes)
-        node.apply_elsewhere(changes)
+        node.send_elsewhere(changes)
 
     def on_close(self, session: Session) -> None:
         self.node().disconnected(session.key.tag, Connection.load(session.state))

@@ -9,7 +9,7 @@ step (Session.update).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sockhop.workers.hub.protocol import client_info, encode
@@ -33,7 +33,10 @@ class Connection:
     subs: dict[str, Subscription] = field(default_factory=dict)
 
     def dump(self) -> bytes:
-        return encode(asdict(self)).encode()
+        """JSON of the fields as they are (dataclasses.asdict would deep-copy
+        them first: ~1 % of a connect)."""
+        return encode({**vars(self), "subs": {name: vars(sub) for name, sub in self.subs.items()}}
+                      ).encode()
 
     @classmethod
     def load(cls, raw: bytes | None) -> Connection | None:

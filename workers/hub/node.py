@@ -365,6 +365,11 @@ class Node:
         if commands:
             self.runtime.router.call_many(commands)
 
+    def send_elsewhere(self, changes: Changes) -> None:
+        """As apply_elsewhere, without waiting: in order before anything this
+        process sends on the same keys afterwards."""
+        self.runtime.router.send(self._elsewhere(changes))
+
     def _elsewhere(self, changes: Changes) -> list[Routable]:
         """Presence, registry and deadline writes, then join/leave pushes."""
         return changes.commands + [

@@ -191,7 +191,7 @@ class Receiver:
         self.waiter.reset()
         self.acked_upto = self.written_upto
         reply = self.runtime.store.next_items(self.key, self.holder, self.written_upto,
-                                              poll=self.poll)
+                                              poll=self.poll, version=self.version)
         if reply is None:
             self._not_holding()
             raise Ended
@@ -201,8 +201,8 @@ class Receiver:
             self._not_holding()
             return
         self.outbox.items = reply.items  # read after written_upto was acknowledged
-        if reply.version != self.version:
-            self._follow(reply.version, self.runtime.store.subscriptions(self.key))
+        if reply.subscriptions is not None:
+            self._follow(reply.version, reply.subscriptions)
 
     # --- events ---
 
