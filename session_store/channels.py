@@ -31,7 +31,8 @@ def position_key(channel: str) -> str:
 
 def announce_channel(channel: str) -> str:
     """The pub/sub channel of a channel's announcements: tagged like its keys, so
-    that it is followed on the server that publishes it (the channel's shard)."""
+    that it is followed on the server that publishes it (the channel's shard; on a
+    Cluster, a shard channel in the keys' slot)."""
     return f"sh:{{ch:{channel}}}:a"
 
 
@@ -72,6 +73,7 @@ class ChannelStore:
     def __init__(self, router: Router, history_size: int) -> None:
         self.router = router
         self.default = StreamOptions(size=history_size)
+        self._announce_with = "SPUBLISH" if router.sharded_pubsub else "PUBLISH"
         self._publish, self._since, self._top, self._history = load_scripts(
             router, "channel_publish", "channel_since", "channel_top", "channel_history")
 
@@ -83,7 +85,7 @@ class ChannelStore:
         return self._publish.command(
             keys=[stream_key(channel), position_key(channel)],
             args=[message, o.offset_marker, tail, o.size, o.ttl_ms, o.position_ttl_ms,
-                  secrets.token_hex(4), announce_channel(channel)],
+                  secrets.token_hex(4), announce_channel(channel), self._announce_with],
         )
 
     def top(self, channel: str) -> int:

@@ -75,6 +75,8 @@ class ClusterNode:
 
 
 class ClusterRouter(Router):
+    sharded_pubsub = True
+
     def __init__(self, seeds: ClusterSeeds, observer: Observer | None = None) -> None:
         self.seeds = seeds
         self.observer = observer
@@ -211,15 +213,28 @@ class ClusterRouter(Router):
             by_target.setdefault(target, []).append((i, command))
             return
         slot, address = where
-        host, _, port = address.rpartition(":")
-        target = self._node(host, int(port))
-        if kind == "MOVED" and self._by_slot[int(slot)] is not target:
-            self._by_slot[int(slot)] = target
-            self._set_owners(self._by_slot)
-            self._refresh_soon()
+        target = self._node_at(address)
+        if kind == "MOVED":
+            self._moved(int(slot), target)
         else:
             by_target.setdefault(target, []).append((i, ("ASKING",)))
         by_target.setdefault(target, []).append((i, command))
+
+    def _node_at(self, address: str) -> AutoPipeline:
+        host, _, port = address.rpartition(":")
+        return self._node(host, int(port))
+
+    def _moved(self, slot: int, target: AutoPipeline) -> None:
+        """A slot's new owner, named by a MOVED: news only if the map said otherwise
+        (then the whole map is read again soon)."""
+        if self._by_slot[slot] is not target:
+            self._by_slot[slot] = target
+            self._set_owners(self._by_slot)
+            self._refresh_soon()
+
+    def slot_moved(self, slot: int, address: str) -> None:
+        """A pub/sub connection's MOVED (SSUBSCRIBE on a node that lost the slot)."""
+        self._moved(slot, self._node_at(address))
 
     # --- the Router's calls, as a Cluster needs them ---
 

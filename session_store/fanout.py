@@ -90,7 +90,6 @@ class ChannelFanout:
         # per follower: the delivery loop is the hot path).
         self._followers: dict[str, dict[str, set[Follower]]] = {}
         self._subscribed: set[str] = set()
-        wakeups.on_reconnect = self._reconnected
 
     def follow(self, channel: str, follower: Follower) -> bool:
         """Start handing channel's announcements to follower; True once they flow.
@@ -103,8 +102,8 @@ class ChannelFanout:
             return self.wakeups.wait_subscribed(announce_channel(channel))
         self._subscribed.add(channel)
         return self.wakeups.subscribe(
-            announce_channel(channel), lambda announced: self._announce(channel, announced)
-        )
+            announce_channel(channel), lambda announced: self._announce(channel, announced),
+            lambda: self._lost_track(channel))
 
     def unfollow(self, channel: str, follower: Follower) -> None:
         groups = self._followers.get(channel)
@@ -139,8 +138,8 @@ class ChannelFanout:
         if self.delivered is not None:  # once per batch, not per follower: the hot path
             self.delivered(written, time.perf_counter() - started)
 
-    def _reconnected(self) -> None:
-        for channel, groups in self._followers.items():
-            for group in list(groups.values()):
-                for follower in list(group):
-                    follower.lost_track(channel)
+    def _lost_track(self, channel: str) -> None:
+        """The channel's subscription was made again (a reconnect, its slot moved)."""
+        for group in list(self._followers.get(channel, {}).values()):
+            for follower in list(group):
+                follower.lost_track(channel)

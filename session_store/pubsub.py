@@ -22,7 +22,7 @@ import gevent.ssl
 import hiredis
 from redis.exceptions import ResponseError
 
-from sockhop.session_store.endpoint import Arg, RedisEndpoint
+from sockhop.session_store.endpoint import Arg, Command, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 
 READ_SIZE = 65536
@@ -31,6 +31,9 @@ READ_SIZE = 65536
 HEALTH_INTERVAL = 15.0
 
 Message = list[bytes]  # [kind, channel, data-or-count], as Redis sends it
+# A Cluster node's answer to SSUBSCRIBE of a channel whose slot it does not serve,
+# as a message: [MOVED, slot, b"host:port"] (the other errors end the connection).
+MOVED = b"moved"
 
 
 class PubSubConnection:
@@ -75,7 +78,11 @@ class PubSubConnection:
 
     def send(self, *command: Arg) -> None:
         """SUBSCRIBE, UNSUBSCRIBE, PING: from any greenlet."""
-        data = hiredis.pack_command(command)
+        self.send_many([command])
+
+    def send_many(self, commands: list[Command]) -> None:
+        """Several commands in one write (a reconnect's subscriptions)."""
+        data = b"".join(hiredis.pack_command(command) for command in commands)
         try:
             with self._write_lock:
                 self._sock.sendall(data)
@@ -89,7 +96,10 @@ class PubSubConnection:
         messages = []
         while (reply := self._reader.gets()) is not False:
             if isinstance(reply, ResponseError):
-                raise StoreUnavailable(f"Redis pub/sub error: {reply}")
+                kind, *where = str(reply).split()
+                if kind != "MOVED":
+                    raise StoreUnavailable(f"Redis pub/sub error: {reply}")
+                reply = [MOVED, *(part.encode() for part in where)]
             messages.append(reply)
         return messages
 

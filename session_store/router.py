@@ -78,6 +78,9 @@ Routable = Command | OnShard
 
 
 class Router:
+    # Channel announcements over sharded pub/sub (SPUBLISH/SSUBSCRIBE): a Cluster's.
+    sharded_pubsub = False
+
     def __init__(self, shards: Sequence[AutoPipeline]) -> None:
         if not shards:
             raise ValueError("a router needs at least one Redis server")
@@ -100,6 +103,10 @@ class Router:
     def unavailable(self) -> None:
         """A server failed: a layout that changes by itself (a Cluster's) is read
         again; fixed ones have nothing to read."""
+
+    def slot_moved(self, slot: int, address: str) -> None:
+        """A Cluster node said slot is served at address ("host:port"); fixed
+        layouts move no slots."""
 
     # --- which shard ---
 

@@ -33,13 +33,16 @@ import gevent.lock
 from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
-from sockhop.session_store.pubsub import Message, PubSubConnection
-from sockhop.session_store.router import Router, hash_tag
+from sockhop.session_store.pubsub import MOVED, Message, PubSubConnection
+from sockhop.session_store.router import Router, hash_tag, slot_of
 
 SUBSCRIBE_TIMEOUT = 5.0
 
 # A channel's handler gets the announcements that arrived together, in order.
 Handler = Callable[[list[bytes]], None]
+# Told when a channel's subscription was made again (a reconnect, its slot moved):
+# announcements may have been missed meanwhile.
+Lost = Callable[[], None]
 
 
 class Waiter:
@@ -80,12 +83,17 @@ class Wakeups:
         self.process_id = uuid.uuid4().hex[:16]
         self.channel = f"sh:p:{self.process_id}"
         self.subscribed = gevent.event.Event()
-        self.on_reconnect: Callable[[], None] = lambda: None
+        # Announcements: sharded on a Cluster, where a channel's slot may move away.
+        self._subscribe, self._unsubscribe = (
+            ("SSUBSCRIBE", "SUNSUBSCRIBE") if router.sharded_pubsub
+            else ("SUBSCRIBE", "UNSUBSCRIBE"))
         # Lists, not sets: almost always one waiter per tag, and an idle stream
         # holds its entry for minutes (a one-item set costs 216 bytes, a list 64).
         self._waiters: defaultdict[str, list[Waiter]] = defaultdict(list)
         self._handlers: dict[str, Handler] = {}
+        self._lost: dict[str, Lost] = {}
         self._confirmed: dict[str, gevent.event.Event] = {}
+        self._resubscribed: set[str] = set()  # told lost once confirmed again
         self._pubsubs: dict[int, PubSubConnection] = {}  # connected, by shard
         self._readers: dict[int, gevent.Greenlet] = {}
         self._listening: dict[int, bool] = {}  # our wake-up channel confirmed, by serving shard
@@ -137,18 +145,21 @@ class Wakeups:
 
     # --- channel announcements ---
 
-    def subscribe(self, channel: str, handler: Handler) -> bool:
+    def subscribe(self, channel: str, handler: Handler, lost: Lost) -> bool:
         """Deliver channel's messages to handler; True once Redis confirmed it.
 
         Everything already received when the reader wakes reaches a handler
         in one call: its followers are woken once per batch, not per message.
+        lost is called whenever the subscription is confirmed again after a gap.
 
         Callers read a channel's history only after this, so that nothing
         published in between is missed.
         """
         self._handlers[channel] = handler
+        self._lost[channel] = lost
         confirmed = self._confirmed.setdefault(channel, gevent.event.Event())
-        self._send_on_shard(channel, "SUBSCRIBE")
+        with self._lock:
+            self._subscribe_locked(channel, self._shard_of(channel))
         return confirmed.wait(SUBSCRIBE_TIMEOUT)
 
     def wait_subscribed(self, channel: str) -> bool:
@@ -157,17 +168,26 @@ class Wakeups:
 
     def unsubscribe(self, channel: str) -> None:
         self._handlers.pop(channel, None)
+        self._lost.pop(channel, None)
         self._confirmed.pop(channel, None)
-        self._send_on_shard(channel, "UNSUBSCRIBE")
-
-    def _send_on_shard(self, channel: str, command: str) -> None:
-        """SUBSCRIBE on the channel's shard, UNSUBSCRIBE where it was subscribed."""
+        self._resubscribed.discard(channel)
         with self._lock:
-            if command == "SUBSCRIBE":
-                index = self._subscribed_on[channel] = self._shard_of(channel)
-            else:
-                index = self._subscribed_on.pop(channel, self._shard_of(channel))
-            self._send_locked(index, command, channel)
+            index = self._subscribed_on.pop(channel, self._shard_of(channel))
+            self._send_locked(index, self._unsubscribe, channel)
+
+    def _subscribe_locked(self, channel: str, index: int) -> None:
+        self._mark_subscribed(channel, index)
+        self._send_locked(index, self._subscribe, channel)
+
+    def _mark_subscribed(self, channel: str, index: int) -> None:
+        """channel is (to be) subscribed on shard index; any subscription but its
+        first is a re-subscription: announcements may have been missed meanwhile."""
+        if channel in self._subscribed_on:
+            self._resubscribed.add(channel)
+            confirmed = self._confirmed.get(channel)
+            if confirmed is not None:
+                confirmed.clear()
+        self._subscribed_on[channel] = index
 
     def _send_locked(self, index: int, command: str, channel: str) -> None:
         """On shard index's connection; if down, its reader subscribes on reconnecting."""
@@ -189,10 +209,8 @@ class Wakeups:
             try:
                 pubsub = PubSubConnection(shard.locator.locate(SUBSCRIBE_TIMEOUT))
                 with self._lock:
-                    channels = [c for c in self._handlers if self._shard_of(c) == index]
-                    pubsub.send("SUBSCRIBE", self.channel, *channels)
-                    self._subscribed_on.update(dict.fromkeys(channels, index))
                     self._pubsubs[index] = pubsub
+                    self._subscribe_all(index, pubsub)
                 backoff = 0.1
                 while True:
                     self._act_on(index, pubsub.read())
@@ -214,6 +232,19 @@ class Wakeups:
                 if pubsub is not None:
                     pubsub.close()
 
+    def _subscribe_all(self, index: int, pubsub: PubSubConnection) -> None:
+        """A new connection to shard index: our wake-up channel, and the channels
+        the shard serves, in one write (sharded: one SSUBSCRIBE per channel, each
+        channel's slot may be another)."""
+        channels = [c for c in self._handlers if self._shard_of(c) == index]
+        for channel in channels:
+            self._mark_subscribed(channel, index)
+        if self.router.sharded_pubsub:
+            pubsub.send_many([("SUBSCRIBE", self.channel),
+                              *((self._subscribe, channel) for channel in channels)])
+        else:
+            pubsub.send("SUBSCRIBE", self.channel, *channels)
+
     def _follow_layout(self) -> None:
         """Slots changed owners (a Cluster's failover or resharding): a reader on every
         shard serving, none on one that serves no more, each channel on its shard."""
@@ -231,10 +262,10 @@ class Wakeups:
             if all(self._listening.values()):
                 self.subscribed.set()
             for channel, was in list(self._subscribed_on.items()):
-                now = self._subscribed_on[channel] = self._shard_of(channel)
+                now = self._shard_of(channel)
                 if now != was:
-                    self._send_locked(was, "UNSUBSCRIBE", channel)
-                    self._send_locked(now, "SUBSCRIBE", channel)
+                    self._subscribe_locked(channel, now)
+                    self._send_locked(was, self._unsubscribe, channel)
 
     def _follow_master(self, index: int, master: RedisEndpoint) -> None:
         """A shard's command connection found its master elsewhere (Sentinel): a
@@ -259,8 +290,13 @@ class Wakeups:
         kind = message[0]
         if kind == b"pong":
             return
+        if kind == MOVED:
+            self._moved(index, int(message[1]), message[2].decode())
+            return
         channel = message[1].decode()
-        if kind == b"message":
+        if kind == b"smessage":
+            announced.setdefault(channel, []).append(message[2])
+        elif kind == b"message":
             if channel == self.channel:
                 data = message[2]
                 if data[:1] == b"?":
@@ -280,9 +316,43 @@ class Wakeups:
                     self.subscribed.set()
                 # Anything published while we were away is lost: everyone re-reads.
                 self.ring_all()
-                self.on_reconnect()
-            elif channel in self._confirmed:
-                self._confirmed[channel].set()
+            else:
+                self._confirm(channel)
+        elif kind == b"ssubscribe":
+            self._confirm(channel)
+        elif kind == b"sunsubscribe":
+            self._dropped(index, channel)
+
+    def _confirm(self, channel: str) -> None:
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None:
+            return  # unsubscribed meanwhile
+        confirmed.set()
+        if channel in self._resubscribed:
+            self._resubscribed.discard(channel)
+            self._lost[channel]()
+
+    def _dropped(self, index: int, channel: str) -> None:
+        """An SUNSUBSCRIBE's answer, or the node gave the channel's slot away (a
+        resharding) and dropped its subscribers: subscribe where the slot went
+        (the slot map may not know yet: that node then answers MOVED)."""
+        confirmed = self._confirmed.get(channel)
+        with self._lock:
+            if (confirmed is None or not confirmed.is_set()
+                    or self._subscribed_on.get(channel) != index):
+                return  # not the subscription in force (ours moved or ended)
+            self._subscribe_locked(channel, self._shard_of(channel))
+
+    def _moved(self, index: int, slot: int, address: str) -> None:
+        """SSUBSCRIBE on a node that does not serve the slot: the router learns the
+        owner (moving the layout's subscriptions if it did not know), and the
+        channels of that slot still meant for this node go to it."""
+        self.router.slot_moved(slot, address)
+        with self._lock:
+            for channel, on in list(self._subscribed_on.items()):
+                now = self._shard_of(channel)
+                if on == index and now != index and slot_of(hash_tag(channel)) == slot:
+                    self._subscribe_locked(channel, now)
 
     def _asked(self, question: str) -> None:
         """`<process> <tag>`: that process found tag's session busy with a receiver

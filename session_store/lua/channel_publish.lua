@@ -6,7 +6,9 @@
 -- offset n knows it needs n-1 first.
 -- KEYS[1] stream, KEYS[2] position hash (top, ep).
 -- ARGV: head, marker, tail, size, ttl_ms (0: none), meta_ttl_ms (0: none),
---       new epoch, announce channel
+--       new epoch, announce channel, how to announce ('PUBLISH', or on a Cluster
+--       'SPUBLISH': the announce channel shares the keys' slot, so it stays on
+--       their node and its replicas)
 -- The stored text is head .. marker .. offset .. tail, or head .. tail when
 -- marker is '' (a protocol that shows no offsets).
 -- Returns {offset, epoch}
@@ -21,5 +23,5 @@ redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '0-' .. top, 'd', text)
 local ttl, meta_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 if meta_ttl > 0 then redis.call('PEXPIRE', KEYS[2], meta_ttl) end
-redis.call('PUBLISH', ARGV[8], top .. ' ' .. text)
+redis.call(ARGV[9], ARGV[8], top .. ' ' .. text)
 return {top, redis.call('HGET', KEYS[2], 'ep')}

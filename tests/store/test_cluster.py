@@ -6,15 +6,17 @@ test_many_servers.py)."""
 from __future__ import annotations
 
 import gevent
-from support.servers import RedisStore
+from support.servers import RedisServer, RedisStore
 from support.slot_migration import Migration
 from support.store import make_store, new_keys
 from support.waiting import wait_for
 
+from sockhop.session_store.channels import ChannelStore, announce_channel
 from sockhop.session_store.cluster import ClusterRouter
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.router import hash_tag, slot_of
 from sockhop.session_store.sessions import Created
+from sockhop.session_store.wakeups import Wakeups
 
 SESSIONS = 60
 
@@ -92,3 +94,55 @@ def test_a_slot_migrated_under_load_loses_and_repeats_nothing(cluster_router: Cl
     assert queue[-len(stored):] == stored
     assert not set(queue) & set(refused)
     assert router.for_tag(key.tag).endpoint.port == migration.target_port
+
+
+def test_announcements_travel_on_their_channels_node_and_follow_its_slot(
+        cluster_router: ClusterRouter, cluster: RedisStore) -> None:
+    """A channel's announcements are SPUBLISHed and followed (SSUBSCRIBE) on the node
+    that owns the channel's slot, nowhere else; when the slot moves, that node drops
+    the subscription, and it is made again on the new owner, the followers told they
+    may have missed announcements (one published through ASK mid-move is)."""
+    router = cluster_router
+    streams = ChannelStore(router, history_size=10)
+    wakeups = Wakeups(router)
+    wakeups.start()
+    announced: list[bytes] = []
+    lost: list[bool] = []
+    channel = announce_channel("news")
+    assert wakeups.subscribe(channel, announced.extend, lambda: lost.append(True))
+    slot = slot_of(hash_tag(channel))
+
+    def subscribers(node: RedisServer) -> tuple[int, int, int]:
+        """(shard subscribers of the channel, its classic ones, our wake-up channel's)."""
+        with node.client() as client:
+            return (client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1],
+                    client.execute_command("PUBSUB", "NUMSUB", channel)[1],
+                    client.execute_command("PUBSUB", "NUMSUB", wakeups.channel)[1])
+
+    def published(count: int) -> None:
+        wait_for(lambda: gevent.sleep(0.01) or len(announced) >= count, 10,
+                 message=f"{count} announcements arrived")
+
+    owner = cluster.slot_owner(slot)
+    assert subscribers(owner) == (1, 0, 1)
+    assert [subscribers(n)[:2] for n in cluster.servers if n is not owner] == [(0, 0)] * 2
+    router.call(*streams.publish_command("news", b"one"))
+    published(1)
+
+    migration = Migration(cluster, slot)
+    try:
+        migration.start()
+        migration.move_keys()
+        router.call(*streams.publish_command("news", b"mid-move"))  # ASK: run on the target
+        migration.run()
+    finally:
+        migration.close()
+    wait_for(lambda: gevent.sleep(0.01) or bool(lost), 10,
+             message="the followers were told to catch up")
+    new_owner = cluster.slot_owner(slot)
+    assert new_owner.port == migration.target_port
+    assert subscribers(new_owner) == (1, 0, 1) and subscribers(owner)[:2] == (0, 0)
+    assert announced == [b"1 one"]  # the one published mid-move is for the catch-up
+    router.call(*streams.publish_command("news", b"three"))
+    published(2)
+    assert announced == [b"1 one", b"3 three"]

@@ -14,7 +14,7 @@ from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.fanout import ChannelFanout, runs_of
 from sockhop.session_store.items import close_item, message_item
 from sockhop.session_store.router import Router
-from sockhop.session_store.wakeups import Handler, Wakeups
+from sockhop.session_store.wakeups import Handler, Lost, Wakeups
 from sockhop.workers.application import Service, SessionHandler
 from sockhop.workers.disconnect import GO_AWAY
 from sockhop.workers.sockjs.framing import frame_of
@@ -32,7 +32,7 @@ class LocalWakeups(Wakeups):
         super().__init__(Router([AutoPipeline(RedisEndpoint(port=1))]))  # never connects
         self.handlers: dict[str, Handler] = {}
 
-    def subscribe(self, channel: str, handler: Handler) -> bool:
+    def subscribe(self, channel: str, handler: Handler, lost: Lost) -> bool:
         self.handlers[channel] = handler
         return True
 
