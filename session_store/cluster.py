@@ -12,11 +12,10 @@ hub's counts, see docs/design.md) have one copy on a Cluster: on the node that
 owns their own slot, reached through redirections. So every shard's work
 (Router.on_every_shard) is one and the same here, and runs once.
 
-Pub/sub stays classic (SUBSCRIBE/PUBLISH): a Cluster delivers a PUBLISH to the
-subscribers of every node, so wake-ups and announcements reach a process
-whichever node it follows them on, and survive slot migrations; a process
-follows its wake-up channel on every primary, so the dead-holder probe (PUBLISH
-answering the local node's subscriber count) finds it on the session's node.
+Channel announcements use sharded pub/sub (SPUBLISH in the channel's script,
+SSUBSCRIBE on its slot's owner; a MOVED to a pub/sub connection is told here
+through slot_moved); wake-ups stay classic, a process following its wake-up
+channel on every primary (wakeups.py says why).
 
 A failover: the failed primary's connection fails (StoreUnavailable, a 503 with
 Retry-After), and every such failure, or CLUSTERDOWN, has the slot map read

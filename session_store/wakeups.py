@@ -16,6 +16,27 @@ change owners (a failover promotes a replica, a resharding moves a channel's
 slot), a reader starts on each new primary (our wake-up channel subscribed
 there, so the dead-holder probe finds us), a reader of a primary that serves no
 more ends, and each channel's subscription moves to its slot's owner.
+
+Announcements are sharded on a Cluster (SPUBLISH/SSUBSCRIBE on the channel's
+slot): they stay on the channel's node and its replicas instead of crossing
+the cluster bus to every node. A node that gives a slot away drops its shard
+subscribers (`sunsubscribe`): the channel is subscribed where the slot went,
+and, as after any gap, its followers catch up from the history once that is
+confirmed (a publication run on the importing node mid-migration, under ASK,
+is delivered so: late, not lost).
+
+Wake-ups stay classic (SUBSCRIBE/PUBLISH) on a Cluster, by choice. The cost: a
+PUBLISH crosses the cluster bus to every node, and reaches us once per primary
+(a ring is idempotent); but a wake-up is small (a session tag) and only sent
+when a session changes while another process holds it. The dead-holder probe
+stays valid: PUBLISH answers the subscribers of the node it ran on, and we
+subscribe on every primary serving, so the session's node counts us. A sharded
+wake-up channel per node (a hash tag whose slot that node serves) was not
+taken: a session's script would SPUBLISH on a slot other than its keys' (only
+with allow-cross-slot-keys, and only if the tag's slot is still local: a tag
+gone stale by a resharding or failover fails the script after its writes, and
+under ASK the script runs on a node the tag does not name); one per session
+(its own tag) would cost an SSUBSCRIBE and SUNSUBSCRIBE per held receiver.
 """
 
 from __future__ import annotations

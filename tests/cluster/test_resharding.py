@@ -20,9 +20,12 @@ from support.servers import (
 from support.slot_migration import Migration
 from support.waiting import wait_for
 
-from sockhop.session_store.router import slot_of
+from sockhop.session_store.channels import announce_channel
+from sockhop.session_store.router import hash_tag, slot_of
+from sockhop.workers.examples import BROADCAST_CHANNEL
 
-CHANNEL_TAG = "ch:broadcast"  # the broadcast service's channel (session_store/channels.py)
+ANNOUNCE_CHANNEL = announce_channel(BROADCAST_CHANNEL)
+CHANNEL_TAG = hash_tag(ANNOUNCE_CHANNEL)
 
 
 @pytest.fixture
@@ -63,3 +66,15 @@ def test_resharding_under_load_loses_no_session_nor_message(
           f"{moved_after:.1f} s under load")
     assert all(cluster.slot_owner(slot).port != owners_before[slot] for slot in slots)
     load.check()
+    # The channel's announcements are followed on its slot's new owner only (sharded
+    # pub/sub: the old owner dropped its subscribers when it gave the slot away).
+    owner_after = cluster.slot_owner(slot_of(CHANNEL_TAG)).port
+    assert shard_subscribers(cluster, owner_after) >= 1
+    assert shard_subscribers(cluster, owners_before[slot_of(CHANNEL_TAG)]) == 0
+
+
+def shard_subscribers(cluster: RedisStore, port: int) -> int:
+    """The broadcast channel's shard subscribers on the node at port."""
+    (node,) = [s for s in [*cluster.servers, *cluster.replicas] if s.port == port]
+    with node.client() as client:
+        return int(client.execute_command("PUBSUB", "SHARDNUMSUB", ANNOUNCE_CHANNEL)[1])
