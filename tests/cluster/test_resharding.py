@@ -14,6 +14,7 @@ from support.live_load import ENV, RESUMED_SENDS, LiveLoad
 from support.servers import (
     ProcessRegistry,
     RedisStore,
+    shard_subscribers,
     start_cluster_redis,
     start_sockhop_processes,
 )
@@ -68,13 +69,6 @@ def test_resharding_under_load_loses_no_session_nor_message(
     load.check()
     # The channel's announcements are followed on its slot's new owner only (sharded
     # pub/sub: the old owner dropped its subscribers when it gave the slot away).
-    owner_after = cluster.slot_owner(slot_of(CHANNEL_TAG)).port
-    assert shard_subscribers(cluster, owner_after) >= 1
-    assert shard_subscribers(cluster, owners_before[slot_of(CHANNEL_TAG)]) == 0
-
-
-def shard_subscribers(cluster: RedisStore, port: int) -> int:
-    """The broadcast channel's shard subscribers on the node at port."""
-    (node,) = [s for s in [*cluster.servers, *cluster.replicas] if s.port == port]
-    with node.client() as client:
-        return int(client.execute_command("PUBSUB", "SHARDNUMSUB", ANNOUNCE_CHANNEL)[1])
+    assert shard_subscribers(cluster.slot_owner(slot_of(CHANNEL_TAG)), ANNOUNCE_CHANNEL) >= 1
+    before = cluster.node_at(owners_before[slot_of(CHANNEL_TAG)])
+    assert shard_subscribers(before, ANNOUNCE_CHANNEL) == 0

@@ -562,6 +562,17 @@ class RedisStore:
         return self.servers[slot_table(len(self.servers))[slot]].client()
 
 
+    def node_at(self, port: int) -> RedisServer:
+        """A Cluster's node, primary or replica, by its port."""
+        return next(s for s in [*self.servers, *self.replicas] if s.port == port)
+
+
+def shard_subscribers(node: RedisServer, channel: str) -> int:
+    """A shard channel's subscribers on one Cluster node (PUBSUB SHARDNUMSUB)."""
+    with node.client() as client:
+        return int(client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+
+
 def start_store(registry: ProcessRegistry, name: str) -> RedisStore:
     """The Redis for one sockhop deployment, of the topology SOCKHOP_TEST_REDIS names."""
     if redis_topology() == SHARDED:
