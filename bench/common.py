@@ -156,6 +156,11 @@ def redis_used_memory(port: int) -> int:
     return int(redis_info(port, "memory")["used_memory"])
 
 
+def redis_used_memory_summed(ports: Iterable[int]) -> int:
+    """used_memory over several servers (client-side shards)."""
+    return sum(redis_used_memory(port) for port in ports)
+
+
 def redis_command_calls(port: int) -> dict[str, int]:
     """Calls per command from INFO commandstats (commands run inside Lua included)."""
     calls: dict[str, int] = {}
