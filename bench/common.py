@@ -5,10 +5,13 @@ Nothing here talks to anything but 127.0.0.1 and /proc.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -183,3 +186,14 @@ def machine_busy_seconds() -> float:
     idle = values[3] + values[4]
     # guest time is already counted in user/nice
     return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """A module by path, under a name of its own: bench/hub's run.py and loadgen.py
+    share their names with bench/'s."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

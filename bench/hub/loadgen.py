@@ -598,8 +598,11 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         if window.redis_ports and published["burst"]:
             # Read after the burst is over: a server may PUBLISH to Redis after it has
             # written to its own subscribers (Socket.IO's adapter does).
+            calls = window.read_calls()
             burst_costs["redis_calls_per_publication"] = window.redis_calls_per_op(
-                window.read_calls(), perf() - started, published["burst"])
+                calls, perf() - started, published["burst"])
+            burst_costs["redis_calls_per_publication_each"] = window.redis_calls_per_op_each(
+                calls, perf() - started, published["burst"])
         if not rate_skipped:
             window.begin()
             t0 = perf()
@@ -726,6 +729,7 @@ async def scenario_connect(args: argparse.Namespace, window: Window) -> dict[str
     """args.clients clients connect and subscribe at once (args.parallel in flight)."""
     clients = Clients(args)
     subscribers = [clients.make(no_pub) for _ in range(args.clients)]
+    await window.measure_background()  # the idle server's own Redis traffic, to subtract
     window.begin()
     started = perf()
     try:
