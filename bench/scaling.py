@@ -27,7 +27,8 @@ what this shows is the CPU of each process and each shard, and that Redis comman
 operation stay the same however many shards, from which docs/performance.md projects.
 
 Prints a markdown table of medians and writes bench/results/scaling-<stamp>.json (every
-raw figure) and .md (the table). --quick (1 run, short windows): ~6 min; full: ~20 min.
+raw figure) and .md (the table). --quick (1 run, short windows): ~4 min; full (--runs 3):
+~15 min.
 """
 
 from __future__ import annotations
