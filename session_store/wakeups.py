@@ -47,19 +47,22 @@ class Waiter:
 
     queue_rung says the session's Redis state changed (new items, a close, a
     subscription change, a reconnect); a ring without it is local news only
-    (channel publications already handed to the receiver). client_present is
+    (channel publications already handed to the receiver, or `handed_over`:
+    the session's channels as this process just changed them, with their
+    version, so the receiver needs no read to follow them). client_present is
     set while the receiver holds the lease: it tells whether the receiver's
     client is still connected (asked when another receiver finds the session
     busy); told_busy, that the holder's process answered such a question: its
     client is there.
     """
 
-    __slots__ = ("client_present", "event", "queue_rung", "tag", "told_busy")
+    __slots__ = ("client_present", "event", "handed_over", "queue_rung", "tag", "told_busy")
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.event = gevent.event.Event()
         self.queue_rung = False
+        self.handed_over: tuple[bytes, dict[str, int]] | None = None
         self.client_present: Callable[[], bool] | None = None
         self.told_busy = False
 
@@ -70,6 +73,7 @@ class Waiter:
         """Clear before reading the queue, so a ring after the read is never lost."""
         self.event.clear()
         self.queue_rung = False
+        self.handed_over = None
 
 
 class Wakeups:
@@ -123,6 +127,11 @@ class Wakeups:
     def ring(self, tag: str) -> None:
         for waiter in self._waiters.get(tag, ()):
             waiter.queue_rung = True
+            waiter.event.set()
+
+    def hand_over(self, tag: str, version: bytes, subscriptions: dict[str, int]) -> None:
+        for waiter in self._waiters.get(tag, ()):
+            waiter.handed_over = (version, subscriptions)
             waiter.event.set()
 
     def ring_all(self) -> None:
