@@ -60,10 +60,17 @@ class Caller(Protocol):
 
 
 class Redirects(Protocol):
-    """Sends commands a Cluster node redirected (MOVED, ASK, TRYAGAIN) to where
-    it said; their replies, in order (error replies among them)."""
+    """A Cluster's router: sends commands a node redirected (MOVED, ASK, TRYAGAIN) to
+    where it said, and reads the slot map again when a node fails (a failover)."""
 
-    def follow(self, commands: Sequence[Command], errors: Sequence[ResponseError]) -> list[Any]: ...
+    def follow(self, commands: Sequence[Command], errors: Sequence[ResponseError]) -> list[Any]:
+        """Their replies, in order (error replies among them)."""
+        ...
+
+    def unavailable(self) -> None:
+        """A node could not be reached, or answered CLUSTERDOWN: its slots may have
+        a new owner."""
+        ...
 
 
 class Observer(Protocol):
@@ -154,9 +161,11 @@ class AutoPipeline:
                 if str(reply).startswith(UNAVAILABLE_REPLIES):
                     # A master turned replica (or cut off from its replicas): find
                     # the master again.
+                    self._unavailable()
                     self._disconnect(StoreUnavailable(str(reply)))
                     raise StoreUnavailable(str(reply))
                 if str(reply).startswith((*CLUSTER_DOWN_REPLIES, *REDIRECT_REPLIES)):
+                    self._unavailable()
                     raise StoreUnavailable(str(reply))  # redirected until we gave up
                 raise reply
         return replies
@@ -220,6 +229,7 @@ class AutoPipeline:
     def _send(self, commands: Sequence[Command]) -> list[gevent.event.AsyncResult]:
         if self._sock is None:
             if time.monotonic() < self._retry_at:
+                self._unavailable()
                 raise StoreUnavailable(f"Redis unavailable ({self.locator.where}); "
                                        "not trying again yet")
             self._connect()
@@ -352,6 +362,12 @@ class AutoPipeline:
     def _failed(self, kind: str) -> None:
         if self.observer is not None:
             self.observer.error(kind)
+        if kind != "reply":
+            self._unavailable()
+
+    def _unavailable(self) -> None:
+        if self.redirects is not None:
+            self.redirects.unavailable()
 
     def _disconnect(self, error: Exception, sock: gevent.socket.socket | None = None) -> None:
         if sock is not None and self._sock is not sock:

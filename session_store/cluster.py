@@ -17,11 +17,21 @@ subscribers of every node, so wake-ups and announcements reach a process
 whichever node it follows them on, and survive slot migrations; a process
 follows its wake-up channel on every primary, so the dead-holder probe (PUBLISH
 answering the local node's subscriber count) finds it on the session's node.
+
+A failover: the failed primary's connection fails (StoreUnavailable, a 503 with
+Retry-After), and every such failure, or CLUSTERDOWN, has the slot map read
+again (from any node known: replicas, primaries, seeds), at most every
+FIRST_REFRESH_GAP, the gap doubling up to MAX_REFRESH_GAP while nothing changes.
+Once a replica is named the owner, commands go to it (its connection loads the
+scripts on connect), and the readers of wakeups.py follow (on_layout_change).
+A write whose success a client is told of (durable) waits for one replica
+where the slot map names one, so the replica a failover promotes has it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -29,7 +39,7 @@ import gevent
 from redis.exceptions import ResponseError
 
 from sockhop.session_store.autopipeline import REDIRECT_REPLIES, AutoPipeline, Observer, Script
-from sockhop.session_store.endpoint import Command
+from sockhop.session_store.endpoint import Command, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.router import SLOTS, Item, OnShard, Result, Routable, Router, slot_of
 from sockhop.session_store.topology import ClusterSeeds
@@ -41,6 +51,27 @@ Address = tuple[str, int]
 MAX_REDIRECTIONS = 12
 # The first pause before a TRYAGAIN is sent again (doubling, at most 0.1 s).
 TRYAGAIN_PAUSE = 0.005
+# After a node failed, the slot map is read again no sooner than this (doubling
+# while it stays the same): a failover takes the cluster's node timeout and more.
+FIRST_REFRESH_GAP = 0.1
+MAX_REFRESH_GAP = 0.5
+
+
+class ClusterNode:
+    """A node as its connection's Locator: always where it is; a durable write
+    waits for one replica while the slot map names one (asynchronous replication
+    could lose an acknowledged write in a failover)."""
+
+    def __init__(self, endpoint: RedisEndpoint) -> None:
+        self.endpoint = endpoint
+        self.replicas_to_wait = 0
+
+    @property
+    def where(self) -> str:
+        return self.endpoint.where
+
+    def locate(self, timeout: float) -> RedisEndpoint:
+        return self.endpoint
 
 
 class ClusterRouter(Router):
@@ -48,8 +79,11 @@ class ClusterRouter(Router):
         self.seeds = seeds
         self.observer = observer
         self._nodes: dict[Address, AutoPipeline] = {}
+        self._replicas: dict[Address, None] = {}  # every replica the slot map named
         self._sources: list[str] = []
         self._refreshing: gevent.Greenlet | None = None
+        self._refresh_gap = FIRST_REFRESH_GAP
+        self._next_refresh = 0.0
         owners = self._read_slot_map([self._node(s.host, s.port) for s in seeds.seeds])
         primaries = list(dict.fromkeys(owners))
         super().__init__(primaries)
@@ -62,7 +96,8 @@ class ClusterRouter(Router):
         node = self._nodes.get((host, port))
         if node is None:
             node = self._nodes[(host, port)] = AutoPipeline(
-                self.seeds.node_at(host, port), observer=self.observer, redirects=self)
+                ClusterNode(self.seeds.node_at(host, port)), observer=self.observer,
+                redirects=self)
             for source in self._sources:
                 node.script(source)
         return node
@@ -77,37 +112,69 @@ class ClusterRouter(Router):
                 failure = exc
                 continue
             owners: list[AutoPipeline | None] = [None] * SLOTS
-            for first, last, primary, *_replicas in ranges:
-                host = primary[0].decode() or node.endpoint.host
-                owner = self._node(host, int(primary[1]))
+            for first, last, primary, *replicas in ranges:
+                owner = self._node(self._host(primary, node), int(primary[1]))
                 owners[first:last + 1] = [owner] * (last - first + 1)
+                owner.locator.replicas_to_wait = min(len(replicas), 1)
+                for replica in replicas:
+                    self._replicas[(self._host(replica, node), int(replica[1]))] = None
             if None in owners:
                 raise StoreUnavailable(f"the Redis Cluster at {node.endpoint.where} does not "
                                        "serve every slot (CLUSTER SLOTS)")
             return [owner for owner in owners if owner is not None]
         raise StoreUnavailable(f"no Redis Cluster node answered CLUSTER SLOTS: {failure}")
 
-    def _set_owners(self, owners: list[AutoPipeline]) -> None:
+    @staticmethod
+    def _host(address: list[Any], asked: AutoPipeline) -> str:
+        """A node's host in CLUSTER SLOTS (empty: the host of the node asked)."""
+        return address[0].decode() or asked.locator.endpoint.host
+
+    def _set_owners(self, owners: list[AutoPipeline]) -> bool:
+        """True if any slot changed owner (the layout's listeners were told)."""
         for owner in owners:
             if owner not in self.shards:  # appended: a shard's index stays its own
                 self.shards.append(owner)
+        before = self._index_by_slot
         self._by_slot = owners
         index = {shard: i for i, shard in enumerate(self.shards)}
         self._index_by_slot = [index[owner] for owner in owners]
+        self._serving = sorted(set(self._index_by_slot))
+        if self._index_by_slot == before:
+            return False
+        for listener in self.on_layout_change:
+            listener()
+        return True
 
-    def refresh(self) -> None:
-        """Read the slot map again (after a MOVED: more slots may have moved)."""
-        self._set_owners(self._read_slot_map(list(self._nodes.values())))
+    def serving(self) -> list[int]:
+        return self._serving
+
+    def any_shard(self) -> AutoPipeline:
+        return self._by_slot[0]
+
+    def refresh(self) -> bool:
+        """Read the slot map again, asking the replicas first (a promoted one knows of
+        its promotion first); True if any slot changed owner."""
+        asked = [self._node(host, port) for host, port in self._replicas]
+        asked += [node for node in self._nodes.values() if node not in asked]
+        return self._set_owners(self._read_slot_map(asked))
+
+    def unavailable(self) -> None:
+        self._refresh_soon()
 
     def _refresh_soon(self) -> None:
-        if self._refreshing is None or self._refreshing.dead:
+        if ((self._refreshing is None or self._refreshing.dead)
+                and time.monotonic() >= self._next_refresh):
             self._refreshing = gevent.spawn(self._refresh_quietly)
 
     def _refresh_quietly(self) -> None:
         try:
-            self.refresh()
+            changed = self.refresh()
         except StoreUnavailable as exc:
             log.warning("could not read the Redis Cluster's slot map: %s", exc)
+            changed = False
+        self._refresh_gap = (FIRST_REFRESH_GAP if changed
+                             else min(self._refresh_gap * 2, MAX_REFRESH_GAP))
+        self._next_refresh = time.monotonic() + self._refresh_gap
 
     # --- redirections (AutoPipeline's Redirects) ---
 
@@ -178,7 +245,7 @@ class ClusterRouter(Router):
     def on_every_shard(self, work: Callable[[AutoPipeline], Result]) -> list[Result]:
         """Once: the keys every shard has a copy of have one copy on a Cluster
         (module docstring), reached from any node."""
-        return [work(self.shards[0])]
+        return [work(self.any_shard())]
 
     def close(self) -> None:
         for node in self._nodes.values():

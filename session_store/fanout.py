@@ -8,6 +8,11 @@ follower that sees a gap catches up from the channel's history.
 The announcements that arrived together are handed over as runs of
 consecutive offsets, each shared by all its followers: a follower is woken
 once per batch, and what a protocol builds from a run is built once.
+
+A follower that joins at offset n need not read the history when nothing
+after n can have been missed (`announced_after`): the process has followed
+the channel without a break since it read the channel's top t, so every
+publication after t is announced to it, and none it has taken since is past n.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, Protocol
 import gevent
 
 from sockhop.session_store.channels import announce_channel
+from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.wakeups import Wakeups
 
 # Keep a channel's subscription this long after its last local follower left:
@@ -83,9 +89,16 @@ class Follower(Protocol):
 
 
 class ChannelFanout:
-    def __init__(self, wakeups: Wakeups, delivered: Delivered | None = None) -> None:
+    def __init__(self, wakeups: Wakeups, delivered: Delivered | None = None,
+                 top: Callable[[str], int] | None = None) -> None:
         self.wakeups = wakeups
         self.delivered = delivered
+        self._top = top  # a channel's top offset, read from Redis
+        # By channel followed without a break since its top was read: the highest
+        # offset known (that top, or the last announced since).
+        self._heard: dict[str, int] = {}
+        self._reading: set[str] = set()  # channels whose top is being read
+        self._generation = 0  # moves on whenever announcements may have been lost
         # By channel, then by the transport they write to (counted per group, not
         # per follower: the delivery loop is the hot path).
         self._followers: dict[str, dict[str, set[Follower]]] = {}
@@ -100,11 +113,48 @@ class ChannelFanout:
         """
         self._followers.setdefault(channel, {}).setdefault(follower.transport, set()).add(follower)
         if channel in self._subscribed:
-            return self.wakeups.wait_subscribed(announce_channel(channel))
-        self._subscribed.add(channel)
-        return self.wakeups.subscribe(
-            announce_channel(channel), lambda announced: self._announce(channel, announced)
-        )
+            flowing = self.wakeups.wait_subscribed(announce_channel(channel))
+        else:
+            self._subscribed.add(channel)
+            flowing = self.wakeups.subscribe(
+                announce_channel(channel), lambda announced: self._announce(channel, announced))
+        if flowing and channel not in self._heard:
+            self._read_top(channel)
+        return flowing
+
+    def announced_after(self, channel: str, offset: int) -> bool:
+        """True if every publication of channel after offset reaches the
+        followers through announcements (see the module docstring); ask after
+        follow() returned."""
+        heard = self._heard.get(channel)
+        return heard is not None and heard <= offset
+
+    def announcements_lost(self) -> None:
+        """Announcements may have been missed (pub/sub reconnected): every
+        follower catches up, and a channel's top is read again before anyone
+        may skip that."""
+        self._generation += 1
+        self._heard.clear()
+        for channel, groups in self._followers.items():
+            for group in list(groups.values()):
+                for follower in list(group):
+                    follower.lost_track(channel)
+
+    def _read_top(self, channel: str) -> None:
+        """Once per channel followed (and after announcements were lost): read
+        after the subscription was confirmed, the top bounds what was missed."""
+        if self._top is None or channel in self._reading:
+            return
+        self._reading.add(channel)
+        generation = self._generation
+        try:
+            top = self._top(channel)
+        except StoreUnavailable:
+            return
+        finally:
+            self._reading.discard(channel)
+        if generation == self._generation and channel in self._subscribed:
+            self._heard[channel] = max(top, self._heard.get(channel, top))
 
     def unfollow(self, channel: str, follower: Follower) -> None:
         groups = self._followers.get(channel)
@@ -121,9 +171,14 @@ class ChannelFanout:
     def _drop_if_unfollowed(self, channel: str) -> None:
         if channel not in self._followers and channel in self._subscribed:
             self._subscribed.discard(channel)
+            self._heard.pop(channel, None)
+            self._generation += 1  # a read of its top in flight must not count
             self.wakeups.unsubscribe(announce_channel(channel))
 
     def _announce(self, channel: str, announced: list[bytes]) -> None:
+        heard = self._heard.get(channel)
+        if heard is not None:  # followers or not: one may join next
+            self._heard[channel] = max(heard, *(int(a.partition(b" ")[0]) for a in announced))
         groups = self._followers.get(channel)
         if not groups:
             return
@@ -140,7 +195,4 @@ class ChannelFanout:
             self.delivered(written, time.perf_counter() - started)
 
     def _reconnected(self) -> None:
-        for channel, groups in self._followers.items():
-            for group in list(groups.values()):
-                for follower in list(group):
-                    follower.lost_track(channel)
+        self.announcements_lost()

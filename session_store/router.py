@@ -85,6 +85,21 @@ class Router:
         self._single = self.shards[0] if len(self.shards) == 1 else None
         self._index_by_slot = slot_table(len(self.shards))
         self._by_slot = [self.shards[i] for i in self._index_by_slot]
+        # Told when slots change owners (a Cluster's failover or resharding): pub/sub follows.
+        self.on_layout_change: list[Callable[[], None]] = []
+
+    def serving(self) -> list[int]:
+        """The indexes of the shards that hold slots now (a Cluster's failed primary
+        keeps its index, but serves nothing)."""
+        return list(range(len(self.shards)))
+
+    def any_shard(self) -> AutoPipeline:
+        """Where a command on no key goes: a shard that serves."""
+        return self.shards[0]
+
+    def unavailable(self) -> None:
+        """A server failed: a layout that changes by itself (a Cluster's) is read
+        again; fixed ones have nothing to read."""
 
     # --- which shard ---
 
@@ -112,8 +127,8 @@ class Router:
         if self._single is not None:
             return self._single, command
         if command[0] == "EVALSHA":
-            return (self.for_key(str(command[3])) if int(command[2]) else self.shards[0]), command
-        return (self.for_key(str(command[1])) if len(command) > 1 else self.shards[0]), command
+            return (self.for_key(str(command[3])) if int(command[2]) else self.any_shard()), command
+        return (self.for_key(str(command[1])) if len(command) > 1 else self.any_shard()), command
 
     def group(self, items: Iterable[Item], tag_of: Callable[[Item], str]) -> list[list[Item]]:
         """items split into batches whose keys are all on one server (a script

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies, Script
 from sockhop.session_store.router import Routable, RoutedReplies, Router
@@ -176,6 +176,16 @@ class StoreLimits:
         return self.lease_ms + self.disconnect_ms + 60_000
 
 
+class LocalHolders(Protocol):
+    """The receivers of this process, by session tag (Wakeups)."""
+
+    def ring(self, tag: str) -> None:
+        """The session changed in Redis: read it again."""
+
+    def hand_over(self, tag: str, version: bytes, subscriptions: dict[str, int]) -> None:
+        """The session's channels changed (to version), and nothing else."""
+
+
 class SessionStore:
     """The one place session state is read and changed."""
 
@@ -187,13 +197,14 @@ class SessionStore:
             router, "receiver_open", "receiver_next", "update", "close", "expire", "claim_due",
             "ack", "holder_gone")
         self._process = ""
-        self._ring: Callable[[str], None] = lambda tag: None
+        self._holders: LocalHolders | None = None
 
-    def ring_here(self, process: str, ring: Callable[[str], None]) -> None:
+    def serve_here(self, process: str, holders: LocalHolders) -> None:
         """An update of a session whose lease a receiver of this process holds
-        rings it with ring(tag), without a PUBLISH through Redis and back
-        (a websocket's own subscribe, a send to a stream of this process)."""
-        self._process, self._ring = process, ring
+        wakes it through holders, without a PUBLISH through Redis and back (a
+        websocket's own subscribe, a send to a stream of this process); a change
+        of channels alone is handed over with the channels as they are now."""
+        self._process, self._holders = process, holders
 
     # --- receiving side ---
 
@@ -344,11 +355,17 @@ class SessionStore:
         reply = self.router.for_tag(key.tag).call(*self._update.command(key.keys, args),
                                                   durable=True)
         if isinstance(reply, list):
-            raise StateConflict(AppState.of(reply[1:]))
-        result = reply.decode()
-        if result == "here":
-            self._ring(key.tag)
+            if reply[0] != b"here":
+                raise StateConflict(AppState.of(reply[1:]))
+            assert self._holders is not None  # "here" needs a process named
+            self._holders.hand_over(key.tag, reply[1], _subscriptions(reply[2]))
             result = EnqueueResult.OK
+        else:
+            result = reply.decode()
+            if result == "here":
+                assert self._holders is not None
+                self._holders.ring(key.tag)
+                result = EnqueueResult.OK
         if also and result in (EnqueueResult.OK, EnqueueResult.OVERFLOW):
             # Overflow applied the step, then closed: the close hook undoes it after these.
             if await_also:

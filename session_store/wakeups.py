@@ -10,6 +10,12 @@ With several shards, the process's wake-up channel is followed on every shard
 (a session's scripts publish on the session's shard, and the dead-holder probe
 counts the subscribers there), and a channel's announcements on the channel's
 shard (where its publish script runs).
+
+On a Redis Cluster the shards are the primaries serving slots now: when slots
+change owners (a failover promotes a replica, a resharding moves a channel's
+slot), a reader starts on each new primary (our wake-up channel subscribed
+there, so the dead-holder probe finds us), a reader of a primary that serves no
+more ends, and each channel's subscription moves to its slot's owner.
 """
 
 from __future__ import annotations
@@ -41,19 +47,22 @@ class Waiter:
 
     queue_rung says the session's Redis state changed (new items, a close, a
     subscription change, a reconnect); a ring without it is local news only
-    (channel publications already handed to the receiver). client_present is
+    (channel publications already handed to the receiver, or `handed_over`:
+    the session's channels as this process just changed them, with their
+    version, so the receiver needs no read to follow them). client_present is
     set while the receiver holds the lease: it tells whether the receiver's
     client is still connected (asked when another receiver finds the session
     busy); told_busy, that the holder's process answered such a question: its
     client is there.
     """
 
-    __slots__ = ("client_present", "event", "queue_rung", "tag", "told_busy")
+    __slots__ = ("client_present", "event", "handed_over", "queue_rung", "tag", "told_busy")
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.event = gevent.event.Event()
         self.queue_rung = False
+        self.handed_over: tuple[bytes, dict[str, int]] | None = None
         self.client_present: Callable[[], bool] | None = None
         self.told_busy = False
 
@@ -64,6 +73,7 @@ class Waiter:
         """Clear before reading the queue, so a ring after the read is never lost."""
         self.event.clear()
         self.queue_rung = False
+        self.handed_over = None
 
 
 class Wakeups:
@@ -80,16 +90,25 @@ class Wakeups:
         self._waiters: defaultdict[str, list[Waiter]] = defaultdict(list)
         self._handlers: dict[str, Handler] = {}
         self._confirmed: dict[str, gevent.event.Event] = {}
-        shards = len(router.shards)
-        self._pubsubs: list[PubSubConnection | None] = [None] * shards
-        self._listening = [False] * shards  # our wake-up channel confirmed, by shard
+        self._pubsubs: dict[int, PubSubConnection] = {}  # connected, by shard
+        self._readers: dict[int, gevent.Greenlet] = {}
+        self._listening: dict[int, bool] = {}  # our wake-up channel confirmed, by serving shard
+        self._subscribed_on: dict[str, int] = {}  # the shard a channel is (to be) subscribed on
         self._lock = gevent.lock.Semaphore()
+        router.on_layout_change.append(self._follow_layout)
 
     def start(self, ready_timeout: float = SUBSCRIBE_TIMEOUT) -> None:
         """Subscribe before serving: until then, other processes would think us dead."""
-        for index in range(len(self._pubsubs)):
-            gevent.spawn(self._read_forever, index)
+        for index in self.router.serving():
+            self._start_reader(index)
         self.subscribed.wait(ready_timeout)
+
+    def _start_reader(self, index: int) -> None:
+        reader = self._readers.get(index)
+        if reader is None or reader.dead:
+            self._listening[index] = False
+            self.subscribed.clear()
+            self._readers[index] = gevent.spawn(self._read_forever, index)
 
     # --- receivers of this process ---
 
@@ -108,6 +127,11 @@ class Wakeups:
     def ring(self, tag: str) -> None:
         for waiter in self._waiters.get(tag, ()):
             waiter.queue_rung = True
+            waiter.event.set()
+
+    def hand_over(self, tag: str, version: bytes, subscriptions: dict[str, int]) -> None:
+        for waiter in self._waiters.get(tag, ()):
+            waiter.handed_over = (version, subscriptions)
             waiter.event.set()
 
     def ring_all(self) -> None:
@@ -146,53 +170,87 @@ class Wakeups:
         self._send_on_shard(channel, "UNSUBSCRIBE")
 
     def _send_on_shard(self, channel: str, command: str) -> None:
-        """On the channel's shard's connection (if down, its reader subscribes on reconnecting)."""
+        """SUBSCRIBE on the channel's shard, UNSUBSCRIBE where it was subscribed."""
         with self._lock:
-            pubsub = self._pubsubs[self._shard_of(channel)]
-            if pubsub is not None:
-                with contextlib.suppress(StoreUnavailable):
-                    pubsub.send(command, channel)
+            if command == "SUBSCRIBE":
+                index = self._subscribed_on[channel] = self._shard_of(channel)
+            else:
+                index = self._subscribed_on.pop(channel, self._shard_of(channel))
+            self._send_locked(index, command, channel)
+
+    def _send_locked(self, index: int, command: str, channel: str) -> None:
+        """On shard index's connection; if down, its reader subscribes on reconnecting."""
+        pubsub = self._pubsubs.get(index)
+        if pubsub is not None:
+            with contextlib.suppress(StoreUnavailable):
+                pubsub.send(command, channel)
 
     def _shard_of(self, channel: str) -> int:
         return self.router.shard_index(hash_tag(channel))
 
-    # --- the readers, one per shard ---
+    # --- the readers, one per shard serving ---
 
     def _read_forever(self, index: int) -> None:
         shard = self.router.shards[index]
         backoff = 0.1
-        while True:
+        while index in self.router.serving():
             pubsub: PubSubConnection | None = None
             try:
                 pubsub = PubSubConnection(shard.locator.locate(SUBSCRIBE_TIMEOUT))
                 with self._lock:
-                    pubsub.send("SUBSCRIBE", self.channel,
-                                *(c for c in self._handlers if self._shard_of(c) == index))
+                    channels = [c for c in self._handlers if self._shard_of(c) == index]
+                    pubsub.send("SUBSCRIBE", self.channel, *channels)
+                    self._subscribed_on.update(dict.fromkeys(channels, index))
                     self._pubsubs[index] = pubsub
                 backoff = 0.1
                 while True:
                     self._act_on(index, pubsub.read())
             except StoreUnavailable as exc:
+                if index not in self.router.serving():
+                    break  # its slots have a new owner: hung up on purpose
                 self._listening[index] = False
                 self.subscribed.clear()
                 for channel, event in self._confirmed.items():
-                    if self._shard_of(channel) == index:
+                    if self._subscribed_on.get(channel) == index:
                         event.clear()
                 redis_outage.failed(f"pub/sub reader of {shard.locator.where} (reconnecting)", exc)
+                self.router.unavailable()
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with self._lock:
-                    self._pubsubs[index] = None
+                    self._pubsubs.pop(index, None)
                 if pubsub is not None:
                     pubsub.close()
+
+    def _follow_layout(self) -> None:
+        """Slots changed owners (a Cluster's failover or resharding): a reader on every
+        shard serving, none on one that serves no more, each channel on its shard."""
+        if not self._readers:
+            return  # not started
+        serving = set(self.router.serving())
+        for index in serving:
+            self._start_reader(index)
+        with self._lock:
+            for index in [i for i in self._listening if i not in serving]:
+                del self._listening[index]
+                pubsub = self._pubsubs.get(index)
+                if pubsub is not None:
+                    pubsub.hang_up()
+            if all(self._listening.values()):
+                self.subscribed.set()
+            for channel, was in list(self._subscribed_on.items()):
+                now = self._subscribed_on[channel] = self._shard_of(channel)
+                if now != was:
+                    self._send_locked(was, "UNSUBSCRIBE", channel)
+                    self._send_locked(now, "SUBSCRIBE", channel)
 
     def _follow_master(self, index: int, master: RedisEndpoint) -> None:
         """A shard's command connection found its master elsewhere (Sentinel): a
         process whose wake-up subscription is not on the master looks dead to the
         others (their PUBLISH there reaches nobody)."""
         with self._lock:
-            pubsub = self._pubsubs[index]
+            pubsub = self._pubsubs.get(index)
             if pubsub is not None and pubsub.endpoint != master:
                 pubsub.hang_up()
 
@@ -224,9 +282,10 @@ class Wakeups:
                 announced.setdefault(channel, []).append(message[2])
         elif kind == b"subscribe":
             if channel == self.channel:
-                self._listening[index] = True
+                if index in self._listening:
+                    self._listening[index] = True
                 redis_outage.recovered()
-                if all(self._listening):
+                if all(self._listening.values()):
                     self.subscribed.set()
                 # Anything published while we were away is lost: everyone re-reads.
                 self.ring_all()

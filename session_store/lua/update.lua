@@ -11,7 +11,9 @@
 --       caller's process, changes, (channel, offset or '' to leave) x changes,
 --       item...
 -- Returns 'ok' | 'here' (ok, and the lease holder is in the caller's process:
---       it wakes the holder itself, no PUBLISH) | 'missing' | 'closed'
+--       it wakes the holder itself, no PUBLISH) | {'here', sv, subscriptions}
+--       (the same for a change of channels alone: the holder follows them as
+--       handed over, without reading them back) | 'missing' | 'closed'
 --       | 'overflow' (session closed just now) | {'conflict', state or false, version}
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return 'missing' end
@@ -52,7 +54,12 @@ end
 keep_alive(tonumber(ARGV[2]))
 if changes > 0 or #ARGV >= at then
   local holder = redis.call('HGET', KEYS[1], 'rcv')
-  if holder and process_of(holder) == ARGV[8] then return 'here' end
+  if holder and process_of(holder) == ARGV[8] then
+    if changes > 0 and #ARGV < at then
+      return {'here', redis.call('HGET', KEYS[1], 'sv'), redis.call('HGETALL', KEYS[3])}
+    end
+    return 'here'
+  end
   wake_holder(KEYS[1], ARGV[1])
 end
 return 'ok'

@@ -48,7 +48,7 @@ def shards_router(shards: RedisStore) -> Iterator[Router]:
 
 @pytest.fixture(scope="module")
 def cluster(process_registry: ProcessRegistry) -> Iterator[RedisStore]:
-    servers = RedisStore(start_cluster_redis(process_registry, "cluster-redis"), cluster=True)
+    servers = start_cluster_redis(process_registry, "cluster-redis")
     yield servers
     process_registry.stop(servers.procs)
 

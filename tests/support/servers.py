@@ -441,6 +441,8 @@ STARTERS: dict[str, RedisStarter] = {
 SHARDED = "shards"
 CLUSTERED = "cluster"
 SHARDS = 3
+# How long a Cluster node goes unanswered before it is taken for dead (failover).
+CLUSTER_NODE_TIMEOUT_MS = 2000
 
 
 def redis_topology() -> str:
@@ -453,28 +455,43 @@ def redis_topology() -> str:
 
 
 def start_cluster_redis(registry: ProcessRegistry, name: str,
-                        primaries: int = SHARDS) -> list[RedisServer]:
-    """A Redis Cluster of `primaries` nodes (no replicas), the slots dealt evenly by
-    `redis-cli --cluster create`; ready once every node says cluster_state:ok."""
+                        primaries: int = SHARDS) -> RedisStore:
+    """A Redis Cluster of `primaries` primaries with one replica each, the slots dealt
+    evenly by `redis-cli --cluster create`; ready once every node says cluster_state:ok
+    and every replica is in sync. A replica is its primary's companion (stopped after it).
+    A node taken for dead after 2 s; a replica may take over however stale its data."""
     nodes = []
-    for i in range(primaries):
+    for i in range(primaries * 2):
         port = free_port()
         argv = redis_argv(
             ["--port", str(port)], _redis_workdir(registry, f"{name}{i}", port),
             "--cluster-enabled", "yes", "--cluster-port", str(free_port()),
-            "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000")
+            "--cluster-config-file", f"nodes-{port}.conf",
+            "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
+            "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0")
         nodes.append(_wait_redis_ready(RedisServer(registry.start(f"{name}{i}", argv), port,
                                                    f"redis://{LOCALHOST}:{port}/0")))
     create = subprocess.run(
         [find_executable("redis-cli"), "--cluster", "create",
-         *(f"{LOCALHOST}:{node.port}" for node in nodes), "--cluster-yes"],
+         *(f"{LOCALHOST}:{node.port}" for node in nodes), "--cluster-replicas", "1",
+         "--cluster-yes"],
         capture_output=True, text=True, timeout=30, check=False)
     if create.returncode != 0:
         raise StartupError(f"redis-cli --cluster create failed:\n{create.stdout}{create.stderr}")
+    store = RedisStore([node for node in nodes if _role(node) == "master"], cluster=True,
+                       replicas=[node for node in nodes if _role(node) != "master"])
+    for primary in store.servers:
+        registry.companions[primary.proc] = [
+            r.proc for r in store.replicas if store.primary_of(r) is primary]
+    wait_for(lambda: all(_cluster_state_ok(node) for node in nodes)
+             and all(_replica_in_sync(replica) for replica in store.replicas), 20.0,
+             interval=0.1, message="cluster_state:ok on every node, every replica in sync")
+    return store
 
-    wait_for(lambda: all(_cluster_state_ok(node) for node in nodes), 20.0, interval=0.1,
-             message="cluster_state:ok on every node")
-    return nodes
+
+def _role(node: RedisServer) -> str:
+    with node.client() as client:
+        return client.execute_command("ROLE")[0].decode()
 
 
 def _cluster_state_ok(node: RedisServer) -> bool:
@@ -482,6 +499,11 @@ def _cluster_state_ok(node: RedisServer) -> bool:
         info = client.execute_command("CLUSTER", "INFO")
     text = info.decode() if isinstance(info, bytes) else str(info)
     return "cluster_state:ok" in text
+
+
+def _replica_in_sync(node: RedisServer) -> bool:
+    with node.client() as client:
+        return client.info("replication").get("master_link_status") == "up"
 
 
 def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
@@ -492,15 +514,17 @@ def start_redis(registry: ProcessRegistry, name: str = "redis") -> RedisServer:
 @dataclass
 class RedisStore:
     """The Redis of a sockhop deployment: one server, several independent ones
-    (client-side shards) with SOCKHOP_TEST_REDIS=shards, or the primaries of a Redis
-    Cluster with SOCKHOP_TEST_REDIS=cluster."""
+    (client-side shards) with SOCKHOP_TEST_REDIS=shards, or a Redis Cluster (servers:
+    the primaries it started with, replicas: theirs) with SOCKHOP_TEST_REDIS=cluster."""
 
     servers: list[RedisServer]
     cluster: bool = False
+    replicas: list[RedisServer] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        """SOCKHOP_REDIS_URL: space-separated URLs are shards; a Cluster is named by its seeds."""
+        """SOCKHOP_REDIS_URL: space-separated URLs are shards; a Cluster is named by its
+        seeds (its primaries)."""
         if self.cluster:
             return "redis+cluster://" + ",".join(f"{LOCALHOST}:{s.port}" for s in self.servers)
         return " ".join(server.url for server in self.servers)
@@ -508,6 +532,23 @@ class RedisStore:
     @property
     def procs(self) -> list[ManagedProcess]:
         return [server.proc for server in self.servers]
+
+    def slot_owner(self, slot: int) -> RedisServer:
+        """The Cluster node that serves slot now (as the first live node answering says)."""
+        for node in [*self.servers, *self.replicas]:
+            if not node.proc.alive():
+                continue
+            with node.client() as client:
+                ranges = client.execute_command("CLUSTER", "SLOTS")
+            port = next(int(primary[1]) for first, last, primary, *_ in ranges
+                        if first <= slot <= last)
+            return next(s for s in [*self.servers, *self.replicas] if s.port == port)
+        raise ConnectionError("no Cluster node is alive")
+
+    def primary_of(self, replica: RedisServer) -> RedisServer:
+        with replica.client() as client:
+            port = int(client.info("replication")["master_port"])
+        return next(s for s in [*self.servers, *self.replicas] if s.port == port)
 
     def client_for(self, key: str) -> redis.Redis:
         """The test's own client of the server that holds key (sockhop's router's choice;
@@ -517,11 +558,7 @@ class RedisStore:
 
         slot = slot_of(hash_tag(key))
         if self.cluster:
-            with self.servers[0].client() as client:
-                ranges = client.execute_command("CLUSTER", "SLOTS")
-            port = next(int(primary[1]) for first, last, primary, *_ in ranges
-                        if first <= slot <= last)
-            return next(s for s in self.servers if s.port == port).client()
+            return self.slot_owner(slot).client()
         return self.servers[slot_table(len(self.servers))[slot]].client()
 
 
@@ -531,7 +568,7 @@ def start_store(registry: ProcessRegistry, name: str) -> RedisStore:
         return RedisStore([start_standalone_redis(registry, f"{name}-shard{i}-redis")
                            for i in range(SHARDS)])
     if redis_topology() == CLUSTERED:
-        return RedisStore(start_cluster_redis(registry, f"{name}-cluster-redis"), cluster=True)
+        return start_cluster_redis(registry, f"{name}-cluster-redis")
     return RedisStore([start_redis(registry, f"{name}-redis")])
 
 

@@ -6,6 +6,7 @@ announcements to the fan-out in batches as `Wakeups` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from sockhop.session_store.autopipeline import AutoPipeline
@@ -44,9 +45,9 @@ class LocalWakeups(Wakeups):
         self.handlers[announce_channel(CHANNEL)]([b"%d m%d" % (n, n) for n in offsets])
 
 
-def make_runtime() -> SimpleNamespace:
+def make_runtime(top: Callable[[str], int] | None = None) -> SimpleNamespace:
     wakeups = LocalWakeups()
-    return SimpleNamespace(wakeups=wakeups, fanout=ChannelFanout(wakeups),
+    return SimpleNamespace(wakeups=wakeups, fanout=ChannelFanout(wakeups, top=top),
                            new_holder=lambda: "proc:1", draining=False)
 
 
@@ -133,3 +134,51 @@ def test_queue_items_go_before_the_publications_and_a_close_frame_ends_them() ->
     assert [frame_of(e) for e in events] == [b'a["q1","m1","m2"]', b'c[3000,"Go away!"]']
     assert events[0] == Messages(events[0].parts, 1, {CHANNEL: 2})  # type: ignore[union-attr]
     assert events[1] == Closing(GO_AWAY, 1)  # nothing after the close
+
+
+def joining(runtime: SimpleNamespace, offset: int) -> Receiver:
+    """A receiver that starts following CHANNEL from offset (catch-up left as decided)."""
+    receiver = Receiver(runtime, Service("svc", SessionHandler()), f"j{offset}",  # type: ignore[arg-type]
+                        transport="xhr_streaming")
+    receiver._follow(b"1", {CHANNEL: offset})
+    return receiver
+
+
+def test_a_follower_skips_the_history_only_when_nothing_after_its_offset_was_missed() -> None:
+    runtime = make_runtime(top=lambda channel: 5)  # the top, read once subscribed
+    assert joining(runtime, 5).catch_up == set()  # every publication after 5 is announced
+    assert joining(runtime, 4).catch_up == {CHANNEL}  # 5 went by before it followed
+    runtime.wakeups.announce(6, 7)
+    assert joining(runtime, 6).catch_up == {CHANNEL}  # 7 was announced before it followed
+    assert joining(runtime, 7).catch_up == set()
+
+
+def test_announcements_taken_with_no_follower_still_count() -> None:
+    runtime = make_runtime(top=lambda channel: 5)
+    first = joining(runtime, 5)
+    runtime.fanout.unfollow(CHANNEL, first)  # nobody follows; the subscription lingers
+    runtime.wakeups.announce(6)
+    assert joining(runtime, 5).catch_up == {CHANNEL}
+
+
+def test_without_a_top_read_since_announcements_may_have_been_lost_everyone_catches_up() -> None:
+    assert joining(make_runtime(top=None), 5).catch_up == {CHANNEL}
+    tops = iter([5, 9])
+    runtime = make_runtime(top=lambda channel: next(tops))
+    present = joining(runtime, 5)
+    assert present.catch_up == set()
+    runtime.fanout.announcements_lost()  # pub/sub reconnected
+    assert present.catch_up == {CHANNEL}
+    assert joining(runtime, 5).catch_up == {CHANNEL}  # the top is read again: 9
+    assert joining(runtime, 9).catch_up == set()
+
+
+def test_a_top_read_while_announcements_were_lost_is_not_trusted() -> None:
+    runtime: SimpleNamespace
+
+    def top_during_a_reconnect(channel: str) -> int:
+        runtime.fanout.announcements_lost()
+        return 5
+
+    runtime = make_runtime(top=top_during_a_reconnect)
+    assert joining(runtime, 5).catch_up == {CHANNEL}

@@ -263,8 +263,12 @@ class Receiver:
             return HEARTBEAT
         if self.waiter.queue_rung:
             self.renew()
-        else:
-            self.waiter.reset()  # handed over in memory: no Redis call
+            return None
+        handed_over = self.waiter.handed_over
+        self.waiter.reset()  # handed over in memory: no Redis call
+        if handed_over is not None and self.holding \
+                and int(handed_over[0]) > int(self.version or 0):
+            self._follow(*handed_over)  # not if a read brought a later version first
         return None
 
     def push(self, messages: list[bytes]) -> bool:
@@ -325,7 +329,8 @@ class Receiver:
                 self.positions[channel] = offset
                 fanout.follow(channel, self)  # subscribed before the history is read
                 metrics.HUB_SUBSCRIPTIONS.inc()
-                self.catch_up.add(channel)
+                if not fanout.announced_after(channel, offset):
+                    self.catch_up.add(channel)
             elif offset > position:
                 # Left and joined again further on (e.g. resubscribed after falling
                 # behind) while this receiver was not looking: start from there.
