@@ -5,10 +5,13 @@ Nothing here talks to anything but 127.0.0.1 and /proc.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -156,6 +159,11 @@ def redis_used_memory(port: int) -> int:
     return int(redis_info(port, "memory")["used_memory"])
 
 
+def redis_used_memory_summed(ports: Iterable[int]) -> int:
+    """used_memory over several servers (client-side shards)."""
+    return sum(redis_used_memory(port) for port in ports)
+
+
 def redis_command_calls(port: int) -> dict[str, int]:
     """Calls per command from INFO commandstats (commands run inside Lua included)."""
     calls: dict[str, int] = {}
@@ -178,3 +186,14 @@ def machine_busy_seconds() -> float:
     idle = values[3] + values[4]
     # guest time is already counted in user/nice
     return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """A module by path, under a name of its own: bench/hub's run.py and loadgen.py
+    share their names with bench/'s."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from common import (
@@ -29,7 +29,7 @@ from common import (
     machine_busy_seconds,
     process_tree,
     redis_command_calls,
-    redis_used_memory,
+    redis_used_memory_summed,
     rss_bytes,
 )
 
@@ -411,10 +411,11 @@ class SockJSWebSocket:
 class Window:
     """Counts operations completed while measuring, and what they cost: our CPU,
     the server's, Redis's, everything else's on the machine, and (with
-    redis_port) the Redis commands run per operation."""
+    redis_ports) the Redis commands run per operation, summed over the ports
+    (client-side shards). Each server and Redis root pid is also metered on its own."""
 
     def __init__(self, server_pids: list[int], redis_pids: list[int],
-                 redis_port: int = 0) -> None:
+                 redis_ports: Sequence[int] = ()) -> None:
         self.measuring = False
         self.ops = 0
         self.latencies: list[float] = []
@@ -422,26 +423,32 @@ class Window:
         self.error_samples: list[str] = []
         self.server = CpuMeter(server_pids)
         self.redis = CpuMeter(redis_pids)
-        self.redis_port = redis_port
-        self.background_calls_per_s: dict[str, float] = {}
+        self.servers_each = [CpuMeter([pid]) for pid in server_pids]
+        self.redis_each = [CpuMeter([pid]) for pid in redis_pids]
+        self.redis_ports = list(redis_ports)
+        self.background_calls_per_s: list[dict[str, float]] = [{} for _ in self.redis_ports]
         self.clients = 0
         self.per_client: Counter[asyncio.Task[Any] | None] = Counter()
-        self.calls0: dict[str, int] = {}
-        self.calls1: dict[str, int] = {}
+        self.calls0: list[dict[str, int]] = []
+        self.calls1: list[dict[str, int]] = []
         self.t0 = self.t1 = 0.0
         self.cpu0 = self.cpu1 = 0.0
         self.busy0 = self.busy1 = 0.0
 
+    def read_calls(self) -> list[dict[str, int]]:
+        """INFO commandstats of each port, in order."""
+        return [redis_command_calls(port) for port in self.redis_ports]
+
     async def measure_background(self, seconds: float = 2.0) -> None:
         """Redis commands the idle server runs by itself (the reaper), to subtract."""
-        if not self.redis_port:
+        if not self.redis_ports:
             return
-        before = redis_command_calls(self.redis_port)
+        before = self.read_calls()
         await asyncio.sleep(seconds)
-        after = redis_command_calls(self.redis_port)
-        self.background_calls_per_s = {
-            name: (after[name] - before.get(name, 0)) / seconds for name in after
-        }
+        after = self.read_calls()
+        self.background_calls_per_s = [
+            {name: (calls[name] - start.get(name, 0)) / seconds for name in calls}
+            for start, calls in zip(before, after, strict=True)]
 
     def record(self, started: float) -> None:
         if self.measuring:
@@ -454,11 +461,13 @@ class Window:
         if len(self.error_samples) < 5:
             self.error_samples.append(f"{type(exc).__name__}: {exc}"[:300])
 
+    def meters(self) -> list[CpuMeter]:
+        return [self.server, self.redis, *self.servers_each, *self.redis_each]
+
     def begin(self) -> None:
-        if self.redis_port:
-            self.calls0 = redis_command_calls(self.redis_port)
-        self.server.start()
-        self.redis.start()
+        self.calls0 = self.read_calls()
+        for meter in self.meters():
+            meter.start()
         self.busy0 = machine_busy_seconds()
         self.cpu0 = time.process_time()
         self.t0 = perf()
@@ -472,10 +481,9 @@ class Window:
         self.t1 = perf()
         self.cpu1 = time.process_time()
         self.busy1 = machine_busy_seconds()
-        self.server.stop()
-        self.redis.stop()
-        if self.redis_port:
-            self.calls1 = redis_command_calls(self.redis_port)
+        for meter in self.meters():
+            meter.stop()
+        self.calls1 = self.read_calls()
 
     def costs(self, ops: int) -> dict[str, Any]:
         """What the last window cost, in total and per operation."""
@@ -490,29 +498,43 @@ class Window:
             "server_cpu_frac": self.server.seconds / elapsed,
             "server_us_per_op": 1e6 * self.server.seconds / ops if ops else None,
             "redis_cpu_frac": self.redis.seconds / elapsed,
+            # Each root pid given, in order: the servers' processes, the Redis shards.
+            "server_cpu_frac_each": [m.seconds / elapsed for m in self.servers_each],
+            "redis_cpu_frac_each": [m.seconds / elapsed for m in self.redis_each],
             # CPU that neither we, the server nor its Redis used: other load on the machine.
             "other_cpu_frac": max(0.0, (self.busy1 - self.busy0 - ours) / elapsed),
         }
-        if self.redis_port and ops:
+        if self.redis_ports and ops:
             out["redis_calls_per_op"] = self.redis_calls_per_op(self.calls1, elapsed, ops)
+            out["redis_calls_per_op_each"] = self.redis_calls_per_op_each(self.calls1, elapsed,
+                                                                          ops)
             # Per second, whatever the load: the reaper, and lease renewals of held sessions.
-            out["redis_background_calls_per_s"] = round(sum(self.background_calls_per_s.values()),
-                                                        1)
+            out["redis_background_calls_per_s"] = round(
+                sum(sum(b.values()) for b in self.background_calls_per_s), 1)
         return out
 
-    def redis_calls_per_op(self, calls: dict[str, int], elapsed: float,
+    def _deltas(self, calls: list[dict[str, int]], elapsed: float) -> list[dict[str, float]]:
+        """Commands run on each port from begin() to when `calls` were read, `elapsed`
+        seconds later, less the idle server's own traffic (INFO, ours, left out)."""
+        return [{name: after - start.get(name, 0) - background.get(name, 0.0) * elapsed
+                 for name, after in now.items() if name != "info"}
+                for start, now, background in zip(self.calls0, calls,
+                                                   self.background_calls_per_s, strict=True)]
+
+    def redis_calls_per_op(self, calls: list[dict[str, int]], elapsed: float,
                            ops: int) -> dict[str, float]:
-        """Redis commands per operation from begin() to when `calls` were read, `elapsed`
-        seconds later, less the idle server's own traffic."""
-        per: dict[str, float] = {}
-        for name, after in calls.items():
-            if name == "info":
-                continue
-            delta = after - self.calls0.get(name, 0)
-            delta -= self.background_calls_per_s.get(name, 0.0) * elapsed
-            if delta / ops >= 0.005:
-                per[name] = round(delta / ops, 3)
+        """Redis commands per operation, summed over the ports, by command."""
+        summed: Counter[str] = Counter()
+        for deltas in self._deltas(calls, elapsed):
+            summed.update(deltas)
+        per = {name: round(delta / ops, 3) for name, delta in summed.items()
+               if delta / ops >= 0.005}
         return dict(sorted(per.items(), key=lambda kv: -kv[1]))
+
+    def redis_calls_per_op_each(self, calls: list[dict[str, int]], elapsed: float,
+                                ops: int) -> list[float]:
+        """All Redis commands per operation on each port: how the work spread."""
+        return [round(sum(deltas.values()) / ops, 3) for deltas in self._deltas(calls, elapsed)]
 
     def result(self) -> dict[str, Any]:
         elapsed = self.t1 - self.t0
@@ -854,7 +876,7 @@ async def bench_fanout(args: argparse.Namespace, window: Window) -> dict[str, An
         burst_frames = state["frames"]
         burst_elapsed = (state["last"] - started) if delivered else 0.0
         burst_costs = window.costs(delivered)
-        if window.redis_port and published["burst"]:
+        if window.redis_ports and published["burst"]:
             burst_costs["redis_calls_per_message"] = window.costs(
                 published["burst"])["redis_calls_per_op"]
         log(f"burst: {delivered}/{expected_burst} in {burst_elapsed:.2f}s"
@@ -939,8 +961,8 @@ async def bench_idle(args: argparse.Namespace, window: Window) -> dict[str, Any]
             "server_rss": rss_bytes(process_tree(args.server_pids)),
             "server_processes": len(process_tree(args.server_pids)),
         }
-        if args.redis_port:
-            point["redis_used_memory"] = redis_used_memory(args.redis_port)
+        if args.redis_ports:
+            point["redis_used_memory"] = redis_used_memory_summed(args.redis_ports)
         return point
 
     def on_messages(receiver: StreamReceiver, messages: list[str]) -> None:
@@ -973,7 +995,7 @@ async def bench_idle(args: argparse.Namespace, window: Window) -> dict[str, Any]
         "sessions": len(receivers),
         "errors": failures + (len(receivers) - with_heartbeat),
     }
-    if args.redis_port:
+    if args.redis_ports:
         out["redis_per_session"] = (p2["redis_used_memory"] - p1["redis_used_memory"]) / (n2 - n1)
     return out
 
@@ -1003,8 +1025,9 @@ def main() -> None:
     parser.add_argument("--server-pids", type=pid_list, default=[],
                         help="root pids of the server (their process trees are measured)")
     parser.add_argument("--redis-pids", type=pid_list, default=[])
-    parser.add_argument("--redis-port", type=int, default=0,
-                        help="the server's Redis: used memory (idle), commands (--count-redis)")
+    parser.add_argument("--redis-port", dest="redis_ports", type=pid_list, default=[],
+                        help="the server's Redis (a comma list for client-side shards, "
+                             "summed): used memory (idle), commands (--count-redis)")
     parser.add_argument("--count-redis", action="store_true",
                         help="count Redis commands per operation (INFO commandstats)")
     parser.add_argument("--receivers", type=int, default=1000)
@@ -1025,7 +1048,7 @@ def main() -> None:
 
     async def go() -> dict[str, Any]:
         window = Window(args.server_pids, args.redis_pids,
-                        args.redis_port if args.count_redis else 0)
+                        args.redis_ports if args.count_redis else [])
         held = await open_receivers(args.held, args.port, args.prefix,
                                     lambda receiver, messages: None) if args.held else []
         try:

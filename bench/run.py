@@ -435,13 +435,19 @@ def run_loadgen(bench: Bench, server: Server, quick: bool, log_dir: Path, tag: s
                  "--redis-port", str(server.redis.port)]
         if bench.redis_counts:
             argv.append("--count-redis")
-    stderr_path = log_dir / f"{tag}-{server.kind}-loadgen.log"
+    return run_generator(argv, log_dir / f"{tag}-{server.kind}-loadgen.log",
+                         bench.timeout(quick), f"loadgen {bench.name} on {server.kind}")
+
+
+def run_generator(argv: list[str], stderr_path: Path, timeout: float,
+                  what: str) -> dict[str, Any]:
+    """A load generator pinned to its core; its result is the last line of its stdout."""
     with stderr_path.open("wb") as stderr:
         done = subprocess.run(pinned(GENERATOR_CORE, argv), stdout=subprocess.PIPE,
-                              stderr=stderr, cwd=REPO, timeout=bench.timeout(quick), check=False)
+                              stderr=stderr, cwd=REPO, timeout=timeout, check=False)
     if done.returncode != 0:
         tail = stderr_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"loadgen {bench.name} on {server.kind} failed:\n{tail}")
+        raise RuntimeError(f"{what} failed:\n{tail}")
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 

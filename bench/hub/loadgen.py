@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loadgen  # bench/loadgen.py: the clients these subscribers are built on
-from common import process_tree, redis_command_calls, redis_used_memory, rss_bytes
+from common import process_tree, redis_used_memory_summed, rss_bytes
 from loadgen import (
     HOST,
     BenchError,
@@ -51,7 +51,7 @@ from loadgen import (
     uvloop,
 )
 
-CHANNEL = "bench"
+CHANNEL = "bench"  # with --channels N: bench0 .. bench<N-1>
 RATE_BASE = 1_000_000  # sequence numbers of the fixed-rate phase start here
 MARK = b'"m":'  # the publication's data is {"m": "<seq> <ns>"}
 MARKS = re.compile(rb'"m": ?"([^"]*)"')
@@ -88,7 +88,7 @@ def mark_of(text: bytes) -> bytes:
 
 
 class Subscriber:
-    """One client: connects, subscribes to CHANNEL, hands the marks of the publications
+    """One client: connects, subscribes to its channel, hands the marks of the publications
     each message brings to on_pubs."""
 
     def __init__(self, port: int, on_pubs: OnPubs,
@@ -138,9 +138,10 @@ class HubClient(Subscriber):
     """Centrifugo protocol v2 (JSON): the part both hub transports share."""
 
     def __init__(self, port: int, on_pubs: OnPubs, local_addr: tuple[str, int] | None,
-                 token: str, recover: tuple[int, str] | None = None) -> None:
+                 token: str, recover: tuple[int, str] | None = None,
+                 channel: str = CHANNEL) -> None:
         super().__init__(port, on_pubs, local_addr)
-        subscribe: dict[str, Any] = {"channel": CHANNEL}
+        subscribe: dict[str, Any] = {"channel": channel}
         if recover is not None:
             subscribe.update(recover=True, offset=recover[0], epoch=recover[1])
         self.commands = (json.dumps({"id": 1, "connect": {"token": token}}) + "\n"
@@ -313,11 +314,14 @@ class SocketIOClient(Subscriber):
 
 
 class Clients:
-    """Makes subscribers of one protocol, spread over several source addresses."""
+    """Makes subscribers of one protocol, spread over several source addresses, the
+    server processes (ports) and the channels: client i goes to port i mod P and
+    channel (i div P) mod C, so that every channel has subscribers on every process."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.protocol = args.protocol
-        self.port = args.port
+        self.ports = args.ports
+        self.channels = channel_names(args.channels)
         self.secret = args.token_secret
         self.sources = [f"127.0.0.{2 + i}" for i in range(args.sources)]
         self.made = 0
@@ -326,13 +330,15 @@ class Clients:
     def make(self, on_pubs: OnPubs,
              recover: tuple[int, str] | None = None) -> Subscriber:
         local_addr = (self.sources[self.made % len(self.sources)], 0) if self.sources else None
+        port = self.ports[self.made % len(self.ports)]
+        channel = self.channels[self.made // len(self.ports) % len(self.channels)]
         self.made += 1
         if self.protocol == "sio":
-            return SocketIOClient(self.port, on_pubs, local_addr)
+            return SocketIOClient(port, on_pubs, local_addr)
         token = hs256_token(self.secret, {"sub": f"u{self.run_id}-{self.made}",
                                           "exp": int(time.time()) + 3600})
         kind = HubWebSocket if self.protocol == "hub-ws" else HubSockJS
-        return kind(self.port, on_pubs, local_addr, token, recover)
+        return kind(port, on_pubs, local_addr, token, recover, channel)
 
 
 async def open_all(subscribers: list[Subscriber], parallel: int,
@@ -372,12 +378,21 @@ def failures_of(subscribers: list[Subscriber]) -> list[str]:
 # --- The API publisher ---
 
 
-class Publisher:
-    """POST /api/publish on one keep-alive connection, one request at a time (in order)."""
+def channel_names(count: int) -> list[str]:
+    return [CHANNEL] if count == 1 else [f"{CHANNEL}{i}" for i in range(count)]
 
-    def __init__(self, port: int, api_key: str) -> None:
+
+class Publisher:
+    """POST /api/publish on one keep-alive connection, one request at a time (in order).
+    With several channels, POST /api/broadcast to all of them: every subscriber gets
+    every publication once, wherever its channel is stored."""
+
+    def __init__(self, port: int, api_key: str, channels: int = 1) -> None:
         self.port = port
-        self.head = (f"POST /api/publish HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        names = channel_names(channels)
+        self.target = {"channel": names[0]} if channels == 1 else {"channels": names}
+        method = "publish" if channels == 1 else "broadcast"
+        self.head = (f"POST /api/{method} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
                      f"X-API-Key: {api_key}\r\nContent-Type: application/json\r\n")
         self.conn: HttpConnection | None = None
         self.latencies: list[float] = []
@@ -385,7 +400,7 @@ class Publisher:
     async def publish(self, mark: str) -> None:
         if self.conn is None or self.conn.closed:
             self.conn = await connect_http(self.port)
-        body = json.dumps({"channel": CHANNEL, "data": {"m": mark}}).encode()
+        body = json.dumps({**self.target, "data": {"m": mark}}).encode()
         started = perf()
         resp = await self.conn.request(
             (self.head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
@@ -406,8 +421,9 @@ class PublisherPool:
     some servers fan out inside the publish request, and a publisher waiting for each
     answer would offer them less than the rate asked for."""
 
-    def __init__(self, port: int, api_key: str, size: int) -> None:
-        self.publishers = [Publisher(port, api_key) for _ in range(size)]
+    def __init__(self, ports: list[int], api_key: str, size: int, channels: int) -> None:
+        self.publishers = [Publisher(ports[i % len(ports)], api_key, channels)
+                           for i in range(size)]
         self.idle: asyncio.Queue[Publisher] = asyncio.Queue()
         for publisher in self.publishers:
             self.idle.put_nowait(publisher)
@@ -509,8 +525,9 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
     for sub in subscribers:
         rate_seen[sub] = bytearray(count)
         sub.next_burst = [0] * shares
-    publishers = [Publisher(args.port, args.api_key) for _ in range(shares)]
-    pool = PublisherPool(args.port, args.api_key, args.publishers)
+    publishers = [Publisher(args.ports[i % len(args.ports)], args.api_key, args.channels)
+                  for i in range(shares)]
+    pool = PublisherPool(args.ports, args.api_key, args.publishers, args.channels)
     publisher_error = ""
     publish_failures = 0
     offered = 0
@@ -578,11 +595,14 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
                 rate_skipped = (f"the burst's backlog was still draining {args.drain_max:.0f}s "
                                 "after its time limit")
         await asyncio.sleep(1.0)
-        if window.redis_port and published["burst"]:
+        if window.redis_ports and published["burst"]:
             # Read after the burst is over: a server may PUBLISH to Redis after it has
             # written to its own subscribers (Socket.IO's adapter does).
+            calls = window.read_calls()
             burst_costs["redis_calls_per_publication"] = window.redis_calls_per_op(
-                redis_command_calls(window.redis_port), perf() - started, published["burst"])
+                calls, perf() - started, published["burst"])
+            burst_costs["redis_calls_per_publication_each"] = window.redis_calls_per_op_each(
+                calls, perf() - started, published["burst"])
         if not rate_skipped:
             window.begin()
             t0 = perf()
@@ -670,8 +690,8 @@ async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, A
     def measure(connections: int) -> dict[str, Any]:
         point: dict[str, Any] = {"connections": connections,
                                  "server_rss": rss_bytes(process_tree(args.server_pids))}
-        if args.redis_port:
-            point["redis_used_memory"] = redis_used_memory(args.redis_port)
+        if args.redis_ports:
+            point["redis_used_memory"] = redis_used_memory_summed(args.redis_ports)
         return point
 
     await asyncio.sleep(args.settle)
@@ -699,7 +719,7 @@ async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, A
         "client_failure_samples": failed[:3],
         "errors": len(failed),
     }
-    if args.redis_port:
+    if args.redis_ports:
         out["redis_per_connection"] = (p2["redis_used_memory"] - p1["redis_used_memory"]) / (
             n2 - n1)
     return out
@@ -709,6 +729,7 @@ async def scenario_connect(args: argparse.Namespace, window: Window) -> dict[str
     """args.clients clients connect and subscribe at once (args.parallel in flight)."""
     clients = Clients(args)
     subscribers = [clients.make(no_pub) for _ in range(args.clients)]
+    await window.measure_background()  # the idle server's own Redis traffic, to subtract
     window.begin()
     started = perf()
     try:
@@ -757,7 +778,7 @@ async def scenario_reconnect(args: argparse.Namespace, window: Window) -> dict[s
     finally:
         close_all(first)
     await asyncio.sleep(args.settle)  # the server sees every connection go
-    publisher = Publisher(args.port, args.api_key)
+    publisher = Publisher(args.ports[0], args.api_key, args.channels)
     try:
         for i in range(args.missed):
             await publisher.publish(f"missed {i}")
@@ -828,7 +849,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", dest="ports", type=pid_list, required=True,
+                        help="the server's port; a comma list for several server processes: "
+                             "clients and publishers are dealt to them in turn")
+    parser.add_argument("--channels", type=int, default=1,
+                        help="subscribers spread evenly over this many channels (bench0..); "
+                             "each publication is then one /api/broadcast to all of them")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--token-secret", default="", help="the hub's HS256 secret")
     parser.add_argument("--clients", type=int, default=1000)
@@ -844,8 +870,9 @@ def main() -> None:
                              "(ephemeral ports); 0: let the kernel choose")
     parser.add_argument("--server-pids", type=pid_list, default=[])
     parser.add_argument("--redis-pids", type=pid_list, default=[])
-    parser.add_argument("--redis-port", type=int, default=0,
-                        help="the server's Redis: used memory, commands per publication")
+    parser.add_argument("--redis-port", dest="redis_ports", type=pid_list, default=[],
+                        help="the server's Redis (a comma list for client-side shards, "
+                             "summed): used memory, commands per publication")
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--burst-timeout", type=float, default=60.0)
     parser.add_argument("--drain-max", type=float, default=30.0,
@@ -864,12 +891,14 @@ def main() -> None:
     parser.add_argument("--missed", type=int, default=10,
                         help="reconnect: publications sent while the clients are away")
     args = parser.parse_args()
+    if args.protocol == "sio" and args.channels != 1:
+        parser.error("--channels: the Socket.IO servers serve one room")
     files = raise_file_limit()
     if files < args.clients + 1000:
         log(f"warning: only {files} file descriptors for {args.clients} clients")
 
     async def go() -> dict[str, Any]:
-        window = Window(args.server_pids, args.redis_pids, args.redis_port)
+        window = Window(args.server_pids, args.redis_pids, args.redis_ports)
         result = await SCENARIOS[args.scenario](args, window)
         result["loop"] = "uvloop" if uvloop is not None else "asyncio"
         return result

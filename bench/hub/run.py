@@ -76,6 +76,7 @@ from run import (  # noqa: E402
     machine,
     median_of,
     pinned,
+    run_generator,
     sockhop_code,
     wait_quiet,
 )
@@ -353,15 +354,8 @@ def run_loadgen(scenario: Scenario, server: Server, credentials: Credentials, qu
             "--server-pids", str(server.process.pid),
             "--redis-pids", str(server.redis.process.pid),
             "--redis-port", str(server.redis.port)]
-    stderr_path = log_dir / f"{tag}-{server.kind}-loadgen.log"
-    with stderr_path.open("wb") as stderr:
-        done = subprocess.run(pinned(GENERATOR_CORE, argv), stdout=subprocess.PIPE,
-                              stderr=stderr, cwd=REPO, timeout=scenario.timeout(quick),
-                              check=False)
-    if done.returncode != 0:
-        tail = stderr_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"loadgen {scenario.name} on {server.kind} failed:\n{tail}")
-    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return run_generator(argv, log_dir / f"{tag}-{server.kind}-loadgen.log",
+                         scenario.timeout(quick), f"loadgen {scenario.name} on {server.kind}")
 
 
 def server_log_problems(process: Process) -> list[str]:
