@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import sys
 import tempfile
@@ -26,20 +25,11 @@ import uvloop
 import websockets
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import load_module  # noqa: E402
 
-
-def load(name: str, path: Path) -> Any:
-    """bench/hub's modules by path: their names (run, loadgen) are bench/'s too."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = load("hub_run", HERE / "run.py")
-hubgen = load("hub_loadgen", HERE / "loadgen.py")
+runner = load_module("hub_run", HERE / "run.py")
+hubgen = load_module("hub_loadgen", HERE / "loadgen.py")
 
 
 async def websockets_subscriber(port: int, on_mark: Callable[[bytes], None],

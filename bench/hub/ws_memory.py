@@ -16,7 +16,6 @@ higher than bench/hub/run.py's figure; the traced breakdown is what matters.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -26,9 +25,10 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import load_module  # noqa: E402
 
 # Runs in the server: the hub's own command, plus the snapshot handler in its worker.
 WORKER_PROBE = """
@@ -56,14 +56,6 @@ gunicorn_hooks.post_worker_init = post_worker_init
 sys.exit(cli.main(sys.argv[1:]))
 """
 
-
-def load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def children(pid: int) -> list[int]:
@@ -99,7 +91,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    runner = load("hub_run", HERE / "run.py")
+    runner = load_module("hub_run", HERE / "run.py")
     runner.raise_file_limit()
     work = Path(tempfile.mkdtemp(prefix="ws-memory-"))
     os.environ.update(WS_MEMORY_FRAMES=str(args.frames), WS_MEMORY_DIR=str(work))
