@@ -328,8 +328,7 @@ class SessionStore:
 
     def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
                expected: int | None = None, channels: Mapping[str, int | None] | None = None,
-               items: Sequence[bytes | str] = (), also: Sequence[Routable] = (),
-               await_also: bool = False) -> str:
+               items: Sequence[bytes | str] = (), also: Sequence[Routable] = ()) -> str:
         """An application's changes to an open session, in one step: its state,
         channels joined from an offset (or left: None) and items queued. An
         EnqueueResult.
@@ -339,9 +338,7 @@ class SessionStore:
         `also`: commands on other keys (on their own shards), sent (without
         waiting for them) only once the step was applied, so that a conflicted
         or refused one leaves no trace; they run before anything the caller
-        sends afterwards. await_also: return once they ran, for a caller about
-        to show the step's outcome to the client (a reply written in memory:
-        the client may ask another process about it at once).
+        sends afterwards.
         """
         lim = self.limits
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
@@ -368,10 +365,7 @@ class SessionStore:
                 result = EnqueueResult.OK
         if also and result in (EnqueueResult.OK, EnqueueResult.OVERFLOW):
             # Overflow applied the step, then closed: the close hook undoes it after these.
-            if await_also:
-                self.router.call_many(also)
-            else:
-                self.router.send(also)
+            self.router.send(also)
         return result
 
     def app_state(self, key: SessionKey) -> AppState:

@@ -214,12 +214,13 @@ class Dispatcher:
                expected: int | None, channels: Mapping[str, int | None] | None,
                messages: Sequence[str], also: Sequence[Routable] = ()) -> bool:
         local = key.tag in self.local_sockets
-        # Messages written in memory reach the client at once: what else the step
-        # wrote (presence, say) must be in Redis by then.
+        # Nothing may wait between the step and writing its messages in memory: the
+        # receiver, told of channels joined here, must not send their publications
+        # before these (a subscribe's recovered publications).
         result = self.store.update(key, state=state, clear_state=clear_state, expected=expected,
                                    channels=channels,
                                    items=[] if local else [message_item(m) for m in messages],
-                                   also=also, await_also=local and bool(messages))
+                                   also=also)
         if result == EnqueueResult.OVERFLOW:
             self.closed(service, key, self.store.app_state(key).value or b"")
         if result != EnqueueResult.OK:

@@ -53,11 +53,7 @@ def post_worker_init(worker: Any) -> None:
     # Held sessions are long-lived objects too: with 2000 idle streams a full
     # collection took ~90-100 ms, twice in 8 s of xhr echo (p99 116 ms). Collect
     # less often (the code makes few cycles): p99 49 ms, gen-2 pauses rare.
-    # The youngest generation is collected every 50,000 net allocations, not
-    # 10,000: 2,000 websockets connecting at once spent 75 ms in ~37 young
-    # collections (each walks every half-built connection in flight), 42-46 ms
-    # in 4-5 (docs/performance.md).
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(10_000, 50, 100)
 
     def watch() -> None:
         worker.stopping.wait()
