@@ -97,7 +97,9 @@ class ChannelFanout:
         # By channel followed without a break since its top was read: the highest
         # offset known (that top, or the last announced since).
         self._heard: dict[str, int] = {}
-        self._reading: set[str] = set()  # channels whose top is being read
+        # Channels whose top is being read: the highest offset announced meanwhile
+        # (-1: none), which the read may not have seen.
+        self._reading: dict[str, int] = {}
         self._generation = 0  # moves on whenever announcements may have been lost
         # By channel, then by the transport they write to (counted per group, not
         # per follower: the delivery loop is the hot path).
@@ -144,16 +146,16 @@ class ChannelFanout:
         after the subscription was confirmed, the top bounds what was missed."""
         if self._top is None or channel in self._reading:
             return
-        self._reading.add(channel)
+        self._reading[channel] = -1
         generation = self._generation
         try:
             top = self._top(channel)
         except StoreUnavailable:
             return
         finally:
-            self._reading.discard(channel)
+            announced = self._reading.pop(channel)
         if generation == self._generation and channel in self._subscribed:
-            self._heard[channel] = max(top, self._heard.get(channel, top))
+            self._heard[channel] = max(top, announced, self._heard.get(channel, top))
 
     def unfollow(self, channel: str, follower: Follower) -> None:
         groups = self._followers.get(channel)
@@ -175,15 +177,19 @@ class ChannelFanout:
             self.wakeups.unsubscribe(announce_channel(channel))
 
     def _announce(self, channel: str, announced: list[bytes]) -> None:
-        heard = self._heard.get(channel)
-        if heard is not None:  # followers or not: one may join next
-            self._heard[channel] = max(heard, *(int(a.partition(b" ")[0]) for a in announced))
+        runs = runs_of(announced)
+        last = max(run.last for run in runs)
+        # Followers or not, one may join next: what went by counts.
+        if channel in self._heard:
+            self._heard[channel] = max(self._heard[channel], last)
+        if channel in self._reading:
+            self._reading[channel] = max(self._reading[channel], last)
         groups = self._followers.get(channel)
         if not groups:
             return
         started = time.perf_counter()
         written: dict[str, int] = {}
-        for run in runs_of(announced):
+        for run in runs:
             for transport, group in list(groups.items()):
                 count = 0
                 for follower in list(group):

@@ -182,3 +182,18 @@ def test_a_top_read_while_announcements_were_lost_is_not_trusted() -> None:
 
     runtime = make_runtime(top=top_during_a_reconnect)
     assert joining(runtime, 5).catch_up == {CHANNEL}
+
+
+def test_an_announcement_taken_while_the_top_was_read_counts() -> None:
+    runtime: SimpleNamespace
+
+    def top_overtaken_by_an_announcement(channel: str) -> int:
+        runtime.wakeups.announce(6)  # published after the read, taken before its answer
+        return 5
+
+    runtime = make_runtime(top=top_overtaken_by_an_announcement)
+    first = Receiver(runtime, Service("svc", SessionHandler()), "j",  # type: ignore[arg-type]
+                     transport="xhr_streaming")
+    runtime.fanout.follow(CHANNEL, first)  # subscribes, then reads the top
+    assert joining(runtime, 5).catch_up == {CHANNEL}  # 6 went by before it followed
+    assert joining(runtime, 6).catch_up == set()
