@@ -21,6 +21,7 @@ import gevent
 from sockhop.session_store import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 from sockhop.workers.disconnect import NORMAL, STORE_UNAVAILABLE
+from sockhop.workers.greenlet_reuse import spawn_reused
 from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import QUEUED, REFUSED
 from sockhop.workers.transports.context import SessionRequest
@@ -174,9 +175,9 @@ class WebSocketSession:
 
     While the cycle waits, a websocket handed over by the server (hand_over)
     holds no greenlet: the cycle is parked on its waiter's ring and a timer
-    for the heartbeat, either of which resumes it in a fresh greenlet; the
-    greenlet ends when the cycle waits again. Input is read the same way
-    (WebSocket.listen). Otherwise the cycle waits in the request's greenlet.
+    for the heartbeat, either of which resumes it in a greenlet (one kept for
+    reuse: greenlet_reuse), free again when the cycle waits again. Input is
+    read the same way (WebSocket.listen). Otherwise the cycle waits in the request's greenlet.
     """
 
     __slots__ = ("cycle", "hand_back", "receiver", "runtime", "service", "timer", "transport")
@@ -225,7 +226,7 @@ class WebSocketSession:
         self.timer = None
         event = self.receiver.waiter.event
         event.unlink(self._wake)
-        gevent.spawn(self.drive, event.is_set())
+        spawn_reused(self.drive, event.is_set())
 
     def end(self) -> None:
         """Close the websocket (the service's shutdown close when draining) and

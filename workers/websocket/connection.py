@@ -2,10 +2,10 @@
 
 Nothing waits on the socket while no input comes: an io watcher on the socket
 and a timer (keep-alive ping, pong timeout, close deadline) run a read step in
-a fresh greenlet when there is something to read or a deadline passed; the
-step reads what the socket holds without waiting, acts on it, and ends. So an
-idle websocket holds no greenlet of its own (a greenlet and its saved stack
-cost more than the rest of the connection).
+a greenlet (one kept for reuse: greenlet_reuse) when there is something to
+read or a deadline passed; the step reads what the socket holds without
+waiting, acts on it, and ends. So an idle websocket holds no greenlet of its
+own (a greenlet and its saved stack cost more than the rest of the connection).
 
 The connection must answer pings, send its own keep-alive pings and see the
 peer's close while the application is busy elsewhere (e.g. blocked on a Redis
@@ -37,6 +37,7 @@ import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
+from sockhop.workers.greenlet_reuse import spawn_reused
 from sockhop.workers.httpserver.sending import plain_socket, send_bounded
 from sockhop.workers.httpserver.streams import QUEUED, REFUSED, SENT, SendNow
 from sockhop.workers.websocket.errors import ConnectionClosed
@@ -273,7 +274,7 @@ class WebSocket:
         self._started = True
         self._readable = gevent.get_hub().loop.io(plain_socket(self._sock).fileno(), _READ)
         if initial_data:
-            gevent.spawn(self._read_step, initial_data)
+            spawn_reused(self._read_step, initial_data)
         else:
             self._arm()
 
@@ -387,7 +388,7 @@ class WebSocket:
     def _wake(self) -> None:
         """In the event loop: input arrived or a deadline passed."""
         self._disarm()
-        gevent.spawn(self._read_step, b"")
+        spawn_reused(self._read_step, b"")
 
     def _read_step(self, initial_data: bytes) -> None:
         """Read what the socket holds and act on it; then wait again, or finish."""
