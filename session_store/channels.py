@@ -65,8 +65,9 @@ class CatchUp:
 
 
 def position_of(reply: list[Any]) -> StreamPosition:
-    """A channel_top reply."""
-    return StreamPosition(int(reply[0]), reply[1].decode())
+    """A position_command reply (channel_top's, or HMGET's: nil for what is not set)."""
+    top, epoch = reply
+    return StreamPosition(int(top or 0), (epoch or b"").decode())
 
 
 class ChannelStore:
@@ -96,8 +97,13 @@ class ChannelStore:
         return position_of(self.router.call(*self.position_command(channel, options)))
 
     def position_command(self, channel: str, options: StreamOptions | None = None) -> Command:
-        args = [] if options is None else [secrets.token_hex(4), options.position_ttl_ms]
-        return self._top.command([position_key(channel)], args)
+        """Its reply makes a StreamPosition (position_of). Without options it only
+        reads, as a plain HMGET: what channel_top does then, at a fraction of a
+        script call's cost in Redis."""
+        if options is None:
+            return ("HMGET", position_key(channel), "top", "ep")
+        return self._top.command([position_key(channel)],
+                                 [secrets.token_hex(4), options.position_ttl_ms])
 
     def since(self, channel: str, offset: int, limit: int = CATCH_UP_LIMIT) -> CatchUp:
         reply = self._since(keys=[stream_key(channel), position_key(channel)],

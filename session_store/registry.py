@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from sockhop.session_store.endpoint import Command
 from sockhop.session_store.router import OnShard, Routable, Router, hash_tag
 from sockhop.session_store.sessions import load_scripts
 
@@ -37,12 +38,18 @@ class Registry:
         return [("HDEL", user_key(user), client), self._user_count(user, -1)]
 
     def _user_count(self, user: str, delta: int) -> OnShard:
-        return OnShard(hash_tag(user_key(user)),
-                       self._count.command(keys=[USERS_KEY], args=[user, delta]))
+        return OnShard(hash_tag(user_key(user)), self._add(USERS_KEY, user, delta))
 
     def subscribed_command(self, channel: str, delta: int) -> OnShard:
-        return OnShard(f"ch:{channel}",
-                       self._count.command(keys=[CHANNELS_KEY], args=[channel, delta]))
+        return OnShard(f"ch:{channel}", self._add(CHANNELS_KEY, channel, delta))
+
+    def _add(self, key: str, member: str, delta: int) -> Command:
+        """A count going up is a plain HINCRBY (a count never stays at zero or below,
+        so the script would remove nothing): a script call costs Redis several
+        times more. Going down, the script removes a count that reaches zero."""
+        if delta > 0:
+            return ("HINCRBY", key, member, delta)
+        return self._count.command(keys=[key], args=[member, delta])
 
     def connections(self, user: str) -> dict[str, str]:
         """client id -> session tag, for every connection of user."""
