@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ import gevent
 import gevent.event
 import gevent.lock
 import gevent.socket
+import gevent.ssl
 import hiredis
 from redis.exceptions import ResponseError
 
@@ -104,8 +106,9 @@ class AutoPipeline:
         self.observer = observer
         self._sock: gevent.socket.socket | None = None
         self._out: list[bytes] = []
-        # Replies awaited, oldest first, with when their command was queued.
-        self._pending: deque[tuple[gevent.event.AsyncResult, float]] = deque()
+        # Replies to come, oldest first (None: not awaited), with when their
+        # command was queued.
+        self._pending: deque[tuple[gevent.event.AsyncResult | None, float]] = deque()
         self._wake_writer = gevent.event.Event()
         self._connect_lock = gevent.lock.Semaphore()
         self._greenlets: list[gevent.Greenlet] = []
@@ -126,10 +129,11 @@ class AutoPipeline:
     def send(self, *commands: Command) -> None:
         """Queue commands without waiting for their replies (nor their errors,
         but a Cluster's redirections, which are followed in the background)."""
-        results = self._send(commands)
-        if self.redirects is not None:
-            for command, result in zip(commands, results, strict=True):
-                result.rawlink(functools.partial(self._follow_unawaited, command))
+        if self.redirects is None:
+            self._send(commands, awaited=False)
+            return
+        for command, result in zip(commands, self._send(commands), strict=True):
+            result.rawlink(functools.partial(self._follow_unawaited, command))
 
     def script(self, source: str) -> Script:
         script = Script(self, source)
@@ -226,7 +230,10 @@ class AutoPipeline:
             self._wake_writer.set()
         return self._wait
 
-    def _send(self, commands: Sequence[Command]) -> list[gevent.event.AsyncResult]:
+    def _send(self, commands: Sequence[Command], *,
+              awaited: bool = True) -> list[gevent.event.AsyncResult]:
+        """Queue commands; their results, or (not awaited) none: their replies are
+        dropped as they come (an AsyncResult per command costs more than the rest)."""
         if self._sock is None:
             if time.monotonic() < self._retry_at:
                 self._unavailable()
@@ -236,10 +243,13 @@ class AutoPipeline:
         results = []
         now = time.monotonic()
         for command in commands:
-            result = gevent.event.AsyncResult()
             self._out.append(hiredis.pack_command(command))
-            self._pending.append((result, now))
-            results.append(result)
+            if awaited:
+                result = gevent.event.AsyncResult()
+                self._pending.append((result, now))
+                results.append(result)
+            else:
+                self._pending.append((None, now))
         self._wake_writer.set()
         return results
 
@@ -299,6 +309,10 @@ class AutoPipeline:
         self._backoff = min(self._backoff * 2, MAX_BACKOFF)
 
     def _write_loop(self, sock: gevent.socket.socket) -> None:
+        # A plain socket's OS socket, for a first write that never waits: most writes
+        # fit the socket buffer, and gevent's sendall() costs a getsockopt() and
+        # several Python steps each time. A TLS socket writes only through TLS.
+        raw = None if isinstance(sock, gevent.ssl.SSLSocket) else getattr(sock, "_sock", None)
         while self._sock is sock:
             self._wake_writer.wait()
             self._wake_writer.clear()
@@ -312,7 +326,7 @@ class AutoPipeline:
                 continue
             data, self._out = b"".join(self._out), []
             try:
-                sock.sendall(data)
+                _write(sock, raw, data)
             except OSError as exc:
                 self._failed("write")
                 self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
@@ -342,7 +356,9 @@ class AutoPipeline:
             oldest = pending[0][1] if pending else None
             answered = False
             while (reply := reader.gets()) is not False:
-                pending.popleft()[0].set(reply)
+                result = pending.popleft()[0]
+                if result is not None:
+                    result.set(reply)
                 answered = answered or not isinstance(reply, ResponseError)
             if answered:  # the one place that knows Redis works again (cheap if it never failed)
                 redis_outage.recovered()
@@ -379,7 +395,8 @@ class AutoPipeline:
             self._wait = None
         pending, self._pending = self._pending, deque()
         for result, _ in pending:
-            result.set_exception(error)
+            if result is not None:
+                result.set_exception(error)
         if old is not None:
             old.close()
         self._wake_writer.set()  # let the old writer notice and end
@@ -387,6 +404,20 @@ class AutoPipeline:
         for greenlet in self._greenlets:
             if greenlet is not current:
                 greenlet.kill(block=False)
+
+
+def _write(sock: gevent.socket.socket, raw: socket.socket | None, data: bytes) -> None:
+    """All of data: what the OS socket takes at once, the rest as the socket can."""
+    if raw is not None:
+        try:
+            sent = raw.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        sock.sendall(memoryview(data)[sent:])
+        return
+    sock.sendall(data)
 
 
 def _redirected(reply: Any) -> bool:

@@ -103,12 +103,17 @@ _sent = functools.cache(MESSAGES_SENT.labels)
 _received = functools.cache(MESSAGES_RECEIVED.labels)
 _connections = functools.cache(TRANSPORT_CONNECTIONS.labels)
 _receivers = functools.cache(TRANSPORT_RECEIVERS.labels)
+_sessions_opened = functools.cache(SESSIONS_OPENED.labels)
 _responses = functools.cache(HTTP_RESPONSES.labels)
 
 
 def receiver_opened(transport: str) -> None:
     _connections(transport).inc()
     _receivers(transport).inc()
+
+
+def session_opened(transport: str) -> None:
+    _sessions_opened(transport).inc()
 
 
 def receiver_closed(transport: str) -> None:

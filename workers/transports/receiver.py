@@ -131,7 +131,7 @@ class Receiver:
             if not self.poll:
                 self._hold()
             self.version = b"0"  # no subscriptions yet
-            metrics.SESSIONS_OPENED.labels(self.transport).inc()
+            metrics.session_opened(self.transport)
             self.runtime.dispatcher.opened(self.service, self.key)
             return OPENED
         if isinstance(result, Busy):
