@@ -96,6 +96,8 @@ class Connection:
             self._send_quietly(error_response("400 Bad Request", "Bad Request\n"))
         except (ClientGone, OSError):
             pass
+        finally:
+            self.parser.close()
 
     # --- reading ---
 
