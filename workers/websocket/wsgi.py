@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import gevent
 
+from sockhop.workers.httpserver.sending import send_bounded
 from sockhop.workers.httpserver.streams import (
     ENVIRON_READAHEAD,
     ENVIRON_SOCKET,
@@ -190,12 +191,13 @@ def take_readahead(environ: dict[str, Any]) -> bytes:
 
 
 class _HandshakeTimeout(Exception):
-    """A handshake write or the hixie-76 key3 read took too long."""
+    """The hixie-76 key3 read took too long (a write that does raises TimeoutError)."""
 
 
 def _sendall(sock: socket.socket, data: bytes, timeout: float) -> None:
-    with gevent.Timeout(timeout if timeout and timeout > 0 else None, _HandshakeTimeout):
-        sock.sendall(data)
+    """A write that fits the socket buffer (the 101 head always does) costs one
+    syscall and no timer; one that would block is bounded (TimeoutError)."""
+    send_bounded(sock, data, timeout if timeout and timeout > 0 else None)
 
 
 def _read_exactly(sock: socket.socket, size: int, pending: bytes,
