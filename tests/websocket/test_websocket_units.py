@@ -175,7 +175,8 @@ def _random_frames(rng: random.Random) -> list[bytes]:
     frames: list[bytes] = []
     for _ in range(rng.randrange(1, 12)):
         kind = rng.choice(["text", "text", "text", "binary", "big", "fragmented", "ping",
-                           "bad-utf8", "unmasked", "rsv", "close", "oversize", "interleaved"])
+                           "pong", "long-ping", "wide-ping", "bad-utf8", "unmasked", "rsv",
+                           "close", "oversize", "interleaved"])
         text = "".join(rng.choice("ab\u00e9\u2028\U0001f600") for _ in range(rng.randrange(40)))
         if kind == "text":
             frames.append(frame(OP_TEXT, text.encode()))
@@ -189,7 +190,13 @@ def _random_frames(rng: random.Random) -> list[bytes]:
         elif kind == "interleaved":  # a new message inside a fragmented one: 1002
             frames += [frame(OP_TEXT, b"one", fin=False), frame(OP_TEXT, b"two")]
         elif kind == "ping":
-            frames.append(frame(OP_PING, rng.randbytes(rng.randrange(10))))
+            frames.append(frame(OP_PING, rng.randbytes(rng.randrange(126))))
+        elif kind == "pong":
+            frames.append(frame(OP_PONG, rng.randbytes(rng.randrange(126))))
+        elif kind == "long-ping":  # a control frame over 125 bytes: 1002
+            frames.append(frame(OP_PING, b"p" * 126))
+        elif kind == "wide-ping":  # a 16-bit length on a control frame: 1002
+            frames.append(bytes([0x80 | OP_PING, 0x80 | 126, 0, 2]) + b"\0\0\0\0pp")
         elif kind == "bad-utf8":
             frames.append(frame(OP_TEXT, b"ok\xc3\x28"))
         elif kind == "unmasked":
@@ -230,3 +237,25 @@ def test_fast_path_frames_are_what_wsproto_builds() -> None:
     plain._fast = False
     for message in ["", "a", "é" * 100, "x" * 65535, "y" * 65536, b"", b"\x00" * 300]:
         assert fast.message(message) == plain.message(message)
+
+
+def test_fast_path_control_frames_are_what_wsproto_builds() -> None:
+    fast = Rfc6455Protocol(max_message_size=1 << 20)
+    plain = Rfc6455Protocol(max_message_size=1 << 20)
+    plain._fast = False
+    for payload in [b"", b"k", b"\xff" * 125]:
+        assert fast.ping(payload) == plain.ping(payload)
+        assert fast.pong(payload) == plain.pong(payload)
+
+
+def test_wsproto_is_left_out_until_a_frame_needs_it() -> None:
+    """Messages, pings and pongs both ways make no wsproto connection; a close does."""
+    proto = Rfc6455Protocol(max_message_size=1 << 20)
+    events = proto.receive_data(frame(OP_TEXT, b"hi") + frame(OP_PING, b"p") + frame(OP_PONG, b""))
+    assert [type(e).__name__ for e in events] == ["MessageReceived", "PingReceived", "PongReceived"]
+    proto.message("out")
+    proto.ping(b"k")
+    proto.pong(b"p")
+    assert proto._conn is None
+    assert proto.receive_data(close_frame(1000, "bye")) == [PeerClosed(1000, "bye")]
+    assert proto._conn is not None
