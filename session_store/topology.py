@@ -70,23 +70,30 @@ class SentinelSet:
         return f"master {self.master_name!r} of sentinels {hosts}"
 
     def locate(self, timeout: float) -> RedisEndpoint:
-        """The master as the first sentinel that knows it says (asked in turn); it
-        must say ROLE master when the connection logs in."""
+        """The master as the sentinels that answer say, the newest word winning (the
+        highest config-epoch): a sentinel that has not heard of a failover yet names
+        the old master, which, restarted, is an empty server saying ROLE master until
+        the sentinels make it a replica. It must say ROLE master when the connection
+        logs in."""
         errors = []
+        newest: tuple[int, str, int] | None = None
         for sentinel in self.sentinels:
             try:
-                reply = sentinel.ask(
-                    ("SENTINEL", "get-master-addr-by-name", self.master_name), timeout)
+                reply = sentinel.ask(("SENTINEL", "MASTER", self.master_name), timeout)
             except OSError as exc:
                 errors.append(f"{sentinel.where}: {exc}")
                 continue
-            if isinstance(reply, list) and len(reply) == 2:
-                master = self.server_at(reply[0].decode(), int(reply[1]))
-                return dataclasses.replace(master, must_be_master=True)
-            errors.append(f"{sentinel.where}: " + (
-                f"does not know {self.master_name!r}" if reply is None else str(reply)))
-        raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
-                               + "; ".join(errors))
+            if not isinstance(reply, list):
+                errors.append(f"{sentinel.where}: {reply}")
+                continue
+            fields = dict(zip(reply[::2], reply[1::2], strict=True))
+            said = (int(fields[b"config-epoch"]), fields[b"ip"].decode(), int(fields[b"port"]))
+            if newest is None or said[0] > newest[0]:
+                newest = said
+        if newest is None:
+            raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
+                                   + "; ".join(errors))
+        return dataclasses.replace(self.server_at(newest[1], newest[2]), must_be_master=True)
 
 
 @dataclass(frozen=True)

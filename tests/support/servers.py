@@ -351,6 +351,7 @@ class SentinelRedis(RedisServer):
     client() and endpoint reach the master of the moment, directly."""
 
     replica: ManagedProcess | None = None
+    replica_port: int = 0
     sentinels: list[ManagedProcess] = field(default_factory=list)
     sentinel_ports: list[int] = field(default_factory=list)
 
@@ -377,6 +378,24 @@ class SentinelRedis(RedisServer):
         return redis.Redis(LOCALHOST, self.master_port(), socket_timeout=5.0)
 
 
+def start_sentinel(registry: ProcessRegistry, name: str, master_port: int,
+                   quorum: int) -> tuple[ManagedProcess, int]:
+    """One sentinel watching the master on master_port as SENTINEL_MASTER; its port."""
+    port = free_port()
+    workdir = _redis_workdir(registry, name, port)
+    config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
+    config.write_text(textwrap.dedent(f"""\
+        port {port}
+        bind {LOCALHOST}
+        dir {workdir}
+        sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master_port} {quorum}
+        sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
+        sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
+        sentinel parallel-syncs {SENTINEL_MASTER} 1
+        """))
+    return registry.start(name, [find_executable("redis-server"), str(config), "--sentinel"]), port
+
+
 def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
     """A master, its replica and three sentinels (quorum 2), each on a free port;
     returned once every sentinel sees the replica and the two other sentinels.
@@ -387,26 +406,15 @@ def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
                                      ("--replicaof", LOCALHOST, str(master.port)))
     sentinels, ports = [], []
     for i in range(3):
-        port = free_port()
-        workdir = _redis_workdir(registry, f"{name}-sentinel{i}", port)
-        config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
-        config.write_text(textwrap.dedent(f"""\
-            port {port}
-            bind {LOCALHOST}
-            dir {workdir}
-            sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master.port} 2
-            sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
-            sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
-            sentinel parallel-syncs {SENTINEL_MASTER} 1
-            """))
-        sentinels.append(registry.start(
-            f"{name}-sentinel{i}", [find_executable("redis-server"), str(config), "--sentinel"]))
+        sentinel, port = start_sentinel(registry, f"{name}-sentinel{i}", master.port, quorum=2)
+        sentinels.append(sentinel)
         ports.append(port)
     registry.companions[master.proc] = [replica.proc, *sentinels]
     hosts = ",".join(f"{LOCALHOST}:{p}" for p in ports)
     server = SentinelRedis(master.proc, master.port,
                            f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0",
-                           replica=replica.proc, sentinels=sentinels, sentinel_ports=ports)
+                           replica=replica.proc, replica_port=replica.port,
+                           sentinels=sentinels, sentinel_ports=ports)
 
     def settled() -> bool:
         for proc in [replica.proc, *sentinels]:
