@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import unquote
 
+import gevent
+
 from sockhop.session_store.endpoint import RedisEndpoint, TlsOptions, host_and_port
 from sockhop.session_store.errors import StoreUnavailable
 
@@ -73,27 +75,31 @@ class SentinelSet:
         """The master as the sentinels that answer say, the newest word winning (the
         highest config-epoch): a sentinel that has not heard of a failover yet names
         the old master, which, restarted, is an empty server saying ROLE master until
-        the sentinels make it a replica. It must say ROLE master when the connection
-        logs in."""
-        errors = []
-        newest: tuple[int, str, int] | None = None
-        for sentinel in self.sentinels:
-            try:
-                reply = sentinel.ask(("SENTINEL", "MASTER", self.master_name), timeout)
-            except OSError as exc:
-                errors.append(f"{sentinel.where}: {exc}")
-                continue
-            if not isinstance(reply, list):
-                errors.append(f"{sentinel.where}: {reply}")
-                continue
-            fields = dict(zip(reply[::2], reply[1::2], strict=True))
-            said = (int(fields[b"config-epoch"]), fields[b"ip"].decode(), int(fields[b"port"]))
-            if newest is None or said[0] > newest[0]:
-                newest = said
-        if newest is None:
+        the sentinels make it a replica. They are asked all at once, so that one
+        unreachable sentinel costs one timeout, not one per sentinel. The master
+        must say ROLE master when the connection logs in."""
+        asked = [gevent.spawn(self._master_as_named_by, sentinel, timeout)
+                 for sentinel in self.sentinels]
+        gevent.joinall(asked)
+        answers = [greenlet.value for greenlet in asked]
+        named = [answer for answer in answers if isinstance(answer, tuple)]
+        if not named:
             raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
-                                   + "; ".join(errors))
-        return dataclasses.replace(self.server_at(newest[1], newest[2]), must_be_master=True)
+                                   + "; ".join(str(answer) for answer in answers))
+        _, host, port = max(named, key=lambda answer: answer[0])
+        return dataclasses.replace(self.server_at(host, port), must_be_master=True)
+
+    def _master_as_named_by(self, sentinel: RedisEndpoint,
+                            timeout: float) -> tuple[int, str, int] | str:
+        """(config-epoch, host, port) of the master as sentinel names it, or why not."""
+        try:
+            reply = sentinel.ask(("SENTINEL", "MASTER", self.master_name), timeout)
+        except OSError as exc:
+            return f"{sentinel.where}: {exc}"
+        if not isinstance(reply, list):
+            return f"{sentinel.where}: {reply}"
+        fields = dict(zip(reply[::2], reply[1::2], strict=True))
+        return int(fields[b"config-epoch"]), fields[b"ip"].decode(), int(fields[b"port"])
 
 
 @dataclass(frozen=True)
