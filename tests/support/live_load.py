@@ -212,6 +212,10 @@ class LiveLoad:
                              for c in self.clients), timeout, interval=0.1,
                  message=f"every client's last {RESUMED_SENDS} sends answered 204")
 
+    def acknowledged(self) -> int:
+        """Sends answered 204 so far, of every client."""
+        return sum(len(c.acked) for c in self.clients)
+
     def resumed_after(self, since: float) -> float:
         return max(c.resumed(since) or 0.0 for c in self.clients)
 
@@ -236,7 +240,7 @@ class LiveLoad:
     def check(self) -> None:
         """What happened, printed; then the module docstring's checks."""
         refused = [r for c in self.clients for r in c.refused]
-        print(f"sends: {sum(len(c.acked) for c in self.clients)} answered 204, {len(refused)} "
+        print(f"sends: {self.acknowledged()} answered 204, {len(refused)} "
               f"answered 503 (slowest {max((t for _, t, _ in refused), default=0):.2f} s)")
         for c in self.clients:
             lost = sorted(set(c.acked) - set(c.received))
