@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -144,6 +146,45 @@ def test_sigterm_closes_websockets_with_1001(fresh_cluster: Cluster) -> None:
         assert opcode == websocket.ABNF.OPCODE_CLOSE
         assert struct.unpack("!H", frame.data[:2])[0] == 1001
         ws.close()
+
+
+def waiting_for_redis(host: str, port: int) -> float:
+    """The websocket sessions of a process waiting out a Redis outage (its /metrics)."""
+    text = requests.get(f"http://{host}:{port}/metrics", timeout=TIMEOUT).text
+    name = "sockhop_transport_receivers_waiting_for_redis"
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def test_websocket_rides_a_short_redis_outage_out(fresh_cluster: Cluster) -> None:
+    """Redis stops answering (SIGSTOP) past a lease renewal, then comes back: the
+    websocket, whose session would end with it, stays open and carries on."""
+    import websocket
+
+    c = fresh_cluster
+    host, port = c.addresses[1]
+    ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
+                                     timeout=TIMEOUT)
+    assert ws.recv() == "o"
+    for proc in c.redis.procs:
+        os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        # The renewal at the 3 s heartbeat fails once the Redis timeout (5 s) is up.
+        wait_for(lambda: waiting_for_redis(host, port) == 1, 20, interval=0.1,
+                 message="a renewal failed, and the websocket waits")
+    finally:
+        for proc in c.redis.procs:
+            os.kill(proc.pid, signal.SIGCONT)
+    ws.send('["after"]')
+    frames = [ws.recv()]
+    while frames[-1] == "h":
+        frames.append(ws.recv())
+    assert frames[-1] == 'a["after"]', frames
+    # Renewed: later heartbeats (and their renewals) go on.
+    ws.settimeout(TIMEOUT)
+    assert [ws.recv(), ws.recv()] == ["h", "h"]
+    assert waiting_for_redis(host, port) == 0
+    ws.close()
 
 
 def test_websocket_says_1011_when_redis_goes_away(fresh_cluster: Cluster) -> None:
