@@ -187,6 +187,31 @@ def test_websocket_rides_a_short_redis_outage_out(fresh_cluster: Cluster) -> Non
     ws.close()
 
 
+def test_sigterm_ends_a_websocket_riding_an_outage_out_with_1001(fresh_cluster: Cluster) -> None:
+    import struct
+
+    import websocket
+
+    c = fresh_cluster
+    host, port = c.addresses[1]
+    ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
+                                     timeout=TIMEOUT)
+    assert ws.recv() == "o"
+    for proc in c.redis.procs:
+        os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: waiting_for_redis(host, port) == 1, 20, interval=0.1,
+                 message="a renewal failed, and the websocket waits")
+        c.processes[1].terminate()  # a drain: it ends now, not when the outage would
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        while opcode != websocket.ABNF.OPCODE_CLOSE:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        assert struct.unpack("!H", frame.data[:2])[0] == 1001
+    finally:
+        for proc in c.redis.procs:
+            os.kill(proc.pid, signal.SIGCONT)
+
+
 def test_websocket_says_1011_when_redis_goes_away(fresh_cluster: Cluster) -> None:
     import struct
 

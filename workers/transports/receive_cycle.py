@@ -10,7 +10,7 @@ answer, a stream's last chunk) the cycle lets go of the lease.
 A Redis outage (a failover, a restart) ends an HTTP transport's response: its
 client comes back to the same session. A websocket's session ends with its
 connection, so a websocket rides the outage out instead: it keeps its client
-and tries again until the lease it holds could have lapsed, then renews and
+and tries again for about as long as the lease it holds lasts, then renews and
 carries on (what was queued meanwhile is read then).
 """
 
@@ -154,17 +154,21 @@ def _serve(receiver: Receiver, transport: Transport, heartbeat: Event, park: Par
 def _renew_after_outage(receiver: Receiver, transport: Transport,
                         heartbeat_delay: float) -> Generator[Park | None, bool, None]:
     """Try to renew until Redis answers (the queue is read again: what a failed
-    renewal would have loaded is not lost), or raise StoreUnavailable once the
-    lease could have lapsed."""
+    renewal would have loaded is not lost); StoreUnavailable after a heartbeat +
+    OUTAGE_SLACK, or if the lease is gone by then."""
     give_up = time.monotonic() + heartbeat_delay + OUTAGE_SLACK
     while True:
         if transport.parks:
             yield Pause(OUTAGE_RETRY)
         else:
             gevent.sleep(OUTAGE_RETRY)
+        if receiver.client_gone or receiver.runtime.draining:
+            raise Ended  # what a ring would have said, unheard during the pause
         try:
             receiver.renew()
             return
         except StoreUnavailable:
             if time.monotonic() >= give_up:
                 raise
+        except Ended:  # the lease lapsed meanwhile (or was lost in a failover)
+            raise StoreUnavailable("the lease lapsed during the outage") from None
