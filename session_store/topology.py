@@ -15,7 +15,7 @@ rediss+sentinel:// and rediss+cluster:// speak TLS to every server; the TLS opti
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import unquote
 
@@ -39,9 +39,18 @@ class Standalone:
 
 
 @dataclass(frozen=True)
+class SentinelLogin:
+    """How to log in to the sentinels (requirepass, or an ACL user, in sentinel.conf):
+    none by default."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class SentinelSet:
     """Sentinels to ask where the master named master_name is; the URL's user and
-    password log in to the master (and replicas), not to the sentinels."""
+    password log in to the master (and replicas), SentinelLogin to the sentinels."""
 
     kind: ClassVar[str] = "Redis Sentinel (redis+sentinel://)"
     sentinels: tuple[RedisEndpoint, ...]
@@ -133,10 +142,12 @@ class Shards:
 Topology = Standalone | SentinelSet | ClusterSeeds | Shards
 
 
-def parse_topology(url: str, tls: TlsOptions | None = None) -> Topology:
+def parse_topology(url: str, tls: TlsOptions | None = None,
+                   sentinel_login: SentinelLogin = SentinelLogin()) -> Topology:
     """The topology url names; ValueError saying what is wrong (without the option's
     name: the caller knows where the URL came from). tls applies where the URL asks
-    for TLS (rediss...); its defaults otherwise: system CAs, no client certificate."""
+    for TLS (rediss...); its defaults otherwise: system CAs, no client certificate.
+    sentinel_login: how to log in to the sentinels (the URL's login is the master's)."""
     urls = url.split()
     if not urls:
         raise ValueError("empty; expected redis://host:port/db or another form of the docs")
@@ -146,7 +157,7 @@ def parse_topology(url: str, tls: TlsOptions | None = None) -> Topology:
     if f"{scheme}://" not in SCHEMES:
         raise ValueError(f"must start with one of {', '.join(SCHEMES)}, got {url!r}")
     if scheme.endswith("+sentinel"):
-        return _sentinel_set(url, rest, _tls_if(scheme, tls))
+        return _sentinel_set(url, rest, _tls_if(scheme, tls), sentinel_login)
     if scheme.endswith("+cluster"):
         return _cluster(url, rest, _tls_if(scheme, tls))
     return Standalone(RedisEndpoint.from_url(url.strip(), tls))
@@ -190,7 +201,8 @@ def _login_and_hosts(url: str, rest: str) -> tuple[str | None, str | None, list[
     return username, password, addresses, slash + path
 
 
-def _sentinel_set(url: str, rest: str, tls: TlsOptions | None) -> SentinelSet:
+def _sentinel_set(url: str, rest: str, tls: TlsOptions | None,
+                  login: SentinelLogin) -> SentinelSet:
     username, password, addresses, path = _login_and_hosts(url, rest)
     master_name, _, db = path.removeprefix("/").partition("/")
     if not master_name:
@@ -199,7 +211,8 @@ def _sentinel_set(url: str, rest: str, tls: TlsOptions | None) -> SentinelSet:
     if not db.isdigit() and db != "":
         raise ValueError(f"the database (after the master's name) must be a number, "
                          f"got {url!r}")
-    sentinels = tuple(RedisEndpoint(*host_and_port(a, url), tls=tls) for a in addresses)
+    sentinels = tuple(RedisEndpoint(*host_and_port(a, url), username=login.username,
+                                    password=login.password, tls=tls) for a in addresses)
     return SentinelSet(sentinels, unquote(master_name), username, password, int(db or 0), tls)
 
 

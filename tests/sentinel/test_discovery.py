@@ -8,24 +8,28 @@ empty dataset (sessions "not found", acknowledged messages gone).
 
 from __future__ import annotations
 
+import pytest
 import redis
 from support.procs import LOCALHOST
 from support.servers import (
     SENTINEL_MASTER,
+    SENTINEL_PASSWORD,
     ProcessRegistry,
+    sentinel_client,
     start_sentinel,
     start_sentinel_set,
     start_standalone_redis,
 )
 from support.waiting import wait_for
 
-from sockhop.session_store.topology import SentinelSet, parse_topology
+from sockhop.session_store.errors import StoreUnavailable
+from sockhop.session_store.topology import SentinelLogin, SentinelSet, parse_topology
 
 
 def named_master(sentinel_port: int) -> int | None:
     """The master's port as one sentinel names it (None: it does not answer yet)."""
     try:
-        with redis.Redis(LOCALHOST, sentinel_port, socket_timeout=1.0) as sentinel:
+        with sentinel_client(sentinel_port) as sentinel:
             reply = sentinel.execute_command(
                 "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
     except redis.RedisError:
@@ -47,14 +51,19 @@ def test_a_sentinel_that_missed_the_failover_is_outvoted(
              message="the stale sentinel names its master")
 
     old = current.master_port()
-    with redis.Redis(LOCALHOST, current.sentinel_ports[0], socket_timeout=5.0) as sentinel:
+    with sentinel_client(current.sentinel_ports[0], socket_timeout=5.0) as sentinel:
         sentinel.execute_command("SENTINEL", "FAILOVER", SENTINEL_MASTER)
     wait_for(lambda: {named_master(p) for p in current.sentinel_ports} == {current.replica_port},
              20, interval=0.1, message="every sentinel of the set names the promoted replica")
     assert current.replica_port != old
 
     hosts = ",".join(f"{LOCALHOST}:{p}" for p in [stale_port, *current.sentinel_ports])
-    topology = parse_topology(f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0")
+    url = f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+    topology = parse_topology(url, sentinel_login=SentinelLogin(password=SENTINEL_PASSWORD))
     assert isinstance(topology, SentinelSet)
     # Asked first, the stale sentinel answers first; its word is older (config-epoch 0).
     assert topology.locate(2.0).port == current.replica_port
+
+    # Without the sentinels' password: refused, saying why.
+    with pytest.raises(StoreUnavailable, match="NOAUTH"):
+        parse_topology(url).locate(2.0)

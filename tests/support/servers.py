@@ -340,6 +340,9 @@ def start_tls_redis(registry: ProcessRegistry, name: str) -> RedisServer:
 
 
 SENTINEL_MASTER = "sockhop"
+# The sentinels require it (requirepass, and sentinel-pass between them), as a Bitnami
+# chart's do: sockhop is given it as SOCKHOP_REDIS_SENTINEL_PASSWORD.
+SENTINEL_PASSWORD = secrets.token_hex(8)
 # A master taken for down after 1 s without answers; a failover given 3 s.
 SENTINEL_DOWN_AFTER_MS = 1000
 SENTINEL_FAILOVER_TIMEOUT_MS = 3000
@@ -359,7 +362,7 @@ class SentinelRedis(RedisServer):
         """Where the sentinels (the first that answers) say the master is now."""
         for port in self.sentinel_ports:
             try:
-                with redis.Redis(LOCALHOST, port, socket_timeout=1.0) as sentinel:
+                with sentinel_client(port) as sentinel:
                     reply = sentinel.execute_command(
                         "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
             except redis.RedisError:
@@ -378,6 +381,12 @@ class SentinelRedis(RedisServer):
         return redis.Redis(LOCALHOST, self.master_port(), socket_timeout=5.0)
 
 
+def sentinel_client(port: int, **options: Any) -> redis.Redis:
+    """The test's own connection to the sentinel on port."""
+    return redis.Redis(LOCALHOST, port, password=SENTINEL_PASSWORD,
+                       **{"socket_timeout": 1.0, **options})
+
+
 def start_sentinel(registry: ProcessRegistry, name: str, master_port: int,
                    quorum: int) -> tuple[ManagedProcess, int]:
     """One sentinel watching the master on master_port as SENTINEL_MASTER; its port."""
@@ -388,6 +397,8 @@ def start_sentinel(registry: ProcessRegistry, name: str, master_port: int,
         port {port}
         bind {LOCALHOST}
         dir {workdir}
+        requirepass {SENTINEL_PASSWORD}
+        sentinel sentinel-pass {SENTINEL_PASSWORD}
         sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master_port} {quorum}
         sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
         sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
@@ -421,8 +432,7 @@ def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
             if not proc.alive():
                 raise StartupError(f"{proc.name} exited\n{proc.describe()}")
         for port in ports:
-            with redis.Redis(LOCALHOST, port, socket_timeout=1.0,
-                             decode_responses=True) as sentinel:
+            with sentinel_client(port, decode_responses=True) as sentinel:
                 state = sentinel.sentinel_master(SENTINEL_MASTER)
             if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2:
                 return False
@@ -599,7 +609,7 @@ WORKER_ACCEPTING = "Accepting connections (pid: "
 
 def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings
-    (the Redis URL with its TLS options).
+    (the Redis URL with its TLS options and the sentinels' password).
 
     sockhop refuses unknown SOCKHOP_* names, and the test runner's own
     variables (SOCKHOP_TEST_TARGET) must not leak into the server.
@@ -607,6 +617,8 @@ def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
     env["SOCKHOP_REDIS_URL"] = redis_url
     env.update(redis_tls_env(redis_url))
+    if "+sentinel://" in redis_url:
+        env["SOCKHOP_REDIS_SENTINEL_PASSWORD"] = SENTINEL_PASSWORD
     env["SOCKHOP_LOG_LEVEL"] = "debug"
     # No balancer here polls /readyz: stop accepting at SIGTERM (tests/ops sets a delay).
     env["SOCKHOP_DRAIN_DELAY"] = "0"
