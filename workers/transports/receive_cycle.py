@@ -10,8 +10,8 @@ answer, a stream's last chunk) the cycle lets go of the lease.
 A Redis outage (a failover, a restart) ends an HTTP transport's response: its
 client comes back to the same session. A websocket's session ends with its
 connection, so a websocket rides the outage out instead: it keeps its client
-and tries again for about as long as the lease it holds lasts, then renews and
-carries on (what was queued meanwhile is read then).
+and tries again for as long as the lease it holds lasts, then renews and carries
+on (what was queued meanwhile is read then).
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from sockhop.workers.transports.receiver import Ended, Express, Receiver
 
 # Between tries to reach Redis again while a transport rides an outage out.
 OUTAGE_RETRY = 0.25
-# A lease renewed at least every heartbeat has heartbeat + 5 s left (its length is
-# 2 x heartbeat + 5 s): an outage is ridden out at most heartbeat + this.
-OUTAGE_SLACK = 4.0
+# An outage is ridden out until this long before the lease would lapse.
+LEASE_MARGIN = 1.0
 
 
 class Transport(Protocol):
@@ -101,7 +100,7 @@ def receive(receiver: Receiver, transport: Transport,
                 redis_outage.failed(f"websocket session {receiver.key.tag} waits", exc)
                 metrics.RIDING_OUTAGES.inc()
                 try:
-                    yield from _renew_after_outage(receiver, transport, heartbeat_delay)
+                    yield from _renew_after_outage(receiver, transport)
                 finally:
                     metrics.RIDING_OUTAGES.dec()
     except Ended:
@@ -151,12 +150,12 @@ def _serve(receiver: Receiver, transport: Transport, heartbeat: Event, park: Par
             receiver.renew()
 
 
-def _renew_after_outage(receiver: Receiver, transport: Transport,
-                        heartbeat_delay: float) -> Generator[Park | None, bool, None]:
+def _renew_after_outage(receiver: Receiver,
+                        transport: Transport) -> Generator[Park | None, bool, None]:
     """Try to renew until Redis answers (the queue is read again: what a failed
-    renewal would have loaded is not lost); StoreUnavailable after a heartbeat +
-    OUTAGE_SLACK, or if the lease is gone by then."""
-    give_up = time.monotonic() + heartbeat_delay + OUTAGE_SLACK
+    renewal would have loaded is not lost); StoreUnavailable once the lease is
+    about to lapse, or if it is gone when Redis answers."""
+    give_up = receiver.lease_lapses() - LEASE_MARGIN
     while True:
         if transport.parks:
             yield Pause(OUTAGE_RETRY)
