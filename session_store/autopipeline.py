@@ -109,6 +109,7 @@ class AutoPipeline:
         # Replicas a durable write waits for now: the locator's number while the
         # master has as many online (ROLE), fewer while it has not.
         self.replicas_to_wait = locator.replicas_to_wait  # until the master says
+        self._confirming = False  # _confirm_fewer is asking the locator
         self._wait: gevent.event.AsyncResult | None = None  # the WAIT of the next write
         # One WAIT sent at a time: Redis holds everything behind a WAIT on its connection,
         # so WAITs queued one after another (a replica gone) would add up.
@@ -403,18 +404,43 @@ class AutoPipeline:
             self._replicas_online(result.value)
 
     def _replicas_online(self, role: Any) -> None:
-        """ROLE's answer: a master lists its replicas online."""
+        """ROLE's answer: a master lists its replicas online. Fewer than waited for
+        count only once the locator still names this server (a master cut off from
+        its replicas and its sentinels may have been replaced: see _confirm_fewer)."""
         online = len(role[2]) if isinstance(role, list) and role[0] == b"master" else 0
         wanted = min(online, self.locator.replicas_to_wait)
-        if wanted != self.replicas_to_wait:
-            if wanted < self.locator.replicas_to_wait:
-                log.warning("%s has %d replica(s) online: writes are acknowledged without "
-                            "waiting for one until it has %d again", self.locator.where,
-                            online, self.locator.replicas_to_wait)
-            else:
-                log.warning("%s has a replica online again: writes wait for it",
-                            self.locator.where)
+        if wanted > self.replicas_to_wait:
+            log.warning("%s has a replica online again: writes wait for it",
+                        self.locator.where)
             self.replicas_to_wait = wanted
+        elif wanted < self.replicas_to_wait and not self._confirming:
+            self._confirming = True
+            gevent.spawn(self._confirm_fewer, wanted, online, self._sock)
+
+    def _confirm_fewer(self, wanted: int, online: int,
+                       sock: gevent.socket.socket | None) -> None:
+        """Wait for fewer replicas only if the locator (the sentinels) still names
+        the server sock is connected to; if it names another, this one was deposed
+        (its writes would be lost when it rejoins as a replica): connect again."""
+        try:
+            located = self.locator.locate(self.connect_timeout)
+        except StoreUnavailable:
+            return  # no word: writes keep waiting (and failing) for a replica
+        finally:
+            self._confirming = False
+        if self._sock is not sock or self.endpoint is None:
+            return
+        if located.where != self.endpoint.where:
+            log.warning("%s: %s has no replica and is no longer the master (%s is): "
+                        "connecting again", self.locator.where, self.endpoint.where,
+                        located.where)
+            self._disconnect(StoreUnavailable(f"{self.endpoint.where} was replaced by "
+                                              f"{located.where}"), sock)
+            return
+        log.warning("%s has %d replica(s) online: writes are acknowledged without waiting "
+                    "for one until it has %d again", self.locator.where, online,
+                    self.locator.replicas_to_wait)
+        self.replicas_to_wait = wanted
 
     def _failed(self, kind: str) -> None:
         if self.observer is not None:

@@ -5,6 +5,7 @@ master and its replica."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -26,10 +27,11 @@ from sockhop.session_store.endpoint import RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 
 
-@dataclass(frozen=True)
+@dataclass
 class MasterWithReplicas:
     """A Locator of a master whose durable writes wait for one replica (what a Sentinel
-    set's and a Cluster's locators are), here without the sentinels."""
+    set's and a Cluster's locators are), here without the sentinels: the test says
+    which server is the master."""
 
     master: RedisEndpoint
     replicas_to_wait = 1
@@ -138,3 +140,32 @@ def test_a_master_refusing_writes_without_replicas_means_not_now(
              message="the client learns that the replica is gone")
     with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
         client.call("SET", "sh:k", "3", durable=True)
+
+
+def test_a_master_without_replicas_that_is_no_longer_named_is_left(
+    pair: Pair, process_registry: ProcessRegistry
+) -> None:
+    """Cut off from its replica and (say) its sentinels, which promoted another server:
+    writes acknowledged there would be lost when it rejoins as a replica."""
+    other = start_standalone_redis(process_registry, "replicas-other")
+    locator = MasterWithReplicas(pair.master.endpoint)
+    client = AutoPipeline(locator)
+    try:
+        client.call("PING")
+        locator.master = other.endpoint  # the sentinels name another master now
+        pair.stop_replica()
+
+        def moved_and_alone() -> bool:
+            gevent.sleep(0.05)
+            with contextlib.suppress(StoreUnavailable):
+                client.call("PING")  # connects again once the old one is dropped
+            return client.endpoint == other.endpoint and client.replicas_to_wait == 0
+
+        wait_for(moved_and_alone, 10, interval=0.05,
+                 message="the client left the deposed master for the one named now")
+        client.call("SET", "sh:k", "new", durable=True)
+        with other.client() as named, pair.master.client() as deposed:
+            assert (named.get("sh:k"), deposed.get("sh:k")) == (b"new", None)
+    finally:
+        client.close()
+        process_registry.stop([other.proc])
