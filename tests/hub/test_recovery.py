@@ -40,7 +40,9 @@ def node(redis_server: RedisServer, tmp_path: Path) -> Iterator[Node]:
     service = hub_service(config, LazyNode(config))
     runtime = Runtime(config.settings, [service])
     runtime.router.call_many([("FLUSHDB",)])
-    yield Node(runtime, config, service)
+    node = Node(runtime, config, service)
+    yield node
+    node.deadlines.stop()  # its loop would go on talking to Redis in this test process
     runtime.router.close()
 
 
