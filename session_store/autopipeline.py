@@ -12,9 +12,13 @@ Every failure to reach Redis raises StoreUnavailable. After one, the next call
 reconnects to wherever the locator says the master is now (a Sentinel
 failover moves it), no sooner than a bounded backoff allows.
 
-Durable writes (a Sentinel set's): WAIT for a replica is sent after the
-commands queued with them, one WAIT per write to Redis, so that a write whose
-success a client is told of survives the master's loss.
+Durable writes (a Sentinel set's, a Cluster's): WAIT for a replica is sent
+after the commands queued with them, one WAIT per write to Redis, so that a
+write whose success a client is told of survives the master's loss. Only while
+the master has a replica online (ROLE, asked at connect and every
+REPLICA_CHECK_INTERVAL): after a failover that left no replica, writes are
+acknowledged by the master alone until one is back, as Redis's own default
+(min-replicas-to-write 0) does, instead of refusing every write.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import socket
 import time
 from collections import deque
@@ -40,10 +45,17 @@ from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 
+log = logging.getLogger("sockhop.redis")
+
 READ_SIZE = 65536
+# How often a master is asked how many replicas it has online (durable writes only).
+REPLICA_CHECK_INTERVAL = 1.0
 # Error replies that mean "not now" (loading a dataset, a replica, no master), not a bug:
 # the connection is dropped, to find the master again.
 UNAVAILABLE_REPLIES = ("LOADING", "READONLY", "MASTERDOWN")
+# A master set to refuse writes without enough replicas (min-replicas-to-write):
+# "not now" too, on a connection that is fine.
+NO_REPLICAS_REPLIES = ("NOREPLICAS",)
 # A Redis Cluster's answer that another node serves the key, or will once a migration
 # has moved the rest of a command's keys: the command did not run.
 REDIRECT_REPLIES = ("MOVED ", "ASK ", "TRYAGAIN")
@@ -96,6 +108,10 @@ class AutoPipeline:
         # A replica's acknowledgement of a durable write is awaited this long, well
         # inside the watchdog's timeout: a lost replica makes durable writes fail, not hang.
         self.replica_timeout_ms = int(min(1.0, timeout / 4) * 1000)
+        # Replicas a durable write waits for now: the locator's number while the
+        # master has as many online (ROLE), fewer while it has not.
+        self.replicas_to_wait = locator.replicas_to_wait  # until the master says
+        self._confirming = False  # _confirm_fewer is asking the locator
         self._wait: gevent.event.AsyncResult | None = None  # the WAIT of the next write
         # One WAIT sent at a time: Redis holds everything behind a WAIT on its connection,
         # so WAITs queued one after another (a replica gone) would add up.
@@ -168,6 +184,8 @@ class AutoPipeline:
                     self._unavailable()
                     self._disconnect(StoreUnavailable(str(reply)))
                     raise StoreUnavailable(str(reply))
+                if str(reply).startswith(NO_REPLICAS_REPLIES):
+                    raise StoreUnavailable(str(reply))
                 if str(reply).startswith((*CLUSTER_DOWN_REPLIES, *REDIRECT_REPLIES)):
                     self._unavailable()
                     raise StoreUnavailable(str(reply))  # redirected until we gave up
@@ -217,8 +235,10 @@ class AutoPipeline:
         """Every WAIT of a durable write answered that a replica has it."""
         for wait in waits:
             replicas = self._reply(wait)
-            if isinstance(replicas, ResponseError) or replicas < self.locator.replicas_to_wait:
+            if isinstance(replicas, ResponseError) or replicas < self.replicas_to_wait:
                 self._failed("replication")
+                if self._sock is not None:
+                    self._check_replicas()  # gone? Then the next writes do not wait
                 raise StoreUnavailable(f"write not on a replica within "
                                        f"{self.replica_timeout_ms} ms ({replicas})")
 
@@ -281,6 +301,8 @@ class AutoPipeline:
             self._sock = sock
             self.endpoint = endpoint
             setup = endpoint.login()
+            if self.locator.replicas_to_wait and ("ROLE",) not in setup:
+                setup.append(("ROLE",))
             # Every script known so far, before any call of it: a NOSCRIPT reply
             # makes the call run again after the commands queued behind it, which
             # reorders them (see _collect).
@@ -292,6 +314,8 @@ class AutoPipeline:
                 gevent.spawn(self._read_loop, sock, reader),
                 gevent.spawn(self._watchdog, sock),
             ]
+            if self.locator.replicas_to_wait:
+                self._greenlets.append(gevent.spawn(self._replica_check_loop, sock))
         for command, result in zip(setup, results, strict=True):
             reply = self._reply(result)
             refusal = endpoint.refusal(command, reply)
@@ -300,6 +324,8 @@ class AutoPipeline:
                 self._back_off()
                 self._disconnect(StoreUnavailable(refusal), sock)
                 raise StoreUnavailable(refusal)
+            if command == ("ROLE",):
+                self._replicas_online(reply)
         self._backoff = FIRST_BACKOFF
         for listener in self.on_connect:
             listener(endpoint)
@@ -317,11 +343,15 @@ class AutoPipeline:
             self._wake_writer.wait()
             self._wake_writer.clear()
             if self._wait is not None and self._wait_sent is None:
-                self._out.append(hiredis.pack_command(
-                    ("WAIT", self.locator.replicas_to_wait, self.replica_timeout_ms)))
-                self._pending.append((self._wait, time.monotonic()))
-                self._wait_sent, self._wait = self._wait, None
-                self._wait_sent.rawlink(self._wait_answered)
+                if self.replicas_to_wait:
+                    self._out.append(hiredis.pack_command(
+                        ("WAIT", self.replicas_to_wait, self.replica_timeout_ms)))
+                    self._pending.append((self._wait, time.monotonic()))
+                    self._wait_sent, self._wait = self._wait, None
+                    self._wait_sent.rawlink(self._wait_answered)
+                else:  # no replica to wait for (gone since the write was queued)
+                    self._wait, wait = None, self._wait
+                    wait.set(0)
             if not self._out:
                 continue
             data, self._out = b"".join(self._out), []
@@ -374,6 +404,59 @@ class AutoPipeline:
                 self._disconnect(
                     StoreUnavailable(f"no reply from Redis within {self.timeout}s"), sock)
                 return
+
+    def _replica_check_loop(self, sock: gevent.socket.socket) -> None:
+        while self._sock is sock:
+            gevent.sleep(REPLICA_CHECK_INTERVAL)
+            if self._sock is sock:
+                self._check_replicas()
+
+    def _check_replicas(self) -> None:
+        """Ask the master (in the pipeline) how many replicas it has online."""
+        self._send([("ROLE",)])[0].rawlink(self._role_answered)
+
+    def _role_answered(self, result: gevent.event.AsyncResult) -> None:
+        if result.successful():
+            self._replicas_online(result.value)
+
+    def _replicas_online(self, role: Any) -> None:
+        """ROLE's answer: a master lists its replicas online. Fewer than waited for
+        count only once the locator still names this server (a master cut off from
+        its replicas and its sentinels may have been replaced: see _confirm_fewer)."""
+        online = len(role[2]) if isinstance(role, list) and role[0] == b"master" else 0
+        wanted = min(online, self.locator.replicas_to_wait)
+        if wanted > self.replicas_to_wait:
+            log.warning("%s has a replica online again: writes wait for it",
+                        self.locator.where)
+            self.replicas_to_wait = wanted
+        elif wanted < self.replicas_to_wait and not self._confirming:
+            self._confirming = True
+            gevent.spawn(self._confirm_fewer, wanted, online, self._sock)
+
+    def _confirm_fewer(self, wanted: int, online: int,
+                       sock: gevent.socket.socket | None) -> None:
+        """Wait for fewer replicas only if the locator (the sentinels) still names
+        the server sock is connected to; if it names another, this one was deposed
+        (its writes would be lost when it rejoins as a replica): connect again."""
+        try:
+            located = self.locator.locate(self.connect_timeout)
+        except StoreUnavailable:
+            return  # no word: writes keep waiting (and failing) for a replica
+        finally:
+            self._confirming = False
+        if self._sock is not sock or self.endpoint is None:
+            return
+        if located.where != self.endpoint.where:
+            log.warning("%s: %s has no replica and is no longer the master (%s is): "
+                        "connecting again", self.locator.where, self.endpoint.where,
+                        located.where)
+            self._disconnect(StoreUnavailable(f"{self.endpoint.where} was replaced by "
+                                              f"{located.where}"), sock)
+            return
+        log.warning("%s has %d replica(s) online: writes are acknowledged without waiting "
+                    "for one until it has %d again", self.locator.where, online,
+                    self.locator.replicas_to_wait)
+        self.replicas_to_wait = wanted
 
     def _failed(self, kind: str) -> None:
         if self.observer is not None:
@@ -443,7 +526,7 @@ class Replies:
     def send(self, commands: Sequence[Command]) -> None:
         self._results += self._client._send(commands)
         self._commands += commands
-        if self._durable:
+        if self._durable and self._client.replicas_to_wait:  # known once connected
             wait = self._client._wait_for_replicas()
             if wait not in self._waits:
                 self._waits.append(wait)

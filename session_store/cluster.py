@@ -58,12 +58,13 @@ MAX_REFRESH_GAP = 0.5
 
 class ClusterNode:
     """A node as its connection's Locator: always where it is; a durable write
-    waits for one replica while the slot map names one (asynchronous replication
-    could lose an acknowledged write in a failover)."""
+    waits for one replica while the node has one online (asynchronous replication
+    could lose an acknowledged write in a failover; the connection asks ROLE)."""
+
+    replicas_to_wait = 1
 
     def __init__(self, endpoint: RedisEndpoint) -> None:
         self.endpoint = endpoint
-        self.replicas_to_wait = 0
 
     @property
     def where(self) -> str:
@@ -116,7 +117,6 @@ class ClusterRouter(Router):
             for first, last, primary, *replicas in ranges:
                 owner = self._node(self._host(primary, node), int(primary[1]))
                 owners[first:last + 1] = [owner] * (last - first + 1)
-                owner.locator.replicas_to_wait = min(len(replicas), 1)
                 for replica in replicas:
                     self._replicas[(self._host(replica, node), int(replica[1]))] = None
             if None in owners:

@@ -170,18 +170,29 @@ class RedisEndpoint:
         return self
 
     def ask(self, command: Command, timeout: float) -> object:
-        """One command on a connection of its own (a sentinel's answer); OSError if
-        unanswered."""
+        """One command on a connection of its own, logged in first (a sentinel's
+        answer): its reply, or an error reply (the login's, if that failed); OSError
+        if unanswered."""
+        commands = [*self.login(select_db=False), command]
+        replies: list[object] = []
         with self.open_socket(timeout) as sock:
             sock.settimeout(timeout)
-            sock.sendall(hiredis.pack_command(command))
+            sock.sendall(b"".join(hiredis.pack_command(c) for c in commands))
             reader = hiredis.Reader(replyError=ResponseError)
-            while (reply := reader.gets()) is False:
+            while len(replies) < len(commands):
+                reply = reader.gets()
+                if reply is not False:
+                    replies.append(reply)
+                    continue
                 data = sock.recv(4096)
                 if not data:
                     raise ConnectionError("closed before answering")
                 reader.feed(data)
-            return reply
+        for sent, reply in zip(commands, replies, strict=True):
+            refusal = self.refusal(sent, reply)
+            if refusal:
+                return ResponseError(refusal)
+        return replies[-1]
 
 
 class Locator(Protocol):

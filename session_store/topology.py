@@ -15,9 +15,11 @@ rediss+sentinel:// and rediss+cluster:// speak TLS to every server; the TLS opti
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import unquote
+
+import gevent
 
 from sockhop.session_store.endpoint import RedisEndpoint, TlsOptions, host_and_port
 from sockhop.session_store.errors import StoreUnavailable
@@ -37,9 +39,18 @@ class Standalone:
 
 
 @dataclass(frozen=True)
+class SentinelLogin:
+    """How to log in to the sentinels (requirepass, or an ACL user, in sentinel.conf):
+    none by default."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class SentinelSet:
     """Sentinels to ask where the master named master_name is; the URL's user and
-    password log in to the master (and replicas), not to the sentinels."""
+    password log in to the master (and replicas), SentinelLogin to the sentinels."""
 
     kind: ClassVar[str] = "Redis Sentinel (redis+sentinel://)"
     sentinels: tuple[RedisEndpoint, ...]
@@ -70,23 +81,34 @@ class SentinelSet:
         return f"master {self.master_name!r} of sentinels {hosts}"
 
     def locate(self, timeout: float) -> RedisEndpoint:
-        """The master as the first sentinel that knows it says (asked in turn); it
+        """The master as the sentinels that answer say, the newest word winning (the
+        highest config-epoch): a sentinel that has not heard of a failover yet names
+        the old master, which, restarted, is an empty server saying ROLE master until
+        the sentinels make it a replica. They are asked all at once, so that one
+        unreachable sentinel costs one timeout, not one per sentinel. The master
         must say ROLE master when the connection logs in."""
-        errors = []
-        for sentinel in self.sentinels:
-            try:
-                reply = sentinel.ask(
-                    ("SENTINEL", "get-master-addr-by-name", self.master_name), timeout)
-            except OSError as exc:
-                errors.append(f"{sentinel.where}: {exc}")
-                continue
-            if isinstance(reply, list) and len(reply) == 2:
-                master = self.server_at(reply[0].decode(), int(reply[1]))
-                return dataclasses.replace(master, must_be_master=True)
-            errors.append(f"{sentinel.where}: " + (
-                f"does not know {self.master_name!r}" if reply is None else str(reply)))
-        raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
-                               + "; ".join(errors))
+        asked = [gevent.spawn(self._master_as_named_by, sentinel, timeout)
+                 for sentinel in self.sentinels]
+        gevent.joinall(asked)
+        answers = [greenlet.value for greenlet in asked]
+        named = [answer for answer in answers if isinstance(answer, tuple)]
+        if not named:
+            raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
+                                   + "; ".join(str(answer) for answer in answers))
+        _, host, port = max(named, key=lambda answer: answer[0])
+        return dataclasses.replace(self.server_at(host, port), must_be_master=True)
+
+    def _master_as_named_by(self, sentinel: RedisEndpoint,
+                            timeout: float) -> tuple[int, str, int] | str:
+        """(config-epoch, host, port) of the master as sentinel names it, or why not."""
+        try:
+            reply = sentinel.ask(("SENTINEL", "MASTER", self.master_name), timeout)
+        except OSError as exc:
+            return f"{sentinel.where}: {exc}"
+        if not isinstance(reply, list):
+            return f"{sentinel.where}: {reply}"
+        fields = dict(zip(reply[::2], reply[1::2], strict=True))
+        return int(fields[b"config-epoch"]), fields[b"ip"].decode(), int(fields[b"port"])
 
 
 @dataclass(frozen=True)
@@ -120,10 +142,12 @@ class Shards:
 Topology = Standalone | SentinelSet | ClusterSeeds | Shards
 
 
-def parse_topology(url: str, tls: TlsOptions | None = None) -> Topology:
+def parse_topology(url: str, tls: TlsOptions | None = None,
+                   sentinel_login: SentinelLogin = SentinelLogin()) -> Topology:
     """The topology url names; ValueError saying what is wrong (without the option's
     name: the caller knows where the URL came from). tls applies where the URL asks
-    for TLS (rediss...); its defaults otherwise: system CAs, no client certificate."""
+    for TLS (rediss...); its defaults otherwise: system CAs, no client certificate.
+    sentinel_login: how to log in to the sentinels (the URL's login is the master's)."""
     urls = url.split()
     if not urls:
         raise ValueError("empty; expected redis://host:port/db or another form of the docs")
@@ -133,7 +157,7 @@ def parse_topology(url: str, tls: TlsOptions | None = None) -> Topology:
     if f"{scheme}://" not in SCHEMES:
         raise ValueError(f"must start with one of {', '.join(SCHEMES)}, got {url!r}")
     if scheme.endswith("+sentinel"):
-        return _sentinel_set(url, rest, _tls_if(scheme, tls))
+        return _sentinel_set(url, rest, _tls_if(scheme, tls), sentinel_login)
     if scheme.endswith("+cluster"):
         return _cluster(url, rest, _tls_if(scheme, tls))
     return Standalone(RedisEndpoint.from_url(url.strip(), tls))
@@ -177,7 +201,8 @@ def _login_and_hosts(url: str, rest: str) -> tuple[str | None, str | None, list[
     return username, password, addresses, slash + path
 
 
-def _sentinel_set(url: str, rest: str, tls: TlsOptions | None) -> SentinelSet:
+def _sentinel_set(url: str, rest: str, tls: TlsOptions | None,
+                  login: SentinelLogin) -> SentinelSet:
     username, password, addresses, path = _login_and_hosts(url, rest)
     master_name, _, db = path.removeprefix("/").partition("/")
     if not master_name:
@@ -186,7 +211,8 @@ def _sentinel_set(url: str, rest: str, tls: TlsOptions | None) -> SentinelSet:
     if not db.isdigit() and db != "":
         raise ValueError(f"the database (after the master's name) must be a number, "
                          f"got {url!r}")
-    sentinels = tuple(RedisEndpoint(*host_and_port(a, url), tls=tls) for a in addresses)
+    sentinels = tuple(RedisEndpoint(*host_and_port(a, url), username=login.username,
+                                    password=login.password, tls=tls) for a in addresses)
     return SentinelSet(sentinels, unquote(master_name), username, password, int(db or 0), tls)
 
 

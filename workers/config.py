@@ -52,6 +52,9 @@ class Settings:
     redis_tls_cert: str = ""
     redis_tls_key: str = ""
     redis_tls_server_name: str = ""
+    # Sentinels that require a login (requirepass or an ACL user in sentinel.conf).
+    redis_sentinel_username: str = ""
+    redis_sentinel_password: str = field(default="", repr=False)
     heartbeat_delay: float = 25.0
     disconnect_delay: float = 5.0
     response_limit: int = 128 * 1024
@@ -198,9 +201,27 @@ def redis_tls(settings: Settings) -> TlsOptions:
 
 def redis_topology(settings: Settings) -> Topology:
     """The Redis servers settings name, with their TLS options (redis_url set, checked)."""
-    from sockhop.session_store.topology import parse_topology
+    from sockhop.session_store.topology import SentinelLogin, parse_topology
 
-    return parse_topology(settings.redis_url, redis_tls(settings))
+    return parse_topology(settings.redis_url, redis_tls(settings), SentinelLogin(
+        settings.redis_sentinel_username or None, settings.redis_sentinel_password or None))
+
+
+def check_redis_options(settings: Settings, label: Callable[[str], str] = env_label) -> None:
+    """The options that go with the URL: TLS, the sentinels' login."""
+    check_redis_tls(settings, label)
+    given = [name for name in ("redis_sentinel_username", "redis_sentinel_password")
+             if getattr(settings, name)]
+    if not given:
+        return
+    from sockhop.session_store.topology import SentinelSet
+
+    if not settings.redis_url or not isinstance(redis_topology(settings), SentinelSet):
+        raise ConfigError(f"{label(given[0])}: set, but {label('redis_url')} names no "
+                          "sentinels (redis+sentinel://h1:p1,h2:p2/master/db)")
+    if settings.redis_sentinel_username and not settings.redis_sentinel_password:
+        raise ConfigError(f"{label('redis_sentinel_username')}: a user needs its password "
+                          f"({label('redis_sentinel_password')})")
 
 
 def check_redis_tls(settings: Settings, label: Callable[[str], str] = env_label) -> None:
@@ -254,7 +275,7 @@ def require_redis_url(settings: Settings) -> None:
         raise ConfigError(f"{ENV_PREFIX}REDIS_URL: not set; an app of its own needs a Redis "
                           "(redis://host:port/db or unix:///path)")
     check_redis_url(env_label("redis_url"), settings.redis_url)
-    check_redis_tls(settings)
+    check_redis_options(settings)
 
 
 def check_origins(label: str, origins: tuple[str, ...]) -> tuple[str, ...]:
@@ -426,5 +447,5 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
             values[name] = parse_setting(name, env[var], var)
     values.update(overrides)
     settings = Settings(**values)
-    check_redis_tls(settings)
+    check_redis_options(settings)
     return settings

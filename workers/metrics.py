@@ -63,6 +63,10 @@ QUEUE_LOADED = Histogram(
     "sockhop_transport_queue_loaded_items",
     "Queued items a receiver loaded from its session's queue per wake-up (queue depth).",
     buckets=QUEUE_BUCKETS)
+RIDING_OUTAGES = Gauge(
+    "sockhop_transport_receivers_waiting_for_redis",
+    "Websocket sessions kept open through a Redis outage, trying to renew their lease.",
+    multiprocess_mode="livesum")
 HUB_SUBSCRIPTIONS = Gauge(
     "sockhop_hub_subscriptions",
     "Channel subscriptions of the sessions whose receivers are open here.",

@@ -328,14 +328,19 @@ def test_the_pods_start_as_sockhop_expects(tools: Tools, name: str, tmp_path: Pa
     env = {**SECRET_ENV, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
     env = {k: v for k, v in env.items() if k.startswith("SOCKHOP_")}
     for secret in (d for d in docs if d["kind"] == "Secret"):  # the chart's (k8s/ has none)
-        if "redis-url" in secret["data"]:  # rendered from redis.externalUrl
-            env["SOCKHOP_REDIS_URL"] = base64.b64decode(secret["data"]["redis-url"]).decode()
+        for variable in container["env"]:  # redis-url, redis-sentinel-password, ...
+            ref = variable.get("valueFrom", {}).get("secretKeyRef")
+            if ref and ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["data"]:
+                env[variable["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
     env = with_mounted_redis_tls_files(docs, env, tmp_path)
     try:
         config = load_config(config_file, env)
     except ConfigError as exc:
         pytest.fail(f"{name}: sockhop refuses the chart's configuration: {exc}")
     assert config.settings.max_connections > 0
+    if name == "redis-sentinel":  # the sentinels' own password reaches the hub
+        sentinel_password = yaml.safe_load(REDIS_SENTINEL.read_text())["redis"]["sentinelPassword"]
+        assert config.settings.redis_sentinel_password == sentinel_password
 
 
 def with_mounted_redis_tls_files(docs: list[dict[str, Any]], env: dict[str, str],

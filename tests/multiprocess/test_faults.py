@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
+import websocket
 from cluster import TIMEOUT, Cluster, new_session, read_stream
 from support.waiting import wait_for
 
@@ -125,10 +131,6 @@ def test_redis_outage_answers_503_nothing_hangs_and_service_resumes(
 
 
 def test_sigterm_closes_websockets_with_1001(fresh_cluster: Cluster) -> None:
-    import struct
-
-    import websocket
-
     c = fresh_cluster
     host, port = c.addresses[0]
     sockets = [
@@ -146,11 +148,60 @@ def test_sigterm_closes_websockets_with_1001(fresh_cluster: Cluster) -> None:
         ws.close()
 
 
+def waiting_for_redis(host: str, port: int) -> float:
+    """The websocket sessions of a process waiting out a Redis outage (its /metrics)."""
+    text = requests.get(f"http://{host}:{port}/metrics", timeout=TIMEOUT).text
+    name = "sockhop_transport_receivers_waiting_for_redis"
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+@contextlib.contextmanager
+def riding_an_outage_out(c: Cluster) -> Iterator[websocket.WebSocket]:
+    """An echo websocket on process 1, open while Redis stops answering (SIGSTOP) past
+    its lease renewal (at the 3 s heartbeat, failed once the 5 s Redis timeout is up);
+    Redis answers again when the block ends."""
+    host, port = c.addresses[1]
+    ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
+                                     timeout=TIMEOUT)
+    assert ws.recv() == "o"
+    for proc in c.redis.procs:
+        os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: waiting_for_redis(host, port) == 1, 20, interval=0.1,
+                 message="a renewal failed, and the websocket waits")
+        yield ws
+    finally:
+        for proc in c.redis.procs:
+            os.kill(proc.pid, signal.SIGCONT)
+
+
+def test_websocket_rides_a_short_redis_outage_out(fresh_cluster: Cluster) -> None:
+    """Redis comes back: the websocket, whose session would end with its connection,
+    stays open and carries on."""
+    with riding_an_outage_out(fresh_cluster) as ws:
+        pass
+    ws.send('["after"]')
+    frames = [ws.recv()]
+    while frames[-1] == "h":
+        frames.append(ws.recv())
+    assert frames[-1] == 'a["after"]', frames
+    # Renewed: later heartbeats (and their renewals) go on.
+    assert [ws.recv(), ws.recv()] == ["h", "h"]
+    assert waiting_for_redis(*fresh_cluster.addresses[1]) == 0
+    ws.close()
+
+
+def test_sigterm_ends_a_websocket_riding_an_outage_out_with_1001(fresh_cluster: Cluster) -> None:
+    with riding_an_outage_out(fresh_cluster) as ws:
+        fresh_cluster.processes[1].terminate()  # a drain: it ends now, not with the outage
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        while opcode != websocket.ABNF.OPCODE_CLOSE:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        assert struct.unpack("!H", frame.data[:2])[0] == 1001
+
+
 def test_websocket_says_1011_when_redis_goes_away(fresh_cluster: Cluster) -> None:
-    import struct
-
-    import websocket
-
     c = fresh_cluster
     host, port = c.addresses[1]
     ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",

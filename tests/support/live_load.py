@@ -5,8 +5,8 @@ one websocket session echoes, while a test breaks Redis.
 Checked at the end (check): no session lost (no receiver is answered a new session or
 a close), every message whose send was answered 204 arrives, once, in order (a
 stream may repeat its tail); sends refused meanwhile were answered 503 with
-Retry-After within the Redis timeout; the websocket ended with 1011 or carried on,
-never hung. What happened is printed (pytest -s shows it).
+Retry-After within the Redis timeout; the websocket session carried on, open (its
+session would end with its connection). What happened is printed (pytest -s shows it).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Client:
 
 
 def websocket_echo(base: str, stop: threading.Event, outcome: dict[str, object]) -> None:
-    """A websocket session echoing through the fault: it must keep echoing or end 1011."""
+    """A websocket session echoing through the fault: it must keep echoing."""
     url = base.replace("http://", "ws://") + f"/echo/000/{uuid.uuid4().hex}/websocket"
     ws = websocket.create_connection(url, timeout=HTTP_TIMEOUT)
     assert ws.recv() == "o"
@@ -212,6 +212,10 @@ class LiveLoad:
                              for c in self.clients), timeout, interval=0.1,
                  message=f"every client's last {RESUMED_SENDS} sends answered 204")
 
+    def acknowledged(self) -> int:
+        """Sends answered 204 so far, of every client."""
+        return sum(len(c.acked) for c in self.clients)
+
     def resumed_after(self, since: float) -> float:
         return max(c.resumed(since) or 0.0 for c in self.clients)
 
@@ -236,7 +240,7 @@ class LiveLoad:
     def check(self) -> None:
         """What happened, printed; then the module docstring's checks."""
         refused = [r for c in self.clients for r in c.refused]
-        print(f"sends: {sum(len(c.acked) for c in self.clients)} answered 204, {len(refused)} "
+        print(f"sends: {self.acknowledged()} answered 204, {len(refused)} "
               f"answered 503 (slowest {max((t for _, t, _ in refused), default=0):.2f} s)")
         for c in self.clients:
             lost = sorted(set(c.acked) - set(c.received))
@@ -260,5 +264,6 @@ class LiveLoad:
         for _, took, retry_after in refused:
             assert took < MOST_503_SECONDS, took
             assert retry_after, "503 without Retry-After"
-        closed = str(self.websocket.get("closed", "c[1011,"))
-        assert closed.startswith("c[1011,") or closed == "connection closed", self.websocket
+        # Its session ends with the connection: it rides the fault out, open.
+        assert "closed" not in self.websocket, self.websocket
+        assert int(self.websocket.get("echoed", 0)) > 0, self.websocket

@@ -340,6 +340,9 @@ def start_tls_redis(registry: ProcessRegistry, name: str) -> RedisServer:
 
 
 SENTINEL_MASTER = "sockhop"
+# The sentinels require it (requirepass, and sentinel-pass between them), as a Bitnami
+# chart's do: sockhop is given it as SOCKHOP_REDIS_SENTINEL_PASSWORD.
+SENTINEL_PASSWORD = secrets.token_hex(8)
 # A master taken for down after 1 s without answers; a failover given 3 s.
 SENTINEL_DOWN_AFTER_MS = 1000
 SENTINEL_FAILOVER_TIMEOUT_MS = 3000
@@ -351,6 +354,7 @@ class SentinelRedis(RedisServer):
     client() and endpoint reach the master of the moment, directly."""
 
     replica: ManagedProcess | None = None
+    replica_port: int = 0
     sentinels: list[ManagedProcess] = field(default_factory=list)
     sentinel_ports: list[int] = field(default_factory=list)
 
@@ -358,7 +362,7 @@ class SentinelRedis(RedisServer):
         """Where the sentinels (the first that answers) say the master is now."""
         for port in self.sentinel_ports:
             try:
-                with redis.Redis(LOCALHOST, port, socket_timeout=1.0) as sentinel:
+                with sentinel_client(port) as sentinel:
                     reply = sentinel.execute_command(
                         "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
             except redis.RedisError:
@@ -377,6 +381,32 @@ class SentinelRedis(RedisServer):
         return redis.Redis(LOCALHOST, self.master_port(), socket_timeout=5.0)
 
 
+def sentinel_client(port: int, **options: Any) -> redis.Redis:
+    """The test's own connection to the sentinel on port."""
+    return redis.Redis(LOCALHOST, port, password=SENTINEL_PASSWORD,
+                       **{"socket_timeout": 1.0, **options})
+
+
+def start_sentinel(registry: ProcessRegistry, name: str, master_port: int,
+                   quorum: int) -> tuple[ManagedProcess, int]:
+    """One sentinel watching the master on master_port as SENTINEL_MASTER; its port."""
+    port = free_port()
+    workdir = _redis_workdir(registry, name, port)
+    config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
+    config.write_text(textwrap.dedent(f"""\
+        port {port}
+        bind {LOCALHOST}
+        dir {workdir}
+        requirepass {SENTINEL_PASSWORD}
+        sentinel sentinel-pass {SENTINEL_PASSWORD}
+        sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master_port} {quorum}
+        sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
+        sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
+        sentinel parallel-syncs {SENTINEL_MASTER} 1
+        """))
+    return registry.start(name, [find_executable("redis-server"), str(config), "--sentinel"]), port
+
+
 def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
     """A master, its replica and three sentinels (quorum 2), each on a free port;
     returned once every sentinel sees the replica and the two other sentinels.
@@ -387,34 +417,22 @@ def start_sentinel_set(registry: ProcessRegistry, name: str) -> SentinelRedis:
                                      ("--replicaof", LOCALHOST, str(master.port)))
     sentinels, ports = [], []
     for i in range(3):
-        port = free_port()
-        workdir = _redis_workdir(registry, f"{name}-sentinel{i}", port)
-        config = workdir / "sentinel.conf"  # a sentinel rewrites its own file
-        config.write_text(textwrap.dedent(f"""\
-            port {port}
-            bind {LOCALHOST}
-            dir {workdir}
-            sentinel monitor {SENTINEL_MASTER} {LOCALHOST} {master.port} 2
-            sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}
-            sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}
-            sentinel parallel-syncs {SENTINEL_MASTER} 1
-            """))
-        sentinels.append(registry.start(
-            f"{name}-sentinel{i}", [find_executable("redis-server"), str(config), "--sentinel"]))
+        sentinel, port = start_sentinel(registry, f"{name}-sentinel{i}", master.port, quorum=2)
+        sentinels.append(sentinel)
         ports.append(port)
     registry.companions[master.proc] = [replica.proc, *sentinels]
     hosts = ",".join(f"{LOCALHOST}:{p}" for p in ports)
     server = SentinelRedis(master.proc, master.port,
                            f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0",
-                           replica=replica.proc, sentinels=sentinels, sentinel_ports=ports)
+                           replica=replica.proc, replica_port=replica.port,
+                           sentinels=sentinels, sentinel_ports=ports)
 
     def settled() -> bool:
         for proc in [replica.proc, *sentinels]:
             if not proc.alive():
                 raise StartupError(f"{proc.name} exited\n{proc.describe()}")
         for port in ports:
-            with redis.Redis(LOCALHOST, port, socket_timeout=1.0,
-                             decode_responses=True) as sentinel:
+            with sentinel_client(port, decode_responses=True) as sentinel:
                 state = sentinel.sentinel_master(SENTINEL_MASTER)
             if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2:
                 return False
@@ -591,7 +609,7 @@ WORKER_ACCEPTING = "Accepting connections (pid: "
 
 def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a sockhop process: ours minus every SOCKHOP_* variable, plus settings
-    (the Redis URL with its TLS options).
+    (the Redis URL with its TLS options and the sentinels' password).
 
     sockhop refuses unknown SOCKHOP_* names, and the test runner's own
     variables (SOCKHOP_TEST_TARGET) must not leak into the server.
@@ -599,6 +617,8 @@ def sockhop_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKHOP_")}
     env["SOCKHOP_REDIS_URL"] = redis_url
     env.update(redis_tls_env(redis_url))
+    if "+sentinel://" in redis_url:
+        env["SOCKHOP_REDIS_SENTINEL_PASSWORD"] = SENTINEL_PASSWORD
     env["SOCKHOP_LOG_LEVEL"] = "debug"
     # No balancer here polls /readyz: stop accepting at SIGTERM (tests/ops sets a delay).
     env["SOCKHOP_DRAIN_DELAY"] = "0"

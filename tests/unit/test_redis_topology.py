@@ -19,7 +19,7 @@ from sockhop.session_store.topology import (
     Standalone,
     parse_topology,
 )
-from sockhop.workers.config import ConfigError, redacted_url, settings_from_env
+from sockhop.workers.config import ConfigError, redacted_url, redis_topology, settings_from_env
 from sockhop.workers.hub.config import load_config
 
 TLS = TlsOptions(ca_file="/ca.pem", cert_file="/c.pem", key_file="/k.pem",
@@ -63,6 +63,29 @@ def test_a_sentinel_set() -> None:
     assert topology.server_at("10.0.0.9", 6379) == RedisEndpoint(
         host="10.0.0.9", username="app", password="pw", db=3)
     assert parse_topology("redis+sentinel://s1:26379/mymaster").db == 0
+
+
+def test_a_sentinel_set_whose_sentinels_want_a_login() -> None:
+    url = "redis+sentinel://app:pw@s1:26379,s2:26379/mymaster/0"
+    env = {"SOCKHOP_REDIS_URL": url, "SOCKHOP_REDIS_SENTINEL_USERNAME": "watcher",
+           "SOCKHOP_REDIS_SENTINEL_PASSWORD": "spw"}
+    topology = redis_topology(settings_from_env(env))
+    assert isinstance(topology, SentinelSet)
+    assert {(s.username, s.password) for s in topology.sentinels} == {("watcher", "spw")}
+    assert (topology.username, topology.password) == ("app", "pw")  # the master's, apart
+    assert "spw" not in repr(settings_from_env(env))
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SOCKHOP_REDIS_URL": "redis://r:6379/0", "SOCKHOP_REDIS_SENTINEL_PASSWORD": "x"},
+     r"^SOCKHOP_REDIS_SENTINEL_PASSWORD: set, but SOCKHOP_REDIS_URL names no sentinels"),
+    ({"SOCKHOP_REDIS_URL": "redis+sentinel://s:26379/m/0",
+      "SOCKHOP_REDIS_SENTINEL_USERNAME": "u"},
+     r"^SOCKHOP_REDIS_SENTINEL_USERNAME: a user needs its password"),
+])
+def test_sentinel_login_mistakes_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_from_env(env)
 
 
 def test_a_sentinel_set_over_tls() -> None:

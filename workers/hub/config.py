@@ -32,7 +32,7 @@ from sockhop.workers.config import (
     Settings,
     check_integer,
     check_origins,
-    check_redis_tls,
+    check_redis_options,
     check_setting,
     duration_seconds,
     parse_bool,
@@ -447,7 +447,7 @@ class _Loader:
         transport.setdefault("heartbeat_delay", client.ping_interval)
         transport["allowed_origins"] = client.allowed_origins
         settings = Settings(sockjs=sockjs, sockjs_url=sockjs_url, **transport)
-        check_redis_tls(settings, self.label)
+        check_redis_options(settings, self.label)
         return HubConfig(
             client=client, channel=channel,
             http_api=HttpApiConfig(**self.options(HttpApiConfig, http_api, "http_api")),

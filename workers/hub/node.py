@@ -274,14 +274,16 @@ class Node:
 
     def _recover(self, channel: str, since: StreamPosition,
                  position: StreamPosition) -> tuple[bool, list[Any], int]:
-        """(recovered, publications, the offset the session continues after)."""
+        """(recovered, publications, the offset the session continues after).
+        Not recovered: after position, which the result tells the client, even if
+        the history read later found publications past it (they follow live)."""
         if since.epoch != position.epoch or since.offset > position.offset:
             return False, [], position.offset
         limit = self.config.client.recovery_max_publication_limit
         caught = self.streams.since(channel, since.offset, limit)
         if caught.behind or caught.epoch != since.epoch \
                 or since.offset + len(caught.items) < caught.top:
-            return False, [], max(position.offset, caught.top)
+            return False, [], position.offset
         pubs = [json.loads(protocol.publication_of_push(channel, item.decode()))
                 for item in caught.items]
         return True, pubs, since.offset + len(caught.items)

@@ -33,6 +33,7 @@ class HttpTransport:
     what write() rendered, then resumes the cycle."""
 
     parks = False  # the body's generator waits in the cycle
+    rides_outages = False  # the client comes back to the session after one
 
     __slots__ = ("express", "flush", "limit", "once", "out", "receiver", "send_now", "sent",
                  "wrap")

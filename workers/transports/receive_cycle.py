@@ -6,18 +6,34 @@ them its own way. The cycle is a generator that yields after each write and
 is resumed once that write is complete, so what follows a yield may count the
 event as delivered. Before the client can see its response end (a poll's one
 answer, a stream's last chunk) the cycle lets go of the lease.
+
+A Redis outage (a failover, a restart) ends an HTTP transport's response: its
+client comes back to the same session. A websocket's session ends with its
+connection, so a websocket rides the outage out instead: it keeps its client
+and tries again for as long as the lease it holds lasts, then renews and carries
+on (what was queued meanwhile is read then).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from functools import lru_cache
 from typing import Protocol
 
+import gevent
+
+from sockhop.session_store import StoreUnavailable
 from sockhop.session_store.items import stored
+from sockhop.session_store.outage import redis_outage
 from sockhop.workers import metrics
 from sockhop.workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part
 from sockhop.workers.transports.receiver import Ended, Express, Receiver
+
+# Between tries to reach Redis again while a transport rides an outage out.
+OUTAGE_RETRY = 0.25
+# An outage is ridden out until this long before the lease would lapse.
+LEASE_MARGIN = 1.0
 
 
 class Transport(Protocol):
@@ -33,6 +49,8 @@ class Transport(Protocol):
     # delay: how long to wait) and is sent back whether the waiter rang.
     # False: the cycle waits itself, blocking its greenlet.
     parks: bool
+    # Keeps its client through a Redis outage (see the module's docstring).
+    rides_outages: bool
 
     def write(self, event: Event) -> None:
         """Render and write (or hand to the driver to write before resuming)."""
@@ -44,6 +62,10 @@ class Transport(Protocol):
 class Park(float):
     """Yielded by the cycle of a parking transport: wait (at most this many
     seconds) for the receiver's waiter, then send() whether it rang."""
+
+
+class Pause(Park):
+    """A Park that waits the whole time, whatever rings (Redis is out)."""
 
 
 @lru_cache(maxsize=8)
@@ -69,38 +91,18 @@ def receive(receiver: Receiver, transport: Transport,
             if transport.once or isinstance(first, Closing):
                 return  # answered; or 2010 or the session's close: nothing follows
         while True:
-            for event in receiver.events():
-                if transport.once:
-                    receiver.let_go(event)  # the next receiver acknowledges it
-                transport.write(event)
-                if isinstance(event, Messages):  # once per wake-up, not per message
-                    metrics.count_sent(receiver.transport,
-                                       sum(len(part.payloads) for part in event.parts))
-                yield
-                receiver.sent(event)
-                if transport.once or isinstance(event, Closing):
-                    return
-            if transport.full():
-                return
-            receiver.express = transport.express  # only while waiting: events keep their order
             try:
-                if not transport.parks:
-                    outcome = receiver.wait(heartbeat_delay)
-                elif receiver.must_wait():
-                    outcome = receiver.woken((yield park))
-                else:
-                    outcome = None
-            finally:
-                receiver.express = None
-            yield  # the driver finishes what an express write left, before anything else
-            if outcome is HEARTBEAT:
-                if transport.once:
-                    receiver.let_go()
-                transport.write(heartbeat)
-                yield
-                if transport.once:
-                    return
-                receiver.renew()
+                yield from _serve(receiver, transport, heartbeat, park, heartbeat_delay)
+                return
+            except StoreUnavailable as exc:
+                if not transport.rides_outages:
+                    raise
+                redis_outage.failed(f"websocket session {receiver.key.tag} waits", exc)
+                metrics.RIDING_OUTAGES.inc()
+                try:
+                    yield from _renew_after_outage(receiver, transport)
+                finally:
+                    metrics.RIDING_OUTAGES.dec()
     except Ended:
         if transport.once:  # a poll always answers: a heartbeat is well-formed
             receiver.let_go()
@@ -108,3 +110,64 @@ def receive(receiver: Receiver, transport: Transport,
             yield
     finally:
         receiver.let_go()
+
+
+def _serve(receiver: Receiver, transport: Transport, heartbeat: Event, park: Park,
+           heartbeat_delay: float) -> Generator[Park | None, bool, None]:
+    """The cycle once open, until it must end (returns, or raises Ended)."""
+    while True:
+        for event in receiver.events():
+            if transport.once:
+                receiver.let_go(event)  # the next receiver acknowledges it
+            transport.write(event)
+            if isinstance(event, Messages):  # once per wake-up, not per message
+                metrics.count_sent(receiver.transport,
+                                   sum(len(part.payloads) for part in event.parts))
+            yield
+            receiver.sent(event)
+            if transport.once or isinstance(event, Closing):
+                return
+        if transport.full():
+            return
+        receiver.express = transport.express  # only while waiting: events keep their order
+        try:
+            if not transport.parks:
+                outcome = receiver.wait(heartbeat_delay)
+            elif receiver.must_wait():
+                outcome = receiver.woken((yield park))
+            else:
+                outcome = None
+        finally:
+            receiver.express = None
+        yield  # the driver finishes what an express write left, before anything else
+        if outcome is HEARTBEAT:
+            if transport.once:
+                receiver.let_go()
+            transport.write(heartbeat)
+            yield
+            if transport.once:
+                return
+            receiver.renew()
+
+
+def _renew_after_outage(receiver: Receiver,
+                        transport: Transport) -> Generator[Park | None, bool, None]:
+    """Try to renew until Redis answers (the queue is read again: what a failed
+    renewal would have loaded is not lost); StoreUnavailable once the lease is
+    about to lapse, or if it is gone when Redis answers."""
+    give_up = receiver.lease_lapses() - LEASE_MARGIN
+    while True:
+        if transport.parks:
+            yield Pause(OUTAGE_RETRY)
+        else:
+            gevent.sleep(OUTAGE_RETRY)
+        if receiver.client_gone or receiver.runtime.draining:
+            raise Ended  # what a ring would have said, unheard during the pause
+        try:
+            receiver.renew()
+            return
+        except StoreUnavailable:
+            if time.monotonic() >= give_up:
+                raise
+        except Ended:  # the lease lapsed meanwhile (or was lost in a failover)
+            raise StoreUnavailable("the lease lapsed during the outage") from None

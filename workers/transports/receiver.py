@@ -64,7 +64,8 @@ class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
     __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "delivered", "express",
                  "finished", "holder", "holding", "key", "outbox", "poll", "positions",
-                 "runtime", "service", "transport", "version", "waiter", "written_upto")
+                 "renewed_at", "runtime", "service", "transport", "version", "waiter",
+                 "written_upto")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
                  sock: Any = None, *, transport: str, poll: bool = False) -> None:
@@ -85,6 +86,7 @@ class Receiver:
         self.written_upto = 0
         self.acked_upto = 0
         self.holding = False
+        self.renewed_at = 0.0  # when the lease was last taken or renewed (monotonic)
         self.client_gone = False
         # Channels: offsets buffered up to, offsets written up to, and what is buffered.
         self.version = b""
@@ -156,6 +158,7 @@ class Receiver:
 
     def _hold(self) -> None:
         self.holding = True
+        self.renewed_at = time.monotonic()
         self.waiter.client_present = self.client_present
         self.runtime.liveness.hold(self.key.tag)
 
@@ -184,17 +187,24 @@ class Receiver:
             # The lease lapses by itself; unacknowledged items are sent again.
             redis_outage.failed(f"release of {self.key.tag}", exc)
 
+    def lease_lapses(self) -> float:
+        """When the lease lapses unless renewed (monotonic; Redis's clock may run a
+        round trip behind ours)."""
+        return self.renewed_at + self.runtime.store.limits.lease_ms / 1000
+
     def renew(self) -> None:
         """Acknowledge what was written, renew the lease, load what is queued
         (a poll that finds something takes it and lets go). Raises Ended when
         the lease is lost."""
         self.waiter.reset()
         self.acked_upto = self.written_upto
+        asked = time.monotonic()
         reply = self.runtime.store.next_items(self.key, self.holder, self.written_upto,
                                               poll=self.poll, version=self.version)
         if reply is None:
             self._not_holding()
             raise Ended
+        self.renewed_at = asked
         metrics.QUEUE_LOADED.observe(len(reply.items))
         if isinstance(reply, Taken):
             self.outbox.items = reply.items

@@ -26,7 +26,7 @@ from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import QUEUED, REFUSED
 from sockhop.workers.transports.context import SessionRequest
 from sockhop.workers.transports.events import Event, Messages
-from sockhop.workers.transports.receive_cycle import Park, receive
+from sockhop.workers.transports.receive_cycle import Park, Pause, receive
 from sockhop.workers.transports.receiver import Receiver
 from sockhop.workers.websocket import (
     ConnectionClosed,
@@ -48,6 +48,7 @@ class WebSocketTransport:
     """A websocket carrying a session; subclasses render the events."""
 
     once = False
+    rides_outages = True  # its session ends with the connection
     __slots__ = ("parks", "receiver", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
@@ -216,7 +217,8 @@ class WebSocketSession:
     def _park(self, delay: float) -> None:
         self.timer = gevent.get_hub().loop.timer(delay)
         self.timer.start(self._wake)
-        self.receiver.waiter.event.rawlink(self._wake)  # at once if it rang already
+        if not isinstance(delay, Pause):
+            self.receiver.waiter.event.rawlink(self._wake)  # at once if it rang already
 
     def _wake(self, *_: object) -> None:
         """In the event loop: the waiter rang, or the heartbeat is due."""
