@@ -27,7 +27,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from redis.exceptions import ResponseError
 from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
+from sockhop.session_store.sockets import send_bounded
 
 log = logging.getLogger("sockhop.redis")
 
@@ -335,10 +335,9 @@ class AutoPipeline:
         self._backoff = min(self._backoff * 2, MAX_BACKOFF)
 
     def _write_loop(self, sock: gevent.socket.socket) -> None:
-        # A plain socket's OS socket, for a first write that never waits: most writes
-        # fit the socket buffer, and gevent's sendall() costs a getsockopt() and
-        # several Python steps each time. A TLS socket writes only through TLS.
-        raw = None if isinstance(sock, gevent.ssl.SSLSocket) else getattr(sock, "_sock", None)
+        # A plain socket is written first without waiting (sockets.send_bounded): most
+        # writes fit its buffer. A TLS socket writes only through TLS.
+        tls = isinstance(sock, gevent.ssl.SSLSocket)
         while self._sock is sock:
             self._wake_writer.wait()
             self._wake_writer.clear()
@@ -356,7 +355,10 @@ class AutoPipeline:
                 continue
             data, self._out = b"".join(self._out), []
             try:
-                _write(sock, raw, data)
+                if tls:
+                    sock.sendall(data)
+                else:
+                    send_bounded(sock, data, None)
             except OSError as exc:
                 self._failed("write")
                 self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
@@ -487,20 +489,6 @@ class AutoPipeline:
         for greenlet in self._greenlets:
             if greenlet is not current:
                 greenlet.kill(block=False)
-
-
-def _write(sock: gevent.socket.socket, raw: socket.socket | None, data: bytes) -> None:
-    """All of data: what the OS socket takes at once, the rest as the socket can."""
-    if raw is not None:
-        try:
-            sent = raw.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
-            return
-        sock.sendall(memoryview(data)[sent:])
-        return
-    sock.sendall(data)
 
 
 def _redirected(reply: Any) -> bool:

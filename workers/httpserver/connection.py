@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from sockhop.session_store.sockets import plain_socket, send_bounded
 from sockhop.workers.httpserver.parser import BadRequest, Request, RequestParser
 from sockhop.workers.httpserver.response import (
     CONTINUE,
@@ -30,7 +31,6 @@ from sockhop.workers.httpserver.response import (
     has_no_body,
     response_head,
 )
-from sockhop.workers.httpserver.sending import plain_socket, send_bounded
 from sockhop.workers.httpserver.streams import (
     ENVIRON_READAHEAD,
     ENVIRON_SEND_NOW,

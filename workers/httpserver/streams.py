@@ -18,7 +18,7 @@ from typing import Any
 
 import gevent
 
-from sockhop.workers.httpserver.sending import plain_socket
+from sockhop.session_store.sockets import plain_socket
 
 #: environ keys: the client socket, and a function returning (and taking) the
 #: bytes read past the request, for a protocol that takes the connection over.

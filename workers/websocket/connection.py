@@ -37,8 +37,8 @@ import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
+from sockhop.session_store.sockets import plain_socket, send_bounded
 from sockhop.workers.greenlet_reuse import spawn_reused
-from sockhop.workers.httpserver.sending import plain_socket, send_bounded
 from sockhop.workers.httpserver.streams import QUEUED, REFUSED, SENT, SendNow
 from sockhop.workers.websocket.errors import ConnectionClosed
 from sockhop.workers.websocket.protocol import (

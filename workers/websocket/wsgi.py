@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import gevent
 
-from sockhop.workers.httpserver.sending import send_bounded
+from sockhop.session_store.sockets import send_bounded
 from sockhop.workers.httpserver.streams import (
     ENVIRON_READAHEAD,
     ENVIRON_SOCKET,

@@ -1,4 +1,5 @@
-"""Writes that cost one syscall when the socket has room.
+"""Writes that cost one syscall when the socket has room (HTTP responses,
+websocket frames, commands to Redis).
 
 gevent's sendall() does several Python-level steps per call (a getsockopt,
 a memoryview, a clock read, and with a socket timeout a timer); most of our
