@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import SimpleNamespace
 
+import pytest
+
 from sockhop.session_store.autopipeline import AutoPipeline
 from sockhop.session_store.channels import announce_channel
 from sockhop.session_store.endpoint import RedisEndpoint
+from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.fanout import ChannelFanout, runs_of
 from sockhop.session_store.items import close_item, message_item
 from sockhop.session_store.router import Router
@@ -197,3 +200,19 @@ def test_an_announcement_taken_while_the_top_was_read_counts() -> None:
     runtime.fanout.follow(CHANNEL, first)  # subscribes, then reads the top
     assert joining(runtime, 5).catch_up == {CHANNEL}  # 6 went by before it followed
     assert joining(runtime, 6).catch_up == set()
+
+
+def test_a_catch_up_that_met_a_redis_outage_is_still_to_do() -> None:
+    """A websocket rides an outage out: the history read it could not make is made
+    once Redis answers again, not forgotten."""
+
+    def unavailable(channel: str, offset: int) -> None:
+        raise StoreUnavailable("Redis is out")
+
+    runtime = make_runtime()
+    runtime.channels = SimpleNamespace(since=unavailable)
+    receiver = joining(runtime, 3)  # no top known: it must catch up
+    assert receiver.catch_up == {CHANNEL}
+    with pytest.raises(StoreUnavailable):
+        receiver.events()
+    assert receiver.catch_up == {CHANNEL}

@@ -354,7 +354,11 @@ class Receiver:
             start = self.positions.get(channel)
             if start is None:
                 continue
-            result = channels.since(channel, start)
+            try:
+                result = channels.since(channel, start)
+            except StoreUnavailable:
+                self.catch_up.add(channel)  # still to do once a websocket rode the outage out
+                raise
             if result.behind:
                 log.info("session %s fell behind channel %s", self.key.tag, channel)
                 self.runtime.dispatcher.fell_behind(self.service, self.key, channel)
