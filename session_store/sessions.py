@@ -148,12 +148,14 @@ class AppState:
 
 
 class StateConflict(Exception):
-    """Another writer changed the state since it was read: nothing was applied.
-    `current` is the state now, to run the change again from."""
+    """Another writer changed the state since it was read, or it is another
+    writer's turn (`others_turn`: one that lost just before): nothing was
+    applied. `current` is the state now, to run the change again from."""
 
-    def __init__(self, current: AppState) -> None:
+    def __init__(self, current: AppState, *, others_turn: bool = False) -> None:
         super().__init__(f"state changed meanwhile (now version {current.version})")
         self.current = current
+        self.others_turn = others_turn
 
 
 def load_scripts(router: Router, *names: str) -> list[Script]:
@@ -327,14 +329,17 @@ class SessionStore:
         return result
 
     def update(self, key: SessionKey, *, state: bytes | None = None, clear_state: bool = False,
-               expected: int | None = None, channels: Mapping[str, int | None] | None = None,
+               expected: int | None = None, writer: str = "",
+               channels: Mapping[str, int | None] | None = None,
                items: Sequence[bytes | str] = (), also: Sequence[Routable] = ()) -> str:
         """An application's changes to an open session, in one step: its state,
         channels joined from an offset (or left: None) and items queued. An
         EnqueueResult.
 
         expected: the state's version as the caller read it; if another writer
-        changed it since, nothing is applied and StateConflict is raised.
+        changed it since, nothing is applied and StateConflict is raised, and
+        this writer (unique in this process, the same for each attempt of one
+        change) has the next turn to write it.
         `also`: commands on other keys (on their own shards), sent (without
         waiting for them) only once the step was applied, so that a conflicted
         or refused one leaves no trace; they run before anything the caller
@@ -344,7 +349,7 @@ class SessionStore:
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
         args: list[Any] = [key.tag, lim.ttl_ms, lim.max_queue, lim.overflow_item,
                            lim.disconnect_ms, state_arg, "" if expected is None else expected,
-                           self._process, len(channels or ())]
+                           self._process, writer, len(channels or ())]
         for channel, offset in (channels or {}).items():
             args += [channel, "" if offset is None else offset]
         args += items
@@ -353,7 +358,7 @@ class SessionStore:
                                                   durable=True)
         if isinstance(reply, list):
             if reply[0] != b"here":
-                raise StateConflict(AppState.of(reply[1:]))
+                raise StateConflict(AppState.of(reply[1:3]), others_turn=len(reply) > 3)
             assert self._holders is not None  # "here" needs a process named
             self._holders.hand_over(key.tag, reply[1], _subscriptions(reply[2]))
             result = EnqueueResult.OK

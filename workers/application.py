@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import gevent
+
 from sockhop.session_store import (
     AppState,
     EnqueueResult,
@@ -29,6 +31,9 @@ from sockhop.workers.disconnect import CHANNEL_GAP, GO_AWAY, QUEUE_OVERFLOW, SHU
 
 log = logging.getLogger("sockhop.lifecycle")
 
+# How long a state write that lost to another writer's turn waits before it is
+# run again: about one Redis round trip, the time that writer needs to write.
+TURN_PAUSE = 0.002
 _SERVICE_NAME = re.compile(r"[a-z0-9_]+")
 _PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
@@ -167,10 +172,14 @@ class Session:
         writes = state is not None or clear_state
         expected = self._version if writes else None
         try:
+            # This handle is the writer: the same for every attempt of its change.
             applied = self._dispatcher.update(self.service, self.key, state, clear_state,
-                                              expected, channels, messages, also)
+                                              expected, f"{id(self):x}", channels, messages,
+                                              also)
         except StateConflict as conflict:
             self.known_state(conflict.current)
+            if conflict.others_turn:
+                gevent.sleep(TURN_PAUSE)  # a round trip of the writer whose turn it is
             raise
         if writes:
             if expected is None:
@@ -211,14 +220,14 @@ class Dispatcher:
         return result == EnqueueResult.OK
 
     def update(self, service: Service, key: SessionKey, state: bytes | None, clear_state: bool,
-               expected: int | None, channels: Mapping[str, int | None] | None,
+               expected: int | None, writer: str, channels: Mapping[str, int | None] | None,
                messages: Sequence[str], also: Sequence[Routable] = ()) -> bool:
         local = key.tag in self.local_sockets
         # Nothing may wait between the step and writing its messages in memory: the
         # receiver, told of channels joined here, must not send their publications
         # before these (a subscribe's recovered publications).
         result = self.store.update(key, state=state, clear_state=clear_state, expected=expected,
-                                   channels=channels,
+                                   writer=writer, channels=channels,
                                    items=[] if local else [message_item(m) for m in messages],
                                    also=also)
         if result == EnqueueResult.OVERFLOW:

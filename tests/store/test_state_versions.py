@@ -5,6 +5,8 @@ commands on other keys), and answers with the state as it is now."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sockhop.session_store.items import message_item
@@ -19,6 +21,7 @@ from sockhop.session_store.sessions import (
 
 HOLDER = "p1:1"
 ELSEWHERE = "sh:test:elsewhere"  # a key of another slot, written with `also`
+TURN_FIELDS = {b"aw", b"ax"}
 
 
 def opened(store: SessionStore, name: str) -> SessionKey:
@@ -28,8 +31,11 @@ def opened(store: SessionStore, name: str) -> SessionKey:
 
 
 def session_keys(store: SessionStore, key: SessionKey) -> tuple[object, ...]:
+    """Everything of the session but whose turn it is to write (a loss gives it)."""
     meta, queue, channels = key.keys
-    return (store.router.call("HGETALL", meta), store.router.call("LRANGE", queue, 0, -1),
+    flat = store.router.call("HGETALL", meta)
+    fields = {k: v for k, v in zip(flat[::2], flat[1::2], strict=True) if k not in TURN_FIELDS}
+    return (fields, store.router.call("LRANGE", queue, 0, -1),
             store.router.call("HGETALL", channels), store.router.call("GET", ELSEWHERE))
 
 
@@ -85,3 +91,50 @@ def test_a_blind_write_applies_whatever_the_version(store: SessionStore) -> None
     store.update(key, state=b"a", expected=0)
     assert store.update(key, state=b"b") == EnqueueResult.OK
     assert store.app_state(key) == AppState(b"b", 2)
+
+
+def test_a_writer_that_lost_has_the_next_turn(store: SessionStore) -> None:
+    """The loser runs its change again and writes, even if the writer that beat
+    it writes again meanwhile from the state it wrote (a client's frames back
+    to back): that one is told it is another's turn, and writes after."""
+    key = opened(store, "turns")
+    store.update(key, state=b"fast 1", expected=0, writer="fast")
+    with pytest.raises(StateConflict) as lost:
+        store.update(key, state=b"slow", expected=0, writer="slow")
+    assert not lost.value.others_turn
+    with pytest.raises(StateConflict) as waits:
+        store.update(key, state=b"fast 2", expected=1, writer="fast")
+    assert waits.value.others_turn
+    assert waits.value.current == AppState(b"fast 1", 1)
+    assert store.update(key, state=b"slow", expected=1, writer="slow") == EnqueueResult.OK
+    assert store.router.call("HMGET", key.keys[0], *TURN_FIELDS) == [None, None]
+    assert store.update(key, state=b"fast 2", expected=2, writer="fast") == EnqueueResult.OK
+    assert store.app_state(key) == AppState(b"fast 2", 3)
+
+
+def test_a_turn_not_taken_lapses(store: SessionStore) -> None:
+    """A loser that never writes again (its change came to nothing, its process
+    died) holds the others up for a moment only."""
+    key = opened(store, "lapsed-turn")
+    store.update(key, state=b"a", expected=0, writer="one")
+    with pytest.raises(StateConflict):
+        store.update(key, state=b"b", expected=0, writer="gone")
+    started = time.monotonic()
+    while True:
+        try:
+            assert store.update(key, state=b"c", expected=1, writer="one") == EnqueueResult.OK
+            break
+        except StateConflict as conflict:
+            assert conflict.others_turn
+            assert time.monotonic() - started < 2, "the turn never lapsed"
+            time.sleep(0.01)
+    assert store.app_state(key) == AppState(b"c", 2)
+
+
+def test_a_blind_write_ignores_turns(store: SessionStore) -> None:
+    key = opened(store, "blind-turn")
+    store.update(key, state=b"a", expected=0, writer="one")
+    with pytest.raises(StateConflict):
+        store.update(key, state=b"b", expected=0, writer="other")
+    assert store.update(key, state=b"blind") == EnqueueResult.OK
+    assert store.app_state(key) == AppState(b"blind", 2)

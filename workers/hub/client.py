@@ -27,7 +27,14 @@ from sockhop.workers.hub.channel import history_enabled, is_join_leave
 from sockhop.workers.hub.codes import HubError
 from sockhop.workers.hub.config import ChannelOptions, HubConfig
 from sockhop.workers.hub.connection import Connection, Subscription
-from sockhop.workers.hub.node import STATE_ATTEMPTS, VERSION, Changes, Node, SubscribeRequest
+from sockhop.workers.hub.node import (
+    CONTENTION_LIMIT,
+    VERSION,
+    Changes,
+    Node,
+    SubscribeRequest,
+    state_attempts,
+)
 from sockhop.workers.hub.protocol import BadFrame, Command
 from sockhop.workers.hub.tokens import ExpiredToken, InvalidToken, TokenVerifier
 
@@ -400,14 +407,14 @@ class HubHandler(SessionHandler):
             session.close(codes.BAD_REQUEST_CLOSE.code, codes.BAD_REQUEST_CLOSE.reason)
             return
         frame = Frame(self, session, commands)
-        for _ in range(STATE_ATTEMPTS):
+        for _ in state_attempts():
             close = frame.run()
             if frame.commit():  # the replies so far, then the close if any
                 if close is not None:
                     session.close(close.code, close.reason)
                 return
         frame.publications.wait()
-        log.warning("session %s: state contended %d times; closing", session.id, STATE_ATTEMPTS)
+        log.warning("session %s: state contended for %g s; closing", session.id, CONTENTION_LIMIT)
         session.close(codes.SERVER_ERROR.code, codes.SERVER_ERROR.reason)
 
     def on_open(self, session: Session) -> None:

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +53,25 @@ log = logging.getLogger("sockhop.hub")
 
 VERSION = "6.0.0-sockhop"
 DEADLINES_KEY = "sh:hub:deadlines"
-# How many times a change to a connection's state is run again on the state
-# another writer (the API, a gap, a frame in another process) wrote meanwhile,
-# before giving up loudly (an API error, or the connection closed 3004).
-STATE_ATTEMPTS = 8
+# How long a change to a connection's state is run again on the state another
+# writer (the API, a gap, a frame in another process) wrote meanwhile, before
+# giving up loudly (an API error, or the connection closed 3004). The store
+# gives a writer that lost the next turn, so only a writer stalled or cut off
+# from Redis for this long gets here.
+CONTENTION_LIMIT = 2.0
+
+
+def state_attempts(limit: float = CONTENTION_LIMIT) -> Iterator[int]:
+    """Attempt numbers for a compare-and-set write of a connection's state,
+    until limit seconds have passed."""
+    deadline = time.monotonic() + limit
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() >= deadline:
+            return
+
 
 __all__ = ["Changes", "HistoryResult", "Node", "StreamPosition", "SubscribeRequest"]
 
@@ -346,9 +361,9 @@ class Node:
         """Run change on the session's connection (False from it: nothing to
         write) and write the result over the state it started from; when
         another writer got there first, run it again on what that one wrote.
-        False if the state stayed contended STATE_ATTEMPTS times (nothing of
+        False if the state stayed contended for CONTENTION_LIMIT (nothing of
         this change applied)."""
-        for _ in range(STATE_ATTEMPTS):
+        for _ in state_attempts():
             conn = Connection.load(session.state)
             changes = Changes()
             if conn is None or not change(session, conn, changes):
@@ -358,8 +373,8 @@ class Node:
             except StateConflict:
                 continue
             return True
-        log.warning("session %s: state contended %d times; change not applied",
-                    session.id, STATE_ATTEMPTS)
+        log.warning("session %s: state contended for %g s; change not applied",
+                    session.id, CONTENTION_LIMIT)
         return False
 
     def apply_elsewhere(self, changes: Changes) -> None:
