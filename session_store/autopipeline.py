@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ from redis.exceptions import ResponseError
 from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
-from sockhop.session_store.sockets import send_bounded
+from sockhop.session_store.sockets import plain_socket, send_bounded
 
 log = logging.getLogger("sockhop.redis")
 
@@ -122,6 +123,7 @@ class AutoPipeline:
         self.observer = observer
         self._sock: gevent.socket.socket | None = None
         self._out: list[bytes] = []
+        self._writing = False  # the writer waits for room to write what it took from _out
         # Replies to come, oldest first (None: not awaited), with when their
         # command was queued.
         self._pending: deque[tuple[gevent.event.AsyncResult | None, float]] = deque()
@@ -150,6 +152,25 @@ class AutoPipeline:
             return
         for command, result in zip(commands, self._send(commands), strict=True):
             result.rawlink(functools.partial(self._follow_unawaited, command))
+
+    def flush(self) -> None:
+        """Write what is queued now, from the caller and without waiting, unless
+        the writer is mid-write: what the socket does not take stays first in
+        line for the writer. For a reply about to reach a client, which must
+        not overtake the commands queued before it (a subscribe's presence and
+        registry writes: another process may read them as soon as the client
+        acts on the reply). A TLS socket is written by the writer only."""
+        sock = self._sock
+        if not self._out or sock is None or self._writing or isinstance(sock, gevent.ssl.SSLSocket):
+            return
+        data = b"".join(self._out)
+        try:
+            sent = plain_socket(sock).send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the writer meets it too, and fails what is pending
+        self._out = [data[sent:]] if sent < len(data) else []
 
     def script(self, source: str) -> Script:
         script = Script(self, source)
@@ -354,6 +375,7 @@ class AutoPipeline:
             if not self._out:
                 continue
             data, self._out = b"".join(self._out), []
+            self._writing = True
             try:
                 if tls:
                     sock.sendall(data)
@@ -363,6 +385,8 @@ class AutoPipeline:
                 self._failed("write")
                 self._disconnect(StoreUnavailable(f"write to Redis failed: {exc}"), sock)
                 return
+            finally:
+                self._writing = False
 
     def _wait_answered(self, wait: gevent.event.AsyncResult) -> None:
         if self._wait_sent is wait:

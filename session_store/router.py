@@ -91,6 +91,12 @@ class Router:
         # Told when slots change owners (a Cluster's failover or resharding): pub/sub follows.
         self.on_layout_change: list[Callable[[], None]] = []
 
+    def flush(self) -> None:
+        """What each shard has queued, written now if it can be without waiting
+        (AutoPipeline.flush)."""
+        for shard in self.shards:
+            shard.flush()
+
     def serving(self) -> list[int]:
         """The indexes of the shards that hold slots now (a Cluster's failed primary
         keeps its index, but serves nothing)."""

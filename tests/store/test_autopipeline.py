@@ -92,3 +92,23 @@ def test_redis_restart_fails_fast_then_reconnects(process_registry: ProcessRegis
     finally:
         client.close()
         process_registry.stop([again])
+
+
+def test_flush_puts_what_is_queued_on_the_wire_before_the_caller_goes_on(
+        client: AutoPipeline, redis_server: RedisServer) -> None:
+    """Commands sent without waiting are written when the caller next yields;
+    flush writes them at once, so that a reply written to a client right after
+    cannot overtake them: another process reading what they wrote (here, a
+    blocking client: no greenlet runs meanwhile, as if this process stalled)
+    sees it."""
+    if redis_server.uses_tls:
+        pytest.skip("a TLS connection is written by its writer greenlet only")
+    client.call("PING")  # connected
+    with redis_server.client() as other:
+        client.send(("SET", "queued", "not flushed"))
+        assert other.get("queued") is None  # still in this process
+        client.send(("SET", "flushed", "on the wire"))
+        client.flush()
+        assert other.get("flushed") == b"on the wire"
+        assert other.get("queued") == b"not flushed"  # written first, in order
+    assert client.call("GET", "flushed") == b"on the wire"
