@@ -342,8 +342,8 @@ class SessionStore:
         change) has the next turn to write it.
         `also`: commands on other keys (on their own shards), sent (without
         waiting for them) only once the step was applied, so that a conflicted
-        or refused one leaves no trace; they run before anything the caller
-        sends afterwards.
+        or refused one leaves no trace, and written at once; they run before
+        anything the caller sends afterwards.
         """
         lim = self.limits
         state_arg: bytes | str = "-" if clear_state else b"s" + state if state is not None else ""
@@ -371,6 +371,11 @@ class SessionStore:
         if also and result in (EnqueueResult.OK, EnqueueResult.OVERFLOW):
             # Overflow applied the step, then closed: the close hook undoes it after these.
             self.router.send(also)
+            # On the wire now, not at this greenlet's next yield: the messages queued
+            # here (or written next to a websocket of this process) may reach the
+            # client, which may act on them (ask for presence, have the API subscribe
+            # it) through another process, before a stalled one wrote these.
+            self.router.flush()
         return result
 
     def app_state(self, key: SessionKey) -> AppState:

@@ -234,13 +234,9 @@ class Dispatcher:
             self.closed(service, key, self.store.app_state(key).value or b"")
         if result != EnqueueResult.OK:
             return False
-        if not (local and messages):
-            return True
-        if also:  # on their way to Redis before the client can act on these messages
-            self.store.router.flush()
         # A websocket of this process holds it: its subscriptions change reaches
         # it later (a wake-up), so these messages still go first.
-        return self.deliver(service, key, messages)
+        return not (local and messages) or self.deliver(service, key, messages)
 
     def close(self, service: Service, key: SessionKey, close: Close,
               *, holder: str = "") -> bool:
