@@ -61,14 +61,12 @@ DEADLINES_KEY = "sh:hub:deadlines"
 CONTENTION_LIMIT = 2.0
 
 
-def state_attempts(limit: float = CONTENTION_LIMIT) -> Iterator[int]:
-    """Attempt numbers for a compare-and-set write of a connection's state,
-    until limit seconds have passed."""
+def state_attempts(limit: float = CONTENTION_LIMIT) -> Iterator[None]:
+    """One item per attempt of a compare-and-set write of a connection's
+    state, until limit seconds have passed (the first attempt always runs)."""
     deadline = time.monotonic() + limit
-    attempt = 0
     while True:
-        yield attempt
-        attempt += 1
+        yield
         if time.monotonic() >= deadline:
             return
 
