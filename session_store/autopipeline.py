@@ -27,7 +27,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -44,7 +43,7 @@ from redis.exceptions import ResponseError
 from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
 from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.outage import redis_outage
-from sockhop.session_store.sockets import plain_socket, send_bounded
+from sockhop.session_store.sockets import send_at_once, send_bounded
 
 log = logging.getLogger("sockhop.redis")
 
@@ -165,9 +164,7 @@ class AutoPipeline:
             return
         data = b"".join(self._out)
         try:
-            sent = plain_socket(sock).send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            sent = 0
+            sent = send_at_once(sock, data)
         except OSError:
             return  # the writer meets it too, and fails what is pending
         self._out = [data[sent:]] if sent < len(data) else []

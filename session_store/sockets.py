@@ -21,14 +21,19 @@ def plain_socket(sock: Any) -> Any:
     return getattr(sock, "_sock", sock)
 
 
+def send_at_once(sock: Any, data: bytes) -> int:
+    """How much of data the socket took without waiting (0: none); OSError if
+    the peer is gone."""
+    try:
+        return int(plain_socket(sock).send(data, socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return 0
+
+
 def send_bounded(sock: Any, data: bytes, timeout: float | None) -> None:
     """Write all of data. Raises TimeoutError if the peer stops reading for
     timeout seconds, OSError if it is gone."""
-    raw = plain_socket(sock)
-    try:
-        sent = raw.send(data, socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        sent = 0
+    sent = send_at_once(sock, data)
     if sent == len(data):
         return
     with gevent.Timeout(timeout, TimeoutError("write timed out")):

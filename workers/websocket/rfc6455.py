@@ -399,18 +399,18 @@ class Rfc6455Protocol:
         return self._wsproto().send(BytesMessage(data=bytes(data)))
 
     def ping(self, payload: bytes) -> bytes | None:
-        if self._state() is not ConnectionState.OPEN:
-            return None
-        if self._fast and len(payload) <= _MAX_CONTROL_PAYLOAD:
-            return data_frame(0x9, payload)
-        return self._wsproto().send(Ping(payload=payload))
+        return self._control(0x9, Ping, payload)
 
     def pong(self, payload: bytes) -> bytes | None:
+        return self._control(0xA, Pong, payload)
+
+    def _control(self, opcode: int, event: type[Ping | Pong], payload: bytes) -> bytes | None:
+        """A ping or pong frame, built here when wsproto would build the same."""
         if self._state() is not ConnectionState.OPEN:
             return None
         if self._fast and len(payload) <= _MAX_CONTROL_PAYLOAD:
-            return data_frame(0xA, payload)
-        return self._wsproto().send(Pong(payload=payload))
+            return data_frame(opcode, payload)
+        return self._wsproto().send(event(payload=payload))
 
     def close(self, code: int, reason: str) -> bytes | None:
         if self._state() not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
