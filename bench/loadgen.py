@@ -89,10 +89,65 @@ def abort(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
+# --- Reading with the kernel's receive time ---
+
+SO_TIMESTAMPNS = 35  # Linux's option number; Python's socket module does not name it
+STAMPED_READ_SIZE = 262144
+
+
+class StampableProtocol(asyncio.Protocol):
+    """A connection whose reading can be taken over by stamp_reads(): from then on it reads
+    with recvmsg and SO_TIMESTAMPNS, and received_ns is the time the kernel queued the
+    bytes data_received is given (on the perf_counter_ns clock). A latency measured to
+    that time is the server's alone: the generator's own turn to read (1,000 subscribers'
+    frames of one publication are read one after another, ~10 us each) no longer counts."""
+
+    transport: asyncio.Transport | None = None
+    received_ns = 0
+    _stamped: socket.socket | None = None
+
+    def stamp_reads(self) -> None:
+        assert self.transport is not None
+        # A second descriptor of the same socket, read by this protocol while the
+        # transport's reading is paused; the transport still writes and closes.
+        fd = os.dup(self.transport.get_extra_info("socket").fileno())
+        self._stamped = sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.transport.pause_reading()
+        asyncio.get_running_loop().add_reader(fd, self._read_stamped, sock)
+
+    def _read_stamped(self, sock: socket.socket) -> None:
+        try:
+            data, ancillary, _, _ = sock.recvmsg(STAMPED_READ_SIZE, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the end: handed back to the transport, which tells this protocol
+            self.stop_stamped_reads()
+            if self.transport is not None:
+                self.transport.resume_reading()
+            return
+        # Bytes queued before the option was set carry no stamp: now is the latest they got here.
+        self.received_ns = time.perf_counter_ns()
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = struct.unpack("qq", value)
+                self.received_ns -= time.time_ns() - seconds * 1_000_000_000 - nanoseconds
+        self.data_received(data)
+
+    def stop_stamped_reads(self) -> None:
+        sock, self._stamped = self._stamped, None
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+
+
 # --- HTTP/1.1 ---
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(StampableProtocol):
     """One keep-alive HTTP/1.1 connection with one request in flight at a time.
 
     With on_chunk set, each chunk of a chunked body goes to it as it arrives
@@ -127,6 +182,7 @@ class HttpConnection(asyncio.Protocol):
         return waiter
 
     def close(self) -> None:
+        self.stop_stamped_reads()
         if self.transport is not None:
             abort(self.transport)
 
@@ -235,7 +291,7 @@ def get(port: int, path: str) -> bytes:
 # --- WebSocket (RFC 6455 client side, text frames only) ---
 
 
-class WsConnection(asyncio.Protocol):
+class WsConnection(StampableProtocol):
     """A minimal websocket client: masked text frames out, unmasked frames in."""
 
     def __init__(self, request: bytes, on_text: Callable[[bytes], None]) -> None:
@@ -279,6 +335,7 @@ class WsConnection(asyncio.Protocol):
         return head + self.mask_key + masked
 
     def close(self) -> None:
+        self.stop_stamped_reads()
         if self.transport is not None:
             abort(self.transport)
 
@@ -722,6 +779,7 @@ class StreamReceiver:
         self.conn: HttpConnection | None = None
         self.task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
+        self.stamped = False  # each connection's reads carry the kernel's receive time
         # Fan-out bookkeeping: the next sequence number expected in each phase.
         self.next_burst = 0
         self.next_rate = RATE_BASE
@@ -737,6 +795,8 @@ class StreamReceiver:
                 if self.conn is None or self.conn.closed:
                     self.conn = await connect_http(self.port, self.local_addr)
                     self.conn.on_chunk = self._chunk
+                    if self.stamped:
+                        self.conn.stamp_reads()
                 resp = await self.conn.request(self.request)
                 if resp.status != 200:
                     raise BenchError(f"xhr_streaming: {resp.status} {resp.body[:100]!r}")
@@ -778,6 +838,16 @@ class StreamReceiver:
             self.task.cancel()
         if self.conn is not None:
             self.conn.close()
+
+    def stamp_reads(self) -> None:
+        """See StampableProtocol: this connection's, and any the receiver opens later."""
+        self.stamped = True
+        if self.conn is not None and not self.conn.closed:
+            self.conn.stamp_reads()
+
+    @property
+    def received_ns(self) -> int:
+        return self.conn.received_ns if self.conn is not None else 0
 
 
 async def open_receivers(count: int, port: int, prefix: str,

@@ -10,8 +10,12 @@ websocket clients; no client library sits on the hot path. Three client protocol
 
 Every server publishes what `POST /api/publish` (X-API-Key) gets to the channel's
 subscribers. The data is {"m": "<seq> <perf_counter_ns at publish>"}, so latency is
-measured end to end in this one process. One scenario per invocation; the result is
-one JSON object on stdout, progress goes to stderr.
+measured end to end in this one process. At the fixed rate it is measured twice: end to
+end, from the publication's scheduled time to when this process handles the delivery;
+and the server's, from when its request was written to when the kernel queued the
+delivery on the subscriber's socket (see StampableProtocol in bench/loadgen.py).
+One scenario per invocation; the result is one JSON object on stdout, progress goes to
+stderr.
 
     python bench/hub/loadgen.py fanout --protocol sio --port 8082 --api-key K --clients 1000
 """
@@ -114,6 +118,14 @@ class Subscriber:
 
     def _made(self, ws: WsConnection) -> None:
         self.ws = ws
+
+    def stamp_reads(self) -> None:
+        """From now on, received_ns is when the kernel got what is being handled."""
+        self.ws.stamp_reads()
+
+    @property
+    def received_ns(self) -> int:
+        return self.ws.received_ns
 
     def _text(self, payload: bytes) -> None:
         """A websocket message: to handle(); whatever goes wrong fails this client only."""
@@ -271,6 +283,13 @@ class HubSockJS(HubClient):
         if self.sender is not None:
             self.sender.cancel()
 
+    def stamp_reads(self) -> None:
+        self.receiver.stamp_reads()
+
+    @property
+    def received_ns(self) -> int:
+        return self.receiver.received_ns
+
     @property
     def stream_failure(self) -> str:
         if self.receiver.close_frame is not None:
@@ -387,8 +406,10 @@ class Publisher:
     With several channels, POST /api/broadcast to all of them: every subscriber gets
     every publication once, wherever its channel is stored."""
 
-    def __init__(self, port: int, api_key: str, channels: int = 1) -> None:
+    def __init__(self, port: int, api_key: str, channels: int = 1,
+                 sent_at: dict[int, float] | None = None) -> None:
         self.port = port
+        self.sent_at = sent_at  # sequence number -> perf() when its request was written
         names = channel_names(channels)
         self.target = {"channel": names[0]} if channels == 1 else {"channels": names}
         method = "publish" if channels == 1 else "broadcast"
@@ -397,11 +418,13 @@ class Publisher:
         self.conn: HttpConnection | None = None
         self.latencies: list[float] = []
 
-    async def publish(self, mark: str) -> None:
+    async def publish(self, mark: str, seq: int | None = None) -> None:
         if self.conn is None or self.conn.closed:
             self.conn = await connect_http(self.port)
         body = json.dumps({**self.target, "data": {"m": mark}}).encode()
         started = perf()
+        if seq is not None and self.sent_at is not None:
+            self.sent_at[seq] = started
         resp = await self.conn.request(
             (self.head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
         self.latencies.append(perf() - started)
@@ -409,7 +432,7 @@ class Publisher:
             raise BenchError(f"publish: {resp.status} {resp.body[:200]!r}")
 
     async def publish_stamped(self, seq: int, stamp_ns: int = 0) -> None:
-        await self.publish(f"{seq} {stamp_ns or time.perf_counter_ns()}")
+        await self.publish(f"{seq} {stamp_ns or time.perf_counter_ns()}", seq)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -422,7 +445,8 @@ class PublisherPool:
     answer would offer them less than the rate asked for."""
 
     def __init__(self, ports: list[int], api_key: str, size: int, channels: int) -> None:
-        self.publishers = [Publisher(ports[i % len(ports)], api_key, channels)
+        self.sent_at: dict[int, float] = {}
+        self.publishers = [Publisher(ports[i % len(ports)], api_key, channels, self.sent_at)
                            for i in range(size)]
         self.idle: asyncio.Queue[Publisher] = asyncio.Queue()
         for publisher in self.publishers:
@@ -481,6 +505,7 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
     state = {"burst": 0, "rate": 0, "last": 0.0, "reordered": 0}
     burst_latencies: list[float] = []
     rate_latencies: list[float] = []
+    server_latencies: list[float] = []  # at the fixed rate: request written -> kernel got it
     published = {"burst": 0}
     all_burst = loop.create_future()
     rate_seen = {}  # subscriber -> which fixed-rate publications it got
@@ -515,6 +540,7 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
                     state["reordered"] += 1
                 sub.next_rate = max(sub.next_rate, seq + 1)
                 rate_latencies.append(latency)
+                server_latencies.append(sub.received_ns / 1e9 - pool.sent_at[seq])
                 state["rate"] += 1
         if state["burst"] >= n * args.burst and not all_burst.done():
             all_burst.set_result(None)
@@ -604,6 +630,8 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
             burst_costs["redis_calls_per_publication_each"] = window.redis_calls_per_op_each(
                 calls, perf() - started, published["burst"])
         if not rate_skipped:
+            for sub in subscribers:
+                sub.stamp_reads()
             window.begin()
             t0 = perf()
             t0_ns = time.perf_counter_ns()
@@ -631,6 +659,7 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
             publisher.close()
         pool.close()
     rate = latency_summary(rate_latencies)
+    server_rate = latency_summary(server_latencies)
     burst_stats = latency_summary(burst_latencies)
     publish_stats = latency_summary([t for p in publishers for t in p.latencies])
     duplicates = sum(s.duplicates for s in subscribers)
@@ -670,6 +699,9 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
         "rate_p50_ms": rate["p50_ms"],
         "rate_p99_ms": rate["p99_ms"],
         "rate_max_ms": rate["max_ms"],
+        "rate_server_p50_ms": server_rate["p50_ms"],
+        "rate_server_p99_ms": server_rate["p99_ms"],
+        "rate_server_max_ms": server_rate["max_ms"],
         "rate_costs": rate_costs,
         "publisher_error": publisher_error,
         "duplicates": duplicates,
