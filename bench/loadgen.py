@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -95,53 +97,93 @@ SO_TIMESTAMPNS = 35  # Linux's option number; Python's socket module does not na
 STAMPED_READ_SIZE = 262144
 
 
+class StampedReads:
+    """Reads the connections given to it with recvmsg and SO_TIMESTAMPNS, on one epoll of
+    its own (watched by the event loop) and each connection's own descriptor: 10,000
+    connections take no more descriptors than before. Their transports' reading is paused;
+    they still write and close."""
+
+    def __init__(self) -> None:
+        self.epoll = select.epoll()
+        # By descriptor: a socket object lent the transport's descriptor (detached, never
+        # closed, when the connection leaves), and the protocol to hand the bytes to.
+        self.reading: dict[int, tuple[socket.socket, StampableProtocol]] = {}
+        asyncio.get_running_loop().add_reader(self.epoll.fileno(), self._ready)
+
+    def add(self, protocol: StampableProtocol, transport: asyncio.Transport) -> int:
+        fd = transport.get_extra_info("socket").fileno()
+        self.remove(fd)  # a closed connection's, whose descriptor this one reuses
+        sock = socket.socket(fileno=fd)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        transport.pause_reading()
+        self.reading[fd] = (sock, protocol)
+        self.epoll.register(fd, select.EPOLLIN)
+        return fd
+
+    def remove(self, fd: int, protocol: StampableProtocol | None = None) -> None:
+        """Stop reading fd (if protocol is given: only if it is that protocol's)."""
+        entry = self.reading.get(fd)
+        if entry is None or (protocol is not None and entry[1] is not protocol):
+            return
+        del self.reading[fd]
+        with contextlib.suppress(OSError):  # already closed: epoll forgot it then
+            self.epoll.unregister(fd)
+        entry[0].detach()
+
+    def _ready(self) -> None:
+        for fd, _ in self.epoll.poll(0):
+            entry = self.reading.get(fd)
+            if entry is None:
+                continue
+            sock, protocol = entry
+            try:
+                data, ancillary, _, _ = sock.recvmsg(STAMPED_READ_SIZE, 64, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:  # the end: back to the transport, which tells its protocol
+                protocol.stop_stamped_reads()
+                if protocol.transport is not None:
+                    protocol.transport.resume_reading()
+                continue
+            # Bytes queued before the option was set carry no stamp: now is the latest
+            # they can have arrived.
+            protocol.received_ns = time.perf_counter_ns()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = struct.unpack("qq", value)
+                    protocol.received_ns -= (time.time_ns() - seconds * 1_000_000_000
+                                             - nanoseconds)
+            protocol.data_received(data)
+
+
+_stamped_reads: StampedReads | None = None
+
+
 class StampableProtocol(asyncio.Protocol):
-    """A connection whose reading can be taken over by stamp_reads(): from then on it reads
-    with recvmsg and SO_TIMESTAMPNS, and received_ns is the time the kernel queued the
-    bytes data_received is given (on the perf_counter_ns clock). A latency measured to
-    that time is the server's alone: the generator's own turn to read (1,000 subscribers'
-    frames of one publication are read one after another, ~10 us each) no longer counts."""
+    """A connection whose reading can be handed to StampedReads (stamp_reads()): from
+    then on received_ns is the time the kernel queued the bytes data_received is given
+    (on the perf_counter_ns clock). A latency measured to that time is the server's
+    alone: the generator's own turn to read (the 1,000 subscribers' frames of one
+    publication are read one after another, ~10 us each) no longer counts."""
 
     transport: asyncio.Transport | None = None
     received_ns = 0
-    _stamped: socket.socket | None = None
+    _stamped_fd = -1
 
     def stamp_reads(self) -> None:
+        global _stamped_reads
         assert self.transport is not None
-        # A second descriptor of the same socket, read by this protocol while the
-        # transport's reading is paused; the transport still writes and closes.
-        fd = os.dup(self.transport.get_extra_info("socket").fileno())
-        self._stamped = sock = socket.socket(fileno=fd)
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.transport.pause_reading()
-        asyncio.get_running_loop().add_reader(fd, self._read_stamped, sock)
-
-    def _read_stamped(self, sock: socket.socket) -> None:
-        try:
-            data, ancillary, _, _ = sock.recvmsg(STAMPED_READ_SIZE, 64)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:  # the end: handed back to the transport, which tells this protocol
-            self.stop_stamped_reads()
-            if self.transport is not None:
-                self.transport.resume_reading()
-            return
-        # Bytes queued before the option was set carry no stamp: now is the latest they got here.
-        self.received_ns = time.perf_counter_ns()
-        for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                seconds, nanoseconds = struct.unpack("qq", value)
-                self.received_ns -= time.time_ns() - seconds * 1_000_000_000 - nanoseconds
-        self.data_received(data)
+        if _stamped_reads is None:
+            _stamped_reads = StampedReads()
+        self._stamped_fd = _stamped_reads.add(self, self.transport)
 
     def stop_stamped_reads(self) -> None:
-        sock, self._stamped = self._stamped, None
-        if sock is not None:
-            asyncio.get_running_loop().remove_reader(sock.fileno())
-            sock.close()
+        """Before the transport closes its descriptor (which may then be reused)."""
+        if self._stamped_fd >= 0 and _stamped_reads is not None:
+            _stamped_reads.remove(self._stamped_fd, self)
+            self._stamped_fd = -1
 
 
 # --- HTTP/1.1 ---
@@ -169,6 +211,7 @@ class HttpConnection(StampableProtocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_stamped_reads()
         self.closed = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -310,6 +353,7 @@ class WsConnection(StampableProtocol):
         transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_stamped_reads()
         if not self.upgraded.done():
             self.upgraded.set_exception(ConnectionError(f"websocket lost ({exc or 'EOF'})"))
         if not self.closed.done():
@@ -390,6 +434,7 @@ class WsConnection(StampableProtocol):
                     self.closed.set_result(payload)
                 if self.transport is not None:
                     self.transport.write(self._frame(0x8, payload[:2]))
+                    self.stop_stamped_reads()
                     self.transport.close()
         del buf[:pos]
 
