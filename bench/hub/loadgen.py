@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loadgen  # bench/loadgen.py: the clients these subscribers are built on
-from common import process_tree, redis_used_memory_summed, rss_bytes
+from common import CpuMeter, process_tree, redis_used_memory_summed, rss_bytes
 from loadgen import (
     HOST,
     BenchError,
@@ -757,9 +757,33 @@ async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, A
     return out
 
 
+async def server_quiet(pids: list[int], timeout: float = 60.0) -> None:
+    """Until the server uses under 10 % of a core over half a second."""
+    meter = CpuMeter(pids)
+    deadline = perf() + timeout
+    while perf() < deadline:
+        meter.start()
+        await asyncio.sleep(0.5)
+        if meter.stop() < 0.05:
+            return
+    raise BenchError(f"the server was still busy {timeout:.0f}s after the warm-up")
+
+
 async def scenario_connect(args: argparse.Namespace, window: Window) -> dict[str, Any]:
-    """args.clients clients connect and subscribe at once (args.parallel in flight)."""
+    """args.clients clients connect and subscribe at once (args.parallel in flight), after
+    args.warmup unmeasured rounds of the same: a server that has run a while is what a
+    user gets (Node's JIT needs two rounds: Socket.IO goes ~1,300 -> ~1,700 -> ~2,900/s)."""
     clients = Clients(args)
+    for round_ in range(args.warmup):
+        warm = [clients.make(no_pub) for _ in range(args.clients)]
+        try:
+            _, failures = await open_all(warm, args.parallel, args.open_timeout)
+        finally:
+            close_all(warm)
+        if failures:
+            raise BenchError(f"warm-up: {len(failures)} of {args.clients} failed: {failures[0]}")
+        log(f"warm-up round {round_ + 1} of {args.warmup} done")
+        await server_quiet(window.server.pids)  # done with the closed connections
     subscribers = [clients.make(no_pub) for _ in range(args.clients)]
     await window.measure_background()  # the idle server's own Redis traffic, to subtract
     window.begin()
@@ -776,6 +800,7 @@ async def scenario_connect(args: argparse.Namespace, window: Window) -> dict[str
     return {
         "protocol": args.protocol,
         "clients": args.clients,
+        "warmup_rounds": args.warmup,
         "parallel": args.parallel,
         "subscribed": len(times),
         "elapsed_s": elapsed,
@@ -920,6 +945,8 @@ def main() -> None:
                         help="connections the fixed-rate phase may publish on at once")
     parser.add_argument("--counts", default="1000,5000", help="idle connections measured at")
     parser.add_argument("--settle", type=float, default=2.0)
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="connect: unmeasured rounds of --clients before the measured one")
     parser.add_argument("--missed", type=int, default=10,
                         help="reconnect: publications sent while the clients are away")
     args = parser.parse_args()
