@@ -108,6 +108,7 @@ class StampedReads:
         # By descriptor: a socket object lent the transport's descriptor (detached, never
         # closed, when the connection leaves), and the protocol to hand the bytes to.
         self.reading: dict[int, tuple[socket.socket, StampableProtocol]] = {}
+        self.unstamped = 0  # reads that came without the kernel's time
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(self.epoll.fileno(), self._ready)
 
@@ -149,14 +150,48 @@ class StampedReads:
                 if protocol.transport is not None:
                     protocol.transport.resume_reading()
                 continue
-            # Bytes queued before the option was set carry no stamp: now is the latest
-            # they can have arrived.
-            protocol.received_ns = time.perf_counter_ns()
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    seconds, nanoseconds = struct.unpack("qq", value)
-                    protocol.received_ns = seconds * 1_000_000_000 + nanoseconds - offset
+            # Unstamped bytes (see kernel_stamping_on): now is the latest they can have
+            # arrived.
+            stamp = stamp_ns(ancillary, offset)
+            if not stamp:
+                self.unstamped += 1
+                stamp = time.perf_counter_ns()
+            protocol.received_ns = stamp
             protocol.data_received(data)
+
+
+def stamp_ns(ancillary: list[tuple[int, int, bytes]], offset: int) -> int:
+    """The kernel's receive time in a recvmsg's ancillary data, on the perf_counter_ns
+    clock (0: none)."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack("qq", value)
+            return seconds * 1_000_000_000 + nanoseconds - offset
+    return 0
+
+
+async def kernel_stamping_on(timeout: float = 5.0) -> None:
+    """Until the kernel stamps what it receives. The first socket to ask for stamps
+    turns them on through a deferred kernel work item: bytes that arrive before it ran
+    carry none. Probed over a loopback pair of our own."""
+    listener = socket.create_server((HOST, 0))
+    receiver = socket.create_connection(listener.getsockname())
+    sender, _ = listener.accept()
+    listener.close()
+    receiver.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    deadline = perf() + timeout
+    try:
+        while True:
+            sender.send(b"x")
+            _, ancillary, _, _ = receiver.recvmsg(16, 64)
+            if stamp_ns(ancillary, 0):
+                return
+            if perf() > deadline:
+                raise BenchError(f"the kernel stamped no received bytes in {timeout:.0f}s")
+            await asyncio.sleep(0.01)
+    finally:
+        sender.close()
+        receiver.close()
 
 
 def realtime_offset_ns() -> int:
@@ -176,6 +211,10 @@ def realtime_offset_ns() -> int:
 
 
 _stamped_reads: StampedReads | None = None
+
+
+def unstamped_reads() -> int:
+    return _stamped_reads.unstamped if _stamped_reads is not None else 0
 
 
 class StampableProtocol(asyncio.Protocol):

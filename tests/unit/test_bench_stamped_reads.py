@@ -9,7 +9,6 @@ import asyncio
 import socket
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import loadgen  # bench/loadgen.py
 class Collector(loadgen.StampableProtocol):
     def __init__(self) -> None:
         self.reads: list[tuple[bytes, int]] = []
+        self.arrived = asyncio.Event()
         self.lost = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -29,18 +29,20 @@ class Collector(loadgen.StampableProtocol):
 
     def data_received(self, data: bytes) -> None:
         self.reads.append((data, self.received_ns))
+        self.arrived.set()
+
+    async def until_read(self, count: int, timeout: float = 5.0) -> None:
+        async def reads() -> None:
+            while len(self.reads) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        await asyncio.wait_for(reads(), timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_stamped_reads()
         if not self.lost.done():
             self.lost.set_result(None)
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
 
 
 async def stamped_reads_scenario() -> None:
@@ -51,6 +53,7 @@ async def stamped_reads_scenario() -> None:
     _, collector = await loop.create_connection(Collector, *listener.getsockname())
     server, _ = await accepted
     collector.stamp_reads()
+    await loadgen.kernel_stamping_on()
 
     before = time.perf_counter_ns()
     server.send(b"first")
@@ -58,7 +61,7 @@ async def stamped_reads_scenario() -> None:
     # bytes arrived, not when they were read.
     time.sleep(0.05)
     after_send_and_wait = time.perf_counter_ns()
-    await wait_for(lambda: len(collector.reads) == 1)
+    await collector.until_read(1)
     data, stamp = collector.reads[0]
     assert data == b"first"
     # (The real-time clock the kernel stamps with is converted: allow it a millisecond.)
@@ -66,7 +69,7 @@ async def stamped_reads_scenario() -> None:
     assert after_send_and_wait - stamp >= 40_000_000  # read ~50 ms after it arrived
 
     server.send(b"second")
-    await wait_for(lambda: len(collector.reads) == 2)
+    await collector.until_read(2)
     assert collector.reads[1][0] == b"second"
     assert collector.reads[1][1] > stamp
 
