@@ -41,9 +41,11 @@ class Reaper(Background):
         return sum(self.store.router.on_every_shard(self._reap))
 
     def _reap(self, shard: AutoPipeline) -> int:
+        keys = self.store.claim_due(shard, CLAIM_MS, BATCH)
+        if not keys:
+            return 0
         expired = 0
-        for key in self.store.claim_due(shard, CLAIM_MS, BATCH):
-            state = self.store.expire(shard, key)
+        for key, state in zip(keys, self.store.expire(shard, keys), strict=True):
             if state is not None:
                 expired += 1
                 try:

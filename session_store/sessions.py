@@ -271,6 +271,12 @@ class SessionStore:
         self.router.for_tag(key.tag).call_many([self._next.command(key.keys, args),
                                                 self._bring_forward(key)])
 
+    def forget(self, key: SessionKey) -> None:
+        """A closed session's receiver ends: nothing to acknowledge or save, and
+        no visit of the reaper (closed sessions expire by key TTL), so its
+        index entry goes now; not waited for."""
+        self.router.for_tag(key.tag).send(("ZREM", key.expiry_bucket, key.tag))
+
     def acknowledge(self, batch: Sequence[Acknowledgement]) -> Replies | RoutedReplies:
         """One script call per shard for what many receivers wrote (sent now;
         the replies tell whether each ran)."""
@@ -406,20 +412,31 @@ class SessionStore:
         ])
         return [SessionKey.from_tag(tag.decode()) for reply in replies for tag in reply]
 
-    def expire(self, shard: AutoPipeline, key: SessionKey) -> bytes | None:
-        """The application's state (b"" if none) if this call expired the
-        session: the caller runs the close hook. Else None.
+    def expire(self, shard: AutoPipeline, keys: Sequence[SessionKey]) -> list[bytes | None]:
+        """For each session: the application's state (b"" if none) if this call
+        expired it (the caller runs its close hook), else None. Two round trips
+        whatever the number of sessions: a burst of closed websockets comes due
+        at once, and one round trip each held the reaper (and the process's
+        CPU) for seconds.
 
-        On the shard whose expiry index named it: after a shard was added, a
+        On the shard whose expiry index named them: after a shard was added, a
         session that moved is still there, and expires there.
         """
-        reply = shard.call(*self._expire.command(key.keys, [key.tag, self.limits.disconnect_ms]))
-        status = reply[0]
-        if status == b"later":
-            shard.call("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag)
-            return None
-        shard.call("ZREM", key.expiry_bucket, key.tag)
-        return reply[1] if status == b"expired" else None
+        replies = shard.call_many([
+            self._expire.command(key.keys, [key.tag, self.limits.disconnect_ms]) for key in keys])
+        states: list[bytes | None] = []
+        index: list[Command] = []
+        for key, reply in zip(keys, replies, strict=True):
+            status = reply[0]
+            if status == b"later":
+                index.append(("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag))
+                states.append(None)
+            else:
+                index.append(("ZREM", key.expiry_bucket, key.tag))
+                states.append(reply[1] if status == b"expired" else None)
+        if index:
+            shard.call_many(index)
+        return states
 
 
 def _subscriptions(flat: list[bytes]) -> dict[str, int]:

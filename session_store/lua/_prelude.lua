@@ -46,10 +46,10 @@ end
 
 -- Closing appends the close item to the queue: messages sent before the
 -- close are still delivered, in order, before it.
-local function close_session(item, tag, ttl)
+local function close_session(item, tag, ttl, wake)
   redis.call('HSET', KEYS[1], 'st', 'c', 'cf', item)
   redis.call('RPUSH', KEYS[2], item)
-  wake_holder(KEYS[1], tag)
+  if wake then wake_holder(KEYS[1], tag) end
   keep_alive(ttl)
 end
 

@@ -64,7 +64,7 @@ if #ARGV >= at then
   if length > max then
     -- Bounded memory: keep what fits, then the close frame says why the rest is gone.
     redis.call('LTRIM', KEYS[2], 0, max - 1)
-    close_session(ARGV[4], ARGV[1], tonumber(ARGV[5]))
+    close_session(ARGV[4], ARGV[1], tonumber(ARGV[5]), true)
     return 'overflow'
   end
 end

@@ -8,7 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from cluster import TIMEOUT, Cluster, new_session
+import websocket
+from cluster import DISCONNECT_DELAY, TIMEOUT, Cluster, new_session
 from support.waiting import wait_for
 
 ANOTHER = 'c[2010,"Another connection still open"]\n'
@@ -102,3 +103,44 @@ def test_closing_one_session_from_several_processes_at_once_runs_hook_once(
     assert cluster.close_hook_runs("close")[sid] == 1
     assert requests.post(cluster.url(1, "close", sid, "xhr_send"), data='["x"]',
                          timeout=TIMEOUT).status_code == 204
+
+
+def test_a_closed_websocket_session_leaves_nothing_for_the_reaper(cluster: Cluster) -> None:
+    """Its expiry index entry goes with its close, while its keys live on (they
+    expire by TTL): no release, and no reaper visit, seconds later, per websocket."""
+    host_port = [f"{t.host}:{t.port}" for t in (cluster.target(i) for i in range(3))]
+    before = set(cluster.close_hook_runs("echo")) | set(cluster.close_hook_runs("close"))
+    for n in range(6):
+        # echo: the client closes; close: the server closes it as it opens.
+        service = "echo" if n % 2 else "close"
+        ws = websocket.create_connection(
+            f"ws://{host_port[n % 3]}/{service}/000/{new_session()}/websocket", timeout=TIMEOUT)
+        assert ws.recv() == "o"
+        if service == "echo":
+            ws.close()
+        else:
+            assert ws.recv() == 'c[3000,"Go away!"]'
+            ws.close()
+
+    def ended() -> set[str] | None:
+        tags = {f"{service}:{sid}" for service in ("echo", "close")
+                for sid in cluster.close_hook_runs(service) if sid not in before}
+        return tags if len(tags) == 6 else None
+
+    tags = wait_for(ended, TIMEOUT, message="every websocket session closed")
+    buckets = [f"sh:x:{{{n}}}" for n in range(8)]
+
+    def indexed() -> list[str]:
+        return [tag for tag in tags for bucket in buckets
+                if cluster.redis.client_for(bucket).zscore(bucket, tag) is not None]
+
+    wait_for(lambda: not indexed(), TIMEOUT, interval=0.05,
+             message="no closed session left in the expiry index")
+    for tag in tags:
+        meta = f"sh:{{{tag}}}:m"
+        client = cluster.redis.client_for(meta)
+        assert client.hget(meta, "st") == b"c", f"{tag}: its keys outlive its index entry"
+        assert 0 < client.pttl(meta) <= DISCONNECT_DELAY * 1000
+    assert all(runs == 1 for service in ("echo", "close")
+               for sid, runs in cluster.close_hook_runs(service).items()
+               if f"{service}:{sid}" in tags)

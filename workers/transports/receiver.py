@@ -62,13 +62,14 @@ class Ended(Exception):
 
 class Receiver:
     # Slots: an idle stream holds one of these for minutes (memory per session).
-    __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "delivered", "express",
-                 "finished", "holder", "holding", "key", "outbox", "poll", "positions",
-                 "renewed_at", "runtime", "service", "transport", "version", "waiter",
-                 "written_upto")
+    __slots__ = ("_watch", "acked_upto", "catch_up", "client_gone", "closed", "delivered",
+                 "exclusive", "express", "finished", "holder", "holding", "key", "outbox",
+                 "poll", "positions", "renewed_at", "runtime", "service", "transport",
+                 "version", "waiter", "written_upto")
 
     def __init__(self, runtime: Runtime, service: Service, session_id: str,
-                 sock: Any = None, *, transport: str, poll: bool = False) -> None:
+                 sock: Any = None, *, transport: str, poll: bool = False,
+                 exclusive: bool = False) -> None:
         self.runtime = runtime
         self.service = service
         self.transport = transport  # its name in metrics
@@ -88,6 +89,11 @@ class Receiver:
         self.holding = False
         self.renewed_at = 0.0  # when the lease was last taken or renewed (monotonic)
         self.client_gone = False
+        # The session is closed (this receiver closed it, or wrote its close).
+        self.closed = False
+        # No other receiver ever asks for this session (a websocket's: its id is
+        # its own), so once closed there is no one to wake as it lets go.
+        self.exclusive = exclusive
         # Channels: offsets buffered up to, offsets written up to, and what is buffered.
         self.version = b""
         self.positions: dict[str, int] = {}
@@ -174,6 +180,9 @@ class Receiver:
         if not self.holding:
             return
         self._not_holding()
+        if self.closed and self.exclusive:
+            self._forget()
+            return
         pending_upto = 0
         positions = self.delivered
         if isinstance(last, Messages | Closing):
@@ -186,6 +195,17 @@ class Receiver:
         except StoreUnavailable as exc:
             # The lease lapses by itself; unacknowledged items are sent again.
             redis_outage.failed(f"release of {self.key.tag}", exc)
+
+    def _forget(self) -> None:
+        """Let go of a closed session that no one else waits for: nothing to
+        acknowledge or save (closed sessions expire by key TTL), and the reaper
+        would only find it closed, so its index entry goes now (a burst of
+        closed websockets otherwise costs the reaper a visit each, seconds
+        later)."""
+        try:
+            self.runtime.store.forget(self.key)
+        except StoreUnavailable as exc:
+            redis_outage.failed(f"index entry of closed {self.key.tag}", exc)
 
     def lease_lapses(self) -> float:
         """When the lease lapses unless renewed (monotonic; Redis's clock may run a
@@ -226,6 +246,8 @@ class Receiver:
     def sent(self, event: Event) -> None:
         if isinstance(event, Messages) and event.positions is not None:
             self.delivered.update(event.positions)
+        if isinstance(event, Closing) and event.queue_items:
+            self.closed = True  # the session's close item, from its queue
         if isinstance(event, Messages | Closing) and event.queue_items:
             self.written_upto += event.queue_items
             if self.holding:
@@ -264,8 +286,8 @@ class Receiver:
         if self.client_gone:
             # The client closed its receiving request itself: as in sockjs-node,
             # that ends the session (a lost *server* keeps it for disconnect_delay).
-            self.runtime.dispatcher.close(self.service, self.key, INTERRUPTED,
-                                          holder=self.holder)
+            self.closed = self.runtime.dispatcher.close(self.service, self.key, INTERRUPTED,
+                                                        holder=self.holder)
             raise Ended
         if self.runtime.draining:
             raise Ended

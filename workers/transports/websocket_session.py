@@ -144,7 +144,8 @@ def serve_session(ctx: SessionRequest, req: falcon.Request,
     Where the server lets the websocket outlive this request (hand_over), this
     returns as soon as the session first waits: see WebSocketSession.
     """
-    receiver = Receiver(ctx.runtime, ctx.service, uuid.uuid4().hex, transport=ctx.transport)
+    receiver = Receiver(ctx.runtime, ctx.service, uuid.uuid4().hex, transport=ctx.transport,
+                        exclusive=True)
     session = WebSocketSession(ctx, transport, receiver)
     ws = transport.ws
     try:
@@ -242,7 +243,9 @@ class WebSocketSession:
             ws.close()
             receiver.client_left()
             try:
-                runtime.dispatcher.close(self.service, receiver.key, NORMAL)
+                if not receiver.closed:
+                    runtime.dispatcher.close(self.service, receiver.key, NORMAL)
+                    receiver.closed = True  # by this call or before it: not open, either way
             except StoreUnavailable as exc:
                 redis_outage.failed(f"close of websocket session {receiver.key.tag}", exc)
         finally:
