@@ -181,10 +181,15 @@ class AutoPipeline:
 
     # --- internals ---
 
-    def _collect(self, commands: Sequence[Command],
-                 results: list[gevent.event.AsyncResult]) -> list[Any]:
-        """Wait for the replies to commands (a Cluster's redirections followed);
-        any error is raised."""
+    def call_each(self, commands: Sequence[Command]) -> list[Any]:
+        """As call_many, but each command stands alone: an error reply is
+        returned in its place, not raised (a Cluster's redirections followed)."""
+        return self._followed(commands, self._send(commands))
+
+    def _followed(self, commands: Sequence[Command],
+                  results: list[gevent.event.AsyncResult]) -> list[Any]:
+        """Wait for the replies to commands, a Cluster's redirections followed;
+        error replies are returned."""
         replies = self._replies(commands, results)
         if self.redirects is not None:
             moved = [i for i, reply in enumerate(replies) if _redirected(reply)]
@@ -193,6 +198,13 @@ class AutoPipeline:
                                               [replies[i] for i in moved])
                 for i, reply in zip(moved, again, strict=True):
                     replies[i] = reply
+        return replies
+
+    def _collect(self, commands: Sequence[Command],
+                 results: list[gevent.event.AsyncResult]) -> list[Any]:
+        """Wait for the replies to commands (a Cluster's redirections followed);
+        any error is raised."""
+        replies = self._followed(commands, results)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 self._failed("reply")

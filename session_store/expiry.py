@@ -19,7 +19,9 @@ from sockhop.session_store.sessions import SessionKey, SessionStore
 log = logging.getLogger("sockhop.expiry")
 
 CLAIM_MS = 5_000
-BATCH = 200
+BATCH = 200  # claimed per bucket and step
+# Checked per round trip: see SessionStore.expire.
+EXPIRE_BATCH = 100
 
 
 class Reaper(Background):
@@ -42,16 +44,16 @@ class Reaper(Background):
 
     def _reap(self, shard: AutoPipeline) -> int:
         keys = self.store.claim_due(shard, CLAIM_MS, BATCH)
-        if not keys:
-            return 0
         expired = 0
-        for key, state in zip(keys, self.store.expire(shard, keys), strict=True):
-            if state is not None:
-                expired += 1
-                try:
-                    self.on_expired(key, state)
-                except Exception:
-                    log.exception("close hook failed for %s", key.tag)
+        for start in range(0, len(keys), EXPIRE_BATCH):
+            batch = keys[start:start + EXPIRE_BATCH]
+            for key, state in zip(batch, self.store.expire(shard, batch), strict=True):
+                if state is not None:
+                    expired += 1
+                    try:
+                        self.on_expired(key, state)
+                    except Exception:
+                        log.exception("close hook failed for %s", key.tag)
         return expired
 
     def pause(self) -> None:

@@ -7,6 +7,7 @@ application's messages, and its close, which ends a session's items.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+from redis.exceptions import ResponseError
+
 from sockhop.session_store.autopipeline import AutoPipeline, Command, Replies, Script
+from sockhop.session_store.errors import StoreUnavailable
 from sockhop.session_store.router import Routable, RoutedReplies, Router
 
 EXPIRY_BUCKETS = 8
@@ -414,28 +418,38 @@ class SessionStore:
 
     def expire(self, shard: AutoPipeline, keys: Sequence[SessionKey]) -> list[bytes | None]:
         """For each session: the application's state (b"" if none) if this call
-        expired it (the caller runs its close hook), else None. Two round trips
-        whatever the number of sessions: a burst of closed websockets comes due
-        at once, and one round trip each held the reaper (and the process's
-        CPU) for seconds.
+        expired it (the caller runs its close hook), else None. One round trip
+        for them all: a burst of sessions comes due at once (clients gone
+        together), and a round trip each held the reaper, and the process's
+        CPU, for seconds. Keep batches small (expiry.EXPIRE_BATCH): if the connection
+        drops with the batch in flight, the close hooks of the sessions its
+        scripts expired are lost, as a single call's always could be.
+
+        Each session stands alone: one whose script failed (out of memory, a
+        failover) is left for the next visit, which its claim put seconds ahead;
+        index entries are updated without waiting (a visit that finds the
+        session gone cleans up one that did not make it).
 
         On the shard whose expiry index named them: after a shard was added, a
         session that moved is still there, and expires there.
         """
-        replies = shard.call_many([
+        replies = shard.call_each([
             self._expire.command(key.keys, [key.tag, self.limits.disconnect_ms]) for key in keys])
         states: list[bytes | None] = []
         index: list[Command] = []
         for key, reply in zip(keys, replies, strict=True):
+            states.append(None)
+            if isinstance(reply, ResponseError):
+                continue
             status = reply[0]
             if status == b"later":
                 index.append(("ZADD", key.expiry_bucket, "XX", int(reply[1]), key.tag))
-                states.append(None)
             else:
                 index.append(("ZREM", key.expiry_bucket, key.tag))
-                states.append(reply[1] if status == b"expired" else None)
+                states[-1] = reply[1] if status == b"expired" else None
         if index:
-            shard.call_many(index)
+            with contextlib.suppress(StoreUnavailable):
+                shard.send(*index)
         return states
 
 
