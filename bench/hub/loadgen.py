@@ -818,6 +818,43 @@ async def scenario_connect(args: argparse.Namespace, window: Window) -> dict[str
     }
 
 
+async def scenario_disconnect(args: argparse.Namespace, window: Window) -> dict[str, Any]:
+    """args.clients subscribed clients close their connections at once: what the server
+    and its Redis spend on the ends, per connection, work left for later included (a
+    session's cleanup after its disconnect delay): measured from the first close for
+    args.drain seconds, less what the server and Redis spend idle over as long after."""
+    clients = Clients(args)
+    subscribers = [clients.make(no_pub) for _ in range(args.clients)]
+    try:
+        _, failures = await open_all(subscribers, args.parallel, args.open_timeout)
+        if failures:
+            raise BenchError(f"{len(failures)} failed to subscribe: {failures[0]}")
+        await server_quiet(window.server.pids)  # done with the connects
+        window.begin()
+    finally:
+        close_all(subscribers)
+    await asyncio.sleep(args.drain)
+    window.end()
+    # The idle server's own timers, over as long, with no connection left: subtracted.
+    idle_server, idle_redis = CpuMeter(window.server.pids), CpuMeter(window.redis.pids)
+    idle_server.start()
+    idle_redis.start()
+    await window.measure_background(args.drain)
+    window.server.seconds = max(0.0, window.server.seconds - idle_server.stop())
+    window.redis.seconds = max(0.0, window.redis.seconds - idle_redis.stop())
+    costs = window.costs(args.clients)
+    return {
+        "protocol": args.protocol,
+        "clients": args.clients,
+        "drain_s": args.drain,
+        "server_us_per_end": 1e6 * window.server.seconds / args.clients,
+        "redis_us_per_end": 1e6 * window.redis.seconds / args.clients,
+        "redis_commands_per_end": sum(costs.get("redis_calls_per_op", {}).values()),
+        "costs": costs,
+        "errors": 0,
+    }
+
+
 async def scenario_reconnect(args: argparse.Namespace, window: Window) -> dict[str, Any]:
     """args.clients subscribers drop, miss args.missed publications, and come back at once.
 
@@ -888,6 +925,7 @@ SCENARIOS = {
     "fanout": scenario_fanout,
     "idle": scenario_idle,
     "connect": scenario_connect,
+    "disconnect": scenario_disconnect,
     "reconnect": scenario_reconnect,
 }
 
@@ -941,7 +979,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--rate-duration", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=5.0,
-                        help="seconds to wait for the last fixed-rate deliveries")
+                        help="seconds to wait for the last fixed-rate deliveries; disconnect: "
+                             "seconds measured after the closes")
     parser.add_argument("--burst-publishers", type=int, default=8,
                         help="connections the burst is published on at once")
     parser.add_argument("--publishers", type=int, default=16,

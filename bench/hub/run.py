@@ -1,7 +1,8 @@
 """The hub against Socket.IO 4.8 and python-socketio 5, side by side on this machine.
 
     python bench/hub/run.py [--quick] [--runs 3] [--scenarios NAME[,NAME]]
-                            [--servers sockhop,socketio,python-socketio] [--wait-quiet S]
+                            [--servers sockhop,socketio,python-socketio,sockhop@REV]
+                            [--wait-quiet S]
 
 Issue 8's acceptance 5. Every server gets the same job: clients connect over websocket
 and subscribe to one channel ("room"); `POST /api/publish` with `X-API-Key` publishes to
@@ -14,7 +15,10 @@ pinned to core 1 and reports its own CPU, so a figure it capped is flagged as a 
 - `socketio`: Socket.IO 4.8 + @socket.io/redis-adapter 8 + node-redis (npm, installed
   into bench/hub/socketio/node_modules);
 - `python-socketio`: python-socketio 5 with AsyncRedisManager on uvicorn[standard]
-  (PyPI, installed into the private virtualenv bench/hub/python_socketio/venv).
+  (PyPI, installed into the private virtualenv bench/hub/python_socketio/venv);
+- `sockhop@REV`: the hub as of git revision REV, run the same way from a detached
+  worktree in bench/baselines/ (as bench/run.py's), to measure a change before and after
+  in one sitting: `--servers sockhop,sockhop@8e51f8a,socketio`.
 
 Prints a table of medians and writes every raw figure to bench/results/hub-<stamp>.json
 (and the table to .md beside it). A full run (--runs 3) takes about 25 minutes, --quick
@@ -40,6 +44,10 @@ How the scenarios measure (bench/hub/loadgen.py has the details):
   resubscribe with recover/offset/epoch and must get recovered:true with exactly the
   10 missed offsets; Socket.IO has no recovery with its Redis adapter (n/a): its
   clients just resubscribe.
+- disconnect: 2,000 subscribed clients close their connections at once; the server's and
+  its Redis's CPU, and the Redis commands, per connection end, over the 10 s from the
+  first close (past the session's disconnect delay: cleanup a server leaves for later
+  counts), less what the server and its Redis spend idle over 10 s just after.
 - The hub's channels keep no history (as the references keep none), except in the
   reconnect scenario (history_size 1000, history_ttl 300s, force_recovery).
 """
@@ -69,14 +77,17 @@ sys.path.insert(0, str(HUB_BENCH_DIR.parent))
 
 from common import free_port  # noqa: E402
 from run import (  # noqa: E402
+    BASELINE_PREFIX,
     GENERATOR_CORE,
     REPO,
     RESULTS_DIR,
     SERVER_CORE,
     Process,
     Redis,
+    cli_module,
     dig,
     ensure_uvloop,
+    is_sockhop,
     log,
     machine,
     median_of,
@@ -96,6 +107,11 @@ PYTHON_SOCKETIO_EXTRAS = {"uvicorn": "[standard]"}
 KINDS = ("sockhop", "socketio", "python-socketio")
 KIND_LABELS = {"sockhop": "sockhop hub", "socketio": "Socket.IO", "python-socketio":
                "python-socketio"}
+
+
+def label(kind: str) -> str:
+    """A column's name: sockhop@REV (an earlier revision of the hub) as it is."""
+    return KIND_LABELS.get(kind, kind)
 FILE_LIMIT = 65536  # 10,000 connections and their far ends, with room to spare
 
 
@@ -176,6 +192,16 @@ def parse_list(text: str, known: list[str] | tuple[str, ...], what: str) -> list
     return [n for n in known if n in names]
 
 
+def parse_servers(text: str) -> list[str]:
+    """The --servers list in column order: sockhop, its earlier revisions, the others."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    revisions = [n for n in names if n.startswith(BASELINE_PREFIX) and n != BASELINE_PREFIX]
+    others = [n for n in names if n not in revisions]
+    known = parse_list(",".join(others), KINDS, "server") if others or not revisions else []
+    return ([k for k in known if k == "sockhop"] + revisions
+            + [k for k in known if k != "sockhop"])
+
+
 # --- Servers ---
 
 
@@ -203,10 +229,10 @@ def hub_config(credentials: Credentials, channels: dict[str, Any]) -> dict[str, 
     }
 
 
-def hub_command(config: Path, port: int) -> list[str]:
-    """`sockhop serve --config`, run from this checkout (`-m` runs its code, whatever
-    is installed)."""
-    return [sys.executable, "-m", "sockhop.workers.cli", "serve", "--config", str(config),
+def hub_command(config: Path, port: int, root: Path = REPO) -> list[str]:
+    """`sockhop serve --config`, run from the checkout at root (`-m` runs its code,
+    whatever is installed)."""
+    return [sys.executable, "-m", cli_module(root), "serve", "--config", str(config),
             "--bind", f"127.0.0.1:{port}", "--workers", "1"]
 
 
@@ -250,18 +276,20 @@ def start_server(kind: str, credentials: Credentials, channels: dict[str, Any], 
     port = free_port()
     env = dict(os.environ)
     log_path = log_dir / f"{tag}-{kind}.log"
-    if kind == "sockhop":
-        config = log_dir / f"{tag}-hub-config.json"
+    root = REPO
+    if is_sockhop(kind):
+        root = sockhop_code(kind).root  # sockhop@REV: a worktree of REV
+        config = log_dir / f"{tag}-{kind}-hub-config.json"
         config.write_text(json.dumps(hub_config(credentials, channels), indent=1))
         env.update(SOCKHOP_REDIS_URL=redis_url, SOCKHOP_LOG_LEVEL="warning")
-        argv = hub_command(config, port)
+        argv = hub_command(config, port, root)
     elif kind == "socketio":
         env.update(PORT=str(port), API_KEY=credentials.api_key, REDIS_URL=redis_url)
         argv = [shutil.which("node") or "node", str(SOCKETIO_DIR / "server.js")]
     else:
         argv = [str(PYTHON_SOCKETIO_PYTHON), str(PYTHON_SOCKETIO_DIR / "server.py"), str(port),
                 redis_url, credentials.api_key]
-    process = Process(kind, pinned(SERVER_CORE, argv), env, log_path)
+    process = Process(kind, pinned(SERVER_CORE, argv), env, log_path, cwd=root)
     try:
         wait_ready(port, credentials, process)
     except BaseException:
@@ -342,6 +370,15 @@ SCENARIOS = [
               Metric("p50_ms", "p50 time to subscribed", **LATENCY),
               Metric("p99_ms", "p99 time to subscribed", **LATENCY)],
              "costs", timeout=lambda q: 120.0),
+    Scenario("disconnect", "2,000 subscribed clients disconnecting at once (their cleanup "
+             "included: 10 s from the first close, less the idle server's own)",
+             lambda q: ["disconnect", "--clients", "2000", "--drain", "10"],
+             [Metric("server_us_per_end", "server CPU per disconnect", "µs", "{:,.0f}", False),
+              Metric("redis_us_per_end", "its Redis's CPU per disconnect", "µs", "{:,.0f}",
+                     False),
+              Metric("redis_commands_per_end", "Redis commands per disconnect (in scripts too)",
+                     "commands", "{:,.1f}", False)],
+             "", timeout=lambda q: 120.0),
     Scenario("reconnect", "10,000 clients reconnecting with recovery at once",
              lambda q: ["reconnect", "--clients", "2000" if q else "10000", "--missed", "10"],
              [Metric("resubscribed_per_s", "reconnected and resubscribed per second", "conn/s"),
@@ -354,7 +391,7 @@ SCENARIOS = [
 
 def run_loadgen(scenario: Scenario, server: Server, credentials: Credentials, quick: bool,
                 log_dir: Path, tag: str) -> dict[str, Any]:
-    protocol = scenario.hub_protocol if server.kind == "sockhop" else "sio"
+    protocol = scenario.hub_protocol if is_sockhop(server.kind) else "sio"
     argv = [sys.executable, str(HUB_BENCH_DIR / "loadgen.py"), *scenario.loadgen(quick),
             "--protocol", protocol, "--port", str(server.port),
             "--api-key", credentials.api_key, "--token-secret", credentials.token_secret,
@@ -431,8 +468,8 @@ def ratio_text(metric: Metric, ours: float | None, theirs: float | None) -> str:
 
 def table(results: dict[str, Any], kinds: list[str]) -> str:
     others = [k for k in kinds if k != "sockhop"] if "sockhop" in kinds else []
-    head = ("| scenario | metric | " + " | ".join(KIND_LABELS[k] for k in kinds) + " | "
-            + "".join(f"sockhop / {KIND_LABELS[k]} | " for k in others)
+    head = ("| scenario | metric | " + " | ".join(label(k) for k in kinds) + " | "
+            + "".join(f"sockhop / {label(k)} | " for k in others)
             + "generator CPU | server CPU (+ its Redis) | other load |")
     rows = [head, "|---|---|" + "---:|" * (len(kinds) + len(others) + 3)]
     for scenario in SCENARIOS:
@@ -508,7 +545,7 @@ def redis_rows(results: dict[str, Any]) -> list[str]:
             per = [p for p in per if p is not None]
             if per:
                 text = ", ".join(f"{n} {v:.2f}" for n, v in per[len(per) // 2].items()) or "none"
-                rows.append(f"| {scenario.name} | {KIND_LABELS[kind]} | {text} |")
+                rows.append(f"| {scenario.name} | {label(kind)} | {text} |")
     return rows
 
 
@@ -522,9 +559,8 @@ def report(meta: dict[str, Any], results: dict[str, Any], out_path: Path, log_di
         f"{SERVER_CORE}, generator ({meta['generator_loop']}) to core {GENERATOR_CORE}; "
         f"file limit {meta['file_limit']}",
     ]
-    if "sockhop" in meta.get("sockhop_code", {}):
-        code = meta["sockhop_code"]["sockhop"]
-        lines.append(f"sockhop: commit {code['commit'][:12]}"
+    for kind, code in meta.get("sockhop_code", {}).items():
+        lines.append(f"{kind}: commit {code['commit'][:12]}"
                      + (" + uncommitted changes" if code["uncommitted_changes"] else ""))
     lines += ["", table(results, kinds)]
     rows = redis_rows(results)
@@ -550,13 +586,15 @@ def main() -> int:
     parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS),
                         help="comma list of: " + ", ".join(s.name for s in SCENARIOS))
     parser.add_argument("--servers", default=",".join(KINDS),
-                        help="comma list of: " + ", ".join(KINDS))
+                        help="comma list of: " + ", ".join(KINDS) + f", {BASELINE_PREFIX}REV "
+                        "(the hub as of git revision REV, from a worktree in bench/baselines/, "
+                        "to measure a change before and after in one sitting)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each run, wait up to SECONDS for other load on the "
                              "machine to fall under 0.3 cores (default: don't wait)")
     args = parser.parse_args()
     try:
-        kinds = parse_list(args.servers, KINDS, "server")
+        kinds = parse_servers(args.servers)
         names = parse_list(args.scenarios, [s.name for s in SCENARIOS], "scenario")
     except ValueError as exc:
         parser.error(str(exc))
@@ -572,7 +610,7 @@ def main() -> int:
         versions.update(ensure_socketio())
     if "python-socketio" in kinds:
         versions.update(ensure_python_socketio())
-    codes = {"sockhop": sockhop_code("sockhop").record()} if "sockhop" in kinds else {}
+    codes = {k: sockhop_code(k).record() for k in kinds if is_sockhop(k)}
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     RESULTS_DIR.mkdir(exist_ok=True)
     log_dir = RESULTS_DIR / f"hub-{stamp}-logs"
@@ -588,7 +626,7 @@ def main() -> int:
     results: dict[str, Any] = {}
     t_start = time.monotonic()
     for scenario in scenarios:
-        scenario_kinds = [k for k in kinds if k == "sockhop" or not scenario.hub_only]
+        scenario_kinds = [k for k in kinds if is_sockhop(k) or not scenario.hub_only]
         if not scenario_kinds:
             continue
         per_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in scenario_kinds}
