@@ -59,20 +59,30 @@ def test_the_dead_holder_probe_asks_the_sessions_server(
         assert isinstance(store.open_receiver(key, "other:1", poll=False, probe=False), Opened)
 
 
-def test_the_reaper_expires_sessions_on_every_server(layout: tuple[Router, RedisStore]) -> None:
-    router, _ = layout
+def polled_sessions_and_reaper(router: Router) -> tuple[list[SessionKey], Reaper,
+                                                        list[SessionKey]]:
+    """30 sessions a poll opened (it lets go at once), and a reaper that lists the
+    sessions whose close hook it ran, in order."""
     store = make_store(router, disconnect_ms=100)
-    expired: list[SessionKey] = []
-    reaper = Reaper(store, lambda key, _: expired.append(key))
     keys = new_keys(30)
     for key in keys:
-        store.open_receiver(key, "p:1", poll=True, probe=False)  # a poll lets go at once
+        store.open_receiver(key, "p:1", poll=True, probe=False)
+    expired: list[SessionKey] = []
+    return keys, Reaper(store, lambda key, _: expired.append(key)), expired
 
-    def all_expired() -> bool:
+
+def reap_until(reaper: Reaper, expired: list[SessionKey], wanted: list[SessionKey]) -> None:
+    def done() -> bool:
         reaper.step()
-        return set(expired) == set(keys)
+        return set(expired) == set(wanted)
 
-    wait_for(all_expired, 10, interval=0.2, message="every session expired")
+    wait_for(done, 10, interval=0.2, message=f"{len(wanted)} sessions expired")
+
+
+def test_the_reaper_expires_sessions_on_every_server(layout: tuple[Router, RedisStore]) -> None:
+    router, _ = layout
+    keys, reaper, expired = polled_sessions_and_reaper(router)
+    reap_until(reaper, expired, keys)
     assert len(expired) == len(keys)  # each close hook ran once
 
 
@@ -82,22 +92,12 @@ def test_a_session_the_reaper_cannot_check_holds_up_no_other(
     fails (here its meta key has the wrong type) is left for a later visit, and
     every other one in the batch expires, its close hook run once."""
     router, servers = layout
-    store = make_store(router, disconnect_ms=100)
-    expired: list[SessionKey] = []
-    reaper = Reaper(store, lambda key, _: expired.append(key))
-    keys = new_keys(30)
-    for key in keys:
-        store.open_receiver(key, "p:1", poll=True, probe=False)
+    keys, reaper, expired = polled_sessions_and_reaper(router)
     broken = keys[0]
     client = servers.client_for(broken.keys[0])
     client.delete(broken.keys[0])
     client.set(broken.keys[0], "not a hash")
-
-    def all_others_expired() -> bool:
-        reaper.step()
-        return set(expired) == set(keys[1:])
-
-    wait_for(all_others_expired, 10, interval=0.2, message="every other session expired")
+    reap_until(reaper, expired, keys[1:])
     assert len(expired) == len(keys) - 1
     # Client-side shards: each has buckets of its own; a Cluster: the bucket's slot owner.
     holders = [servers.client_for(broken.expiry_bucket)] if servers.cluster \
