@@ -31,6 +31,12 @@ from gunicorn.workers.ggevent import GeventWorker
 from sockhop.workers.config import ConfigError
 from sockhop.workers.health import Drain
 from sockhop.workers.httpserver.connection import Connection, Limits, base_environ
+from sockhop.workers.httpserver.listener import (
+    HANDSHAKE_SETTLE,
+    only_stopping_holders,
+    refuse_to_start_connections,
+    start_connections_again,
+)
 
 # Used when the app does not say (a plain WSGI app under this worker).
 DEFAULT_WRITE_TIMEOUT = 10.0
@@ -146,14 +152,30 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
             gevent.get_hub().loop.run_callback_threadsafe(self._stop)
 
     def _stop(self) -> None:
-        """Close the listeners, then wake whoever waits on `stopping`. Idempotent.
+        """Stop taking connections, close the listeners, then wake whoever waits on
+        `stopping`. Runs once (_begin_stopping).
 
         Once the master and every worker have closed it, the port refuses connections:
         a balancer moves on to another process, a new process can bind the port. But
         the kernel resets what is still queued on a listening socket when its last
         holder closes it, requests a proxy has already sent (for a POST, nginx answers
-        502 and does not retry). So first take what is queued: served as usual, the
-        last connections of this worker."""
+        502 and does not retry). When the whole server stops, the kernel first stops
+        starting connections on it (listener.py); in any case what is queued is taken
+        and served as usual, the last connections of this worker."""
+        refusing = False
+        for server in self._servers:
+            if only_stopping_holders(server.socket, self.ppid):
+                try:
+                    refuse_to_start_connections(server.socket)
+                    refusing = True
+                except OSError as exc:  # a kernel without socket filters: close as before
+                    self.log.warning("Cannot filter the listening socket: %s", exc)
+        if refusing:
+            gevent.spawn_later(HANDSHAKE_SETTLE, self._close_listeners)
+        else:
+            self._close_listeners()
+
+    def _close_listeners(self) -> None:
         for server in self._servers:
             if not server.closed:
                 with contextlib.suppress(OSError):  # best effort (EMFILE...): close anyway
@@ -169,6 +191,7 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         ssl_args = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
         for listener in self.sockets:
             listener.setblocking(1)
+            start_connections_again(listener)
             name = listener.getsockname()  # not per connection: the listener may be closed
             self._addresses[listener] = (
                 (str(name[0]), str(name[1])) if isinstance(name, tuple) else (str(name), "")
