@@ -6,6 +6,7 @@ with and without the filter, and when a worker may put the filter on a socket it
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import subprocess
@@ -92,6 +93,9 @@ WORKER = textwrap.dedent(
     import os, socket, sys
     from sockhop.workers.httpserver.listener import only_stopping_holders
     sock = socket.socket(fileno={fd})
+    if {as_nobody}:  # gunicorn's `user` setting: workers run as another user than the master
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
     print("ready", flush=True)
     sys.stdin.readline()
     print(only_stopping_holders(sock, os.getppid()), flush=True)
@@ -113,10 +117,14 @@ GRANDPARENT = textwrap.dedent(
 )
 
 
+NOBODY = 65534
+
+
 class Holder:
-    def __init__(self, code: str, fd: int) -> None:
+    def __init__(self, code: str, fd: int, as_nobody: bool = False) -> None:
+        code = code.replace("NOBODY", str(NOBODY)).format(fd=fd, as_nobody=as_nobody)
         self.popen = subprocess.Popen(
-            [sys.executable, "-c", code.format(fd=fd)],
+            [sys.executable, "-c", code],
             pass_fds=[fd],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -146,21 +154,29 @@ class Holder:
 
 
 @pytest.mark.parametrize(
-    ("master_keeps_it", "outsider", "may_filter"),
-    [(False, False, True), (True, False, False), (False, True, False)],
-    ids=["master-stopping", "master-holds-it", "held-outside"],
+    ("master_keeps_it", "outsider", "as_nobody", "may_filter"),
+    [
+        (False, False, False, True),
+        (True, False, False, False),
+        (False, True, False, False),
+        (True, False, True, False),
+    ],
+    ids=["master-stopping", "master-holds-it", "held-outside", "master-unreadable"],
 )
 def test_a_worker_filters_only_a_socket_no_other_process_will_accept_on(
-    master_keeps_it: bool, outsider: bool, may_filter: bool
+    master_keeps_it: bool, outsider: bool, as_nobody: bool, may_filter: bool
 ) -> None:
     """master-stopping: gunicorn's master closed its copy to stop all its workers.
     master-holds-it: a reload, TTOU or max_requests stops one worker; the others go on.
-    held-outside: another master's worker (USR2 re-exec) accepts on it."""
+    held-outside: another master's worker (USR2 re-exec) accepts on it.
+    master-unreadable: workers run as another user; /proc hides the master's files."""
+    if as_nobody and os.geteuid() != 0:
+        pytest.skip("changing user takes root")
     listener = socket.socket()
     listener.bind((LOCALHOST, 0))
     listener.listen(16)
     fd = listener.fileno()
-    holders = [Holder(WORKER, fd), Holder(WORKER, fd)]
+    holders = [Holder(WORKER, fd, as_nobody), Holder(WORKER, fd, as_nobody)]
     if outsider:
         holders.append(Holder(GRANDPARENT, fd))
     try:

@@ -92,27 +92,34 @@ def start_connections_again(sock: socket.socket) -> None:
 def only_stopping_holders(sock: socket.socket, master_pid: int) -> bool:
     """Whether every process holding `sock` is a child of master_pid, the master itself
     not among them: gunicorn's master closes its listening sockets only to stop every
-    worker. False when that cannot be told (not Linux, not TCP)."""
+    worker. False when that cannot be told: not Linux, not TCP, or a master /proc does
+    not show (another user's, when the workers run as another user)."""
     if sys.platform != "linux" or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return False
     try:
-        holders = processes_holding(os.fstat(sock.fileno()).st_ino)
-        return master_pid not in holders and all(parent_of(p) == master_pid for p in holders)
-    except OSError:  # no /proc; a holder exited meanwhile: close as before
+        inode = os.fstat(sock.fileno()).st_ino
+        if held_by(master_pid, inode) is not False:
+            return False
+        return all(parent_of(pid) == master_pid for pid in processes_holding(inode))
+    except OSError:  # a holder exited meanwhile: close as before
         return False
+
+
+def held_by(pid: int, inode: int) -> bool | None:
+    """Whether process pid has a file descriptor on socket `inode`; None when /proc
+    does not say (no /proc, the process is gone or another user's)."""
+    target = f"socket:[{inode}]"
+    try:
+        fds = list(os.scandir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    return any(_link(fd.path) == target for fd in fds)
 
 
 def processes_holding(inode: int) -> set[int]:
     """The pids with a file descriptor on socket `inode` (those /proc lets us read)."""
-    target = f"socket:[{inode}]"
-    holders: set[int] = set()
-    for process in os.scandir("/proc"):
-        if not process.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):  # exited, or another user's
-            if any(_link(fd.path) == target for fd in os.scandir(f"{process.path}/fd")):
-                holders.add(int(process.name))
-    return holders
+    pids = (int(entry.name) for entry in os.scandir("/proc") if entry.name.isdigit())
+    return {pid for pid in pids if held_by(pid, inode)}
 
 
 def _link(path: str) -> str:
