@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import textwrap
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from support import http
-from support.servers import Deployment, ProcessRegistry, restart_sockhop
+from support.procs import LOCALHOST, free_port
+from support.servers import REPO_ROOT, Deployment, ProcessRegistry, restart_sockhop
 from support.sockjs import PRELUDE, array_frame, new_session, quote
 from support.waiting import Deadline, wait_for
 
@@ -167,3 +171,45 @@ def test_a_worker_stopping_alone_leaves_the_port_to_the_others(own_target: Deplo
     wait_for(lambda: "Worker exiting" in server.log_text(), 10.0, message="one worker exited")
     trace = [probe(own_target, timeout=ANSWERED_WITHIN) for _ in range(20)]
     assert trace == ["answered"] * len(trace), trace
+
+
+# A gunicorn config whose post_fork hook holds each new worker between fork and its
+# signal handlers until the test creates the gate file: the window in which a SIGTERM
+# from the master is lost (gunicorn's own workers have it too).
+HELD_AFTER_FORK = textwrap.dedent(
+    """\
+    import os, time
+
+    def post_fork(server, worker):
+        while not os.path.exists({gate!r}):
+            time.sleep(0.01)
+    """
+)
+# The master's graceful timeout in that test, and how soon it must exit instead.
+BOOT_GRACEFUL_TIMEOUT = 30
+BOOT_EXITED_WITHIN = 10.0
+
+
+def test_a_worker_told_to_stop_while_booting_stops(
+    process_registry: ProcessRegistry, tmp_path: Path
+) -> None:
+    """SIGTERM to the master while its worker is between fork and its signal handlers:
+    the worker sees the master closed its listening socket and stops by itself, instead
+    of serving until the master kills it at the graceful timeout."""
+    gate = tmp_path / "gate"
+    config = tmp_path / "held_after_fork.py"
+    config.write_text(HELD_AFTER_FORK.format(gate=str(gate)))
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(config), "--no-control-socket",
+            "-k", "sockhop.workers.httpserver.worker.SockhopWorker", "-w", "1",
+            "-b", f"{LOCALHOST}:{free_port()}", "--graceful-timeout", str(BOOT_GRACEFUL_TIMEOUT),
+            "tests.websocket.echo_app:app"]  # fmt: skip
+    master = process_registry.start("booting", argv, cwd=REPO_ROOT)
+    wait_for(lambda: "Booting worker" in master.log_text(), 30.0, message="a worker forked")
+    master.terminate()
+    wait_for(lambda: "Handling signal: term" in master.log_text(), 10.0, message="SIGTERM seen")
+    gate.write_text("")
+    wait_for(lambda: not master.alive(), BOOT_EXITED_WITHIN,
+             message=f"the master exited (else it kills the worker at {BOOT_GRACEFUL_TIMEOUT} s)")
+    log = master.log_text()
+    assert "The master is stopping: so does this new worker" in log, log
+    assert "SIGKILL" not in log, log

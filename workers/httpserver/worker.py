@@ -14,6 +14,7 @@ holds it. Any other way of stopping (max_requests, SIGQUIT) has no delay.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from sockhop.workers.health import Drain
 from sockhop.workers.httpserver.connection import Connection, Limits, base_environ
 from sockhop.workers.httpserver.listener import (
     HANDSHAKE_SETTLE,
+    held_by,
     only_stopping_holders,
     refuse_to_start_connections,
     start_connections_again,
@@ -123,6 +125,14 @@ class SockhopWorker(GeventWorker):  # type: ignore[misc]
         self._addresses: dict[Any, tuple[str, str]] = {}
         self._pools: dict[Any, ConnectionPool] = {}
         super().init_signals()
+        # A SIGTERM the master sent before the line above went to the handler this
+        # process inherited from the master, and is lost: the worker would serve on
+        # until the master's graceful timeout kills it, resetting what it holds. The
+        # master closes its listening sockets before it signals its workers, so one
+        # that no longer holds ours is stopping them all.
+        if self.sockets and held_by(self.ppid, os.fstat(self.sockets[0].fileno()).st_ino) is False:
+            self.log.info("The master is stopping: so does this new worker (pid: %s)", self.pid)
+            self.alive = False
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM, gunicorn's graceful stop: unready now, stop accepting after the
