@@ -20,8 +20,8 @@ only when no other process will accept on it: the master has closed its copy (gu
 does so only to stop every worker), and every holder is one of the master's children,
 all of them stopping. During a reload (SIGHUP), one worker fewer (TTOU), or a
 max_requests restart the master still holds the socket, and closing leaves the queue
-to the other workers. A process whose holders cannot be read (not Linux, no /proc)
-closes as before.
+to the other workers. Where that cannot be told (not Linux, no /proc, a master that
+runs as another user) a worker closes as before.
 """
 
 from __future__ import annotations
