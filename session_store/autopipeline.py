@@ -8,7 +8,8 @@ trip ~5x against a pool of connections, because hundreds of concurrent
 requests share each syscall and each Redis read.
 
 Commands are never retried: a script that may have run must not run twice.
-Every failure to reach Redis raises StoreUnavailable. After one, the next call
+Every failure to reach Redis raises StoreUnavailable (NotSent when it came before
+the call's commands were sent: they did not run). After one, the next call
 reconnects to wherever the locator says the master is now (a Sentinel
 failover moves it), no sooner than a bounded backoff allows.
 
@@ -41,7 +42,7 @@ import hiredis
 from redis.exceptions import ResponseError
 
 from sockhop.session_store.endpoint import Arg, Command, Locator, RedisEndpoint
-from sockhop.session_store.errors import StoreUnavailable
+from sockhop.session_store.errors import NotSent, StoreUnavailable
 from sockhop.session_store.outage import redis_outage
 from sockhop.session_store.sockets import send_at_once, send_bounded
 
@@ -287,9 +288,14 @@ class AutoPipeline:
         if self._sock is None:
             if time.monotonic() < self._retry_at:
                 self._unavailable()
-                raise StoreUnavailable(f"Redis unavailable ({self.locator.where}); "
-                                       "not trying again yet")
-            self._connect()
+                raise NotSent(f"Redis unavailable ({self.locator.where}); "
+                              "not trying again yet")
+            try:
+                self._connect()
+            except NotSent:
+                raise
+            except StoreUnavailable as exc:
+                raise NotSent(str(exc)) from None  # before these commands were queued
         results = []
         now = time.monotonic()
         for command in commands:

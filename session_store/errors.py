@@ -10,3 +10,7 @@ class StoreUnavailable(ConnectionError):
 
     A redis-py ConnectionError too, so pub/sub code catching those catches it.
     """
+
+
+class NotSent(StoreUnavailable):
+    """Redis could not be reached before the commands were sent: they did not run."""

@@ -199,9 +199,9 @@ class SessionStore:
         self.router = router
         self.limits = limits
         (self._open, self._next, self._update, self._close, self._expire, self._claim,
-         self._ack, self._holder_gone) = load_scripts(
+         self._ack, self._holder_gone, self._untake) = load_scripts(
             router, "receiver_open", "receiver_next", "update", "close", "expire", "claim_due",
-            "ack", "holder_gone")
+            "ack", "holder_gone", "untake")
         self._process = ""
         self._holders: LocalHolders | None = None
 
@@ -258,9 +258,26 @@ class SessionStore:
             subscriptions = _subscriptions(reply[3]) if len(reply) > 3 else None
             return Held(list(reply[1]), reply[2], subscriptions)
         if status == b"taken":
-            self.router.for_tag(key.tag).send(self._bring_forward(key))  # no need to wait
+            # Taken for good (durably): a failure to bring the reaper's visit forward
+            # must not make the poll answer 503, or its client would never get what
+            # was taken. The visit then comes when it was due, and finds the deadline.
+            with contextlib.suppress(StoreUnavailable):
+                self.router.for_tag(key.tag).send(self._bring_forward(key))  # no need to wait
             return Taken(list(reply[1]))
         return None
+
+    def untake(self, key: SessionKey, holder: str) -> bool:
+        """Undo what holder's poll took (open_receiver or next_items with poll), if its
+        take ran: the poll could not answer it (Redis failed before the take was
+        known to be durable), so its client never got those items, and the next
+        receiver must send them instead of acknowledging them. Idempotent; True
+        when a take was undone.
+
+        Not durable: a failed take is most often a durable write's WAIT that no
+        replica answered (a replica stalled or gone), which this would wait for in
+        vain too. Undone on the master alone, it is redone only if that master is
+        lost before it reaches a replica."""
+        return bool(self.router.for_tag(key.tag).call(*self._untake.command(key.keys, [holder])))
 
     def release(self, key: SessionKey, holder: str, written_upto: int, pending_upto: int = 0,
                 positions: Mapping[str, int] | None = None) -> None:

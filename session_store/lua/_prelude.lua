@@ -6,7 +6,8 @@
 -- come back, ms; set when the receiver lets go), hd (the queue head's absolute
 -- position: how many items were ever acknowledged), pn (the position up to
 -- which a receiver that let go was writing: the session's next receiver
--- acknowledges up to it), sv (subscriptions version, bumped on every join and
+-- acknowledges up to it), pt (the receiver that set pn: a poll that took items
+-- but could not answer undoes its take, see untake.lua), sv (subscriptions version, bumped on every join and
 -- leave), ad (the application's state), av (its version, bumped on every
 -- write of ad), aw and ax (the writer whose turn it is to write ad, and until
 -- when: see update.lua), want (a process whose receiver found the session busy and asked the
@@ -72,17 +73,20 @@ local function ack_pending()
   local pending = tonumber(redis.call('HGET', KEYS[1], 'pn') or '0')
   if pending > 0 then
     ack_upto(KEYS[1], KEYS[2], pending)
-    redis.call('HDEL', KEYS[1], 'pn')
+    redis.call('HDEL', KEYS[1], 'pn', 'pt')
   end
 end
 
--- Let go of the lease; the receiver is writing up to absolute position
--- pending (0: nothing). The client has disconnect_ms to come back.
-local function release(now, disconnect, pending, tag)
+-- Let go of the lease; the receiver (holder) is writing up to absolute position
+-- pending (0: nothing). The client has disconnect_ms to come back. The holder
+-- is kept with what is pending (pt): a poll that could not answer undoes it (untake).
+local function release(now, disconnect, pending, tag, holder)
   local want = redis.call('HGET', KEYS[1], 'want')
   if want then redis.call('PUBLISH', 'sh:p:' .. want, tag) end
   redis.call('HDEL', KEYS[1], 'rcv', 'rx', 'want')
-  if pending > head(KEYS[1]) then redis.call('HSET', KEYS[1], 'pn', pending) end
+  if pending > head(KEYS[1]) then
+    redis.call('HSET', KEYS[1], 'pn', pending, 'pt', holder)
+  end
   redis.call('HSET', KEYS[1], 'dl', now + disconnect)
 end
 
@@ -102,10 +106,10 @@ end
 -- next poll, on whichever process, finds the lease free. Only sessions with no
 -- channels (their publications are in the receiving process's memory).
 -- Returns the items of the answer, or nil when the poll must wait (holding).
-local function poll_items(now, batch, disconnect, tag)
+local function poll_items(now, batch, disconnect, tag, holder)
   local items = redis.call('LRANGE', KEYS[2], 0, batch - 1)
   if #items == 0 or redis.call('HLEN', KEYS[3]) > 0 then return nil end
   local n = first_frame(items)
-  release(now, disconnect, head(KEYS[1]) + n, tag)
+  release(now, disconnect, head(KEYS[1]) + n, tag, holder)
   return {unpack(items, 1, n)}
 end

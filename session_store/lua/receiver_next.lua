@@ -23,11 +23,11 @@ if action == 'release' then
       redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
     end
   end
-  release(now, disconnect, tonumber(ARGV[9]), tag)
+  release(now, disconnect, tonumber(ARGV[9]), tag, ARGV[1])
   return {'released'}
 end
 if action == 'poll' then
-  local items = poll_items(now, batch, disconnect, tag)
+  local items = poll_items(now, batch, disconnect, tag, ARGV[1])
   if items then return {'taken', items} end
 end
 redis.call('HSET', KEYS[1], 'rx', now + lease)

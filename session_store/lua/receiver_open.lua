@@ -12,7 +12,7 @@ local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
   redis.call('HSET', KEYS[1], 'st', 'o')
   if poll then
-    release(now, disconnect, 0, ARGV[2])  -- the poll answers 'o' at once
+    release(now, disconnect, 0, ARGV[2], holder)  -- the poll answers 'o' at once
   else
     redis.call('HSET', KEYS[1], 'rcv', holder, 'rx', now + lease)
   end
@@ -40,7 +40,7 @@ end
 if st == 'o' then keep_alive(ttl) end
 redis.call('HDEL', KEYS[1], 'dl')
 if poll then
-  local items = poll_items(now, batch, disconnect, ARGV[2])
+  local items = poll_items(now, batch, disconnect, ARGV[2], holder)
   if items then return {'taken', items} end
 end
 redis.call('HSET', KEYS[1], 'rcv', holder, 'rx', now + lease)

@@ -1,15 +1,18 @@
 """A Sentinel failover under live load: the master is killed with -9 while clients of
-every transport send and receive (support/live_load.py says what is checked)."""
+every transport send and receive (support/live_load.py says what is checked); and a
+poll whose take no replica confirmed, which must not lose what it took."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from support.live_load import ENV, LiveLoad
+import requests
+from support.live_load import ENV, HTTP_TIMEOUT, LiveLoad
 from support.servers import (
     ProcessRegistry,
     SentinelRedis,
@@ -80,3 +83,30 @@ def test_failover_under_load_loses_nothing_acknowledged(
           f"with no replica; the old master was the new one's replica after "
           f"{replica_back_after:.1f} s, and writes waited for it again")
     load.check()
+
+
+def test_a_poll_answered_503_leaves_what_it_took_for_the_next_poll(
+    process_registry: ProcessRegistry, sentinel: SentinelRedis
+) -> None:
+    """A poll's take is a durable write: if no replica confirms it, the poll answers
+    503, though the take ran on the master (and, in a failover, may have reached the
+    replica promoted since). Its client polls again: that poll must not acknowledge
+    the items the refused one took (they never reached the client) but answer them.
+    The replica is stalled (SIGSTOP: still listed online, confirming nothing) so that
+    the take runs and its WAIT fails, every time."""
+    _, addresses = start_sockhop_processes(
+        process_registry, "untake", sentinel.url, count=1, workers=1, env=ENV)
+    host, port = addresses[0]
+    url = f"http://{host}:{port}/echo/000/{uuid.uuid4().hex}"
+    assert requests.post(f"{url}/xhr", timeout=HTTP_TIMEOUT).text == "o\n"
+    assert requests.post(f"{url}/xhr_send", data='["a"]', timeout=HTTP_TIMEOUT).status_code == 204
+    assert sentinel.replica is not None
+    os.kill(sentinel.replica.pid, signal.SIGSTOP)
+    try:
+        refused = requests.post(f"{url}/xhr", timeout=HTTP_TIMEOUT)
+    finally:
+        os.kill(sentinel.replica.pid, signal.SIGCONT)
+    assert refused.status_code == 503, refused.text
+    assert requests.post(f"{url}/xhr", timeout=HTTP_TIMEOUT).text == 'a["a"]\n'
+    # Once: the next poll finds nothing, and answers the heartbeat (1 s: ENV).
+    assert requests.post(f"{url}/xhr", timeout=HTTP_TIMEOUT).text == "h\n"

@@ -21,9 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+import gevent
 
 from sockhop.session_store import Busy, Created, Opened, SessionKey, StoreUnavailable, Taken
+from sockhop.session_store.errors import NotSent
 from sockhop.session_store.fanout import Run
 from sockhop.session_store.items import close_of
 from sockhop.session_store.outage import redis_outage
@@ -45,6 +48,12 @@ Express = Callable[[Messages], bool]
 # bound only matters if that process is stuck).
 PROBE_TIMEOUT = 0.5
 BUSY = Closing(ANOTHER_CONNECTION)
+# A poll whose take failed undoes it before answering 503, trying for this long
+# from when the take was sent (a failover's promotion takes a few seconds)...
+UNTAKE_WITHIN = 5.0
+# ... this often.
+UNTAKE_RETRY = 0.1
+T = TypeVar("T")
 
 
 def whole_run(run: Run) -> Messages:
@@ -121,7 +130,8 @@ class Receiver:
         (opened, 2010, or the session's close), or None with queued items loaded."""
         store = self.runtime.store
         self.waiter.reset()
-        result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=True)
+        result = self._taking(lambda: store.open_receiver(self.key, self.holder, poll=self.poll,
+                                                          probe=True))
         if isinstance(result, Busy):
             result = self._wait_for_holder()
         if isinstance(result, Opened | Taken):
@@ -158,9 +168,44 @@ class Receiver:
             self.waiter.wait(max(0.0, deadline - time.monotonic()))
             told_busy = self.waiter.told_busy
             self.waiter.reset()  # before reading: a ring after the read is not lost
-            result = store.open_receiver(self.key, self.holder, poll=self.poll, probe=False)
+            result = self._taking(lambda: store.open_receiver(self.key, self.holder,
+                                                              poll=self.poll, probe=False))
             if not isinstance(result, Busy) or told_busy or time.monotonic() >= deadline:
                 return result
+
+    def _taking(self, call: Callable[[], T]) -> T:
+        """A Redis call that, for a poll, may take the queue's head and let go, leaving
+        the items pending for the session's next receiver to acknowledge. If it
+        fails once sent, the take may have run (and survived a failover, on the
+        promoted replica) though this poll answers 503, and the client, which polls
+        again, would never get those items: the take is undone first."""
+        if not self.poll:
+            return call()
+        sent = time.monotonic()
+        try:
+            return call()
+        except NotSent:
+            raise  # it did not run
+        except StoreUnavailable:
+            self._untake(sent)
+            raise
+
+    def _untake(self, sent: float) -> None:
+        """Undo this poll's take, if it ran, trying until UNTAKE_WITHIN after it was
+        sent (Redis comes back, or the sentinels promote a replica); after that,
+        what it took may be lost, as an answer that never arrives is."""
+        while True:
+            try:
+                if self.runtime.store.untake(self.key, self.holder):
+                    log.info("a poll of %s could not answer what it took: undone, "
+                             "for the next receiver", self.key.tag)
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() - sent >= UNTAKE_WITHIN:
+                    log.warning("a poll of %s could not answer, nor undo what it may have "
+                                "taken: %s", self.key.tag, exc)
+                    return
+            gevent.sleep(UNTAKE_RETRY)
 
     def _hold(self) -> None:
         self.holding = True
@@ -219,8 +264,8 @@ class Receiver:
         self.waiter.reset()
         self.acked_upto = self.written_upto
         asked = time.monotonic()
-        reply = self.runtime.store.next_items(self.key, self.holder, self.written_upto,
-                                              poll=self.poll, version=self.version)
+        reply = self._taking(lambda: self.runtime.store.next_items(
+            self.key, self.holder, self.written_upto, poll=self.poll, version=self.version))
         if reply is None:
             self._not_holding()
             raise Ended
