@@ -178,7 +178,9 @@ class Receiver:
         the items pending for the session's next receiver to acknowledge. If it
         fails once sent, the take may have run (and survived a failover, on the
         promoted replica) though this poll answers 503, and the client, which polls
-        again, would never get those items: the take is undone first."""
+        again, would never get those items: the take is undone. In the background:
+        the 503 goes out at once (a Redis outage must not hold requests), and this
+        process's next call for the session is queued after the first attempt."""
         if not self.poll:
             return call()
         sent = time.monotonic()
@@ -187,7 +189,7 @@ class Receiver:
         except NotSent:
             raise  # it did not run
         except StoreUnavailable:
-            self._untake(sent)
+            gevent.spawn(self._untake, sent)
             raise
 
     def _untake(self, sent: float) -> None:
