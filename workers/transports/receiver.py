@@ -179,8 +179,8 @@ class Receiver:
         fails once sent, the take may have run (and survived a failover, on the
         promoted replica) though this poll answers 503, and the client, which polls
         again, would never get those items: the take is undone. In the background:
-        the 503 goes out at once (a Redis outage must not hold requests), and this
-        process's next call for the session is queued after the first attempt."""
+        the 503 goes out at once (a Redis outage must not hold requests); the first
+        attempt is queued before anything this process sends afterwards."""
         if not self.poll:
             return call()
         sent = time.monotonic()
