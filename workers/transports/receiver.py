@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import gevent
 
@@ -48,12 +48,13 @@ Express = Callable[[Messages], bool]
 # bound only matters if that process is stuck).
 PROBE_TIMEOUT = 0.5
 BUSY = Closing(ANOTHER_CONNECTION)
-# A poll whose take failed undoes it before answering 503, trying for this long
-# from when the take was sent (a failover's promotion takes a few seconds)...
+# A poll whose take failed answers 503 and undoes the take in the background, trying
+# for this long from when the take was sent (a failover's promotion takes seconds)...
 UNTAKE_WITHIN = 5.0
 # ... this often.
 UNTAKE_RETRY = 0.1
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def whole_run(run: Run) -> Messages:
@@ -130,8 +131,8 @@ class Receiver:
         (opened, 2010, or the session's close), or None with queued items loaded."""
         store = self.runtime.store
         self.waiter.reset()
-        result = self._taking(lambda: store.open_receiver(self.key, self.holder, poll=self.poll,
-                                                          probe=True))
+        result = self._taking(store.open_receiver, self.key, self.holder, poll=self.poll,
+                              probe=True)
         if isinstance(result, Busy):
             result = self._wait_for_holder()
         if isinstance(result, Opened | Taken):
@@ -168,12 +169,12 @@ class Receiver:
             self.waiter.wait(max(0.0, deadline - time.monotonic()))
             told_busy = self.waiter.told_busy
             self.waiter.reset()  # before reading: a ring after the read is not lost
-            result = self._taking(lambda: store.open_receiver(self.key, self.holder,
-                                                              poll=self.poll, probe=False))
+            result = self._taking(store.open_receiver, self.key, self.holder, poll=self.poll,
+                                  probe=False)
             if not isinstance(result, Busy) or told_busy or time.monotonic() >= deadline:
                 return result
 
-    def _taking(self, call: Callable[[], T]) -> T:
+    def _taking(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A Redis call that, for a poll, may take the queue's head and let go, leaving
         the items pending for the session's next receiver to acknowledge. If it
         fails once sent, the take may have run (and survived a failover, on the
@@ -182,10 +183,10 @@ class Receiver:
         the 503 goes out at once (a Redis outage must not hold requests); the first
         attempt is queued before anything this process sends afterwards."""
         if not self.poll:
-            return call()
+            return call(*args, **kwargs)
         sent = time.monotonic()
         try:
-            return call()
+            return call(*args, **kwargs)
         except NotSent:
             raise  # it did not run
         except StoreUnavailable:
@@ -266,8 +267,8 @@ class Receiver:
         self.waiter.reset()
         self.acked_upto = self.written_upto
         asked = time.monotonic()
-        reply = self._taking(lambda: self.runtime.store.next_items(
-            self.key, self.holder, self.written_upto, poll=self.poll, version=self.version))
+        reply = self._taking(self.runtime.store.next_items, self.key, self.holder,
+                             self.written_upto, poll=self.poll, version=self.version)
         if reply is None:
             self._not_holding()
             raise Ended
