@@ -83,24 +83,34 @@ class SentinelSet:
     def locate(self, timeout: float) -> RedisEndpoint:
         """The master as the sentinels that answer say, the newest word winning (the
         highest config-epoch): a sentinel that has not heard of a failover yet names
-        the old master, which, restarted, is an empty server saying ROLE master until
-        the sentinels make it a replica. They are asked all at once, so that one
-        unreachable sentinel costs one timeout, not one per sentinel. The master
-        must say ROLE master when the connection logs in."""
+        the old master. They are asked all at once, so that one unreachable sentinel
+        costs one timeout, not one per sentinel. The master must say ROLE master when
+        the connection logs in.
+
+        StoreUnavailable while a sentinel that names it says it is down or being failed
+        over: restarted by a supervisor, the old master is an empty server saying ROLE
+        master until the sentinels announce the promoted replica and make it a replica,
+        and what it took in the meantime would be lost."""
         asked = [gevent.spawn(self._master_as_named_by, sentinel, timeout)
                  for sentinel in self.sentinels]
         gevent.joinall(asked)
         answers = [greenlet.value for greenlet in asked]
-        named = [answer for answer in answers if isinstance(answer, tuple)]
+        named = [answer for answer in answers if isinstance(answer, NamedMaster)]
         if not named:
             raise StoreUnavailable(f"no master {self.master_name!r} from any sentinel: "
                                    + "; ".join(str(answer) for answer in answers))
-        _, host, port = max(named, key=lambda answer: answer[0])
-        return dataclasses.replace(self.server_at(host, port), must_be_master=True)
+        newest = max(named, key=lambda answer: answer.config_epoch)
+        failing = sorted({flag for answer in named if answer.address == newest.address
+                          for flag in answer.flags & FAILING_OVER})
+        if failing:
+            raise StoreUnavailable(f"master {self.master_name!r} at {newest.address[0]}:"
+                                   f"{newest.address[1]} is being failed over (sentinel "
+                                   f"flags {','.join(failing)}): waiting for the new one")
+        return dataclasses.replace(self.server_at(*newest.address), must_be_master=True)
 
     def _master_as_named_by(self, sentinel: RedisEndpoint,
-                            timeout: float) -> tuple[int, str, int] | str:
-        """(config-epoch, host, port) of the master as sentinel names it, or why not."""
+                            timeout: float) -> NamedMaster | str:
+        """The master as sentinel names it, or why not."""
         try:
             reply = sentinel.ask(("SENTINEL", "MASTER", self.master_name), timeout)
         except OSError as exc:
@@ -108,7 +118,23 @@ class SentinelSet:
         if not isinstance(reply, list):
             return f"{sentinel.where}: {reply}"
         fields = dict(zip(reply[::2], reply[1::2], strict=True))
-        return int(fields[b"config-epoch"]), fields[b"ip"].decode(), int(fields[b"port"])
+        return NamedMaster(int(fields[b"config-epoch"]),
+                           (fields[b"ip"].decode(), int(fields[b"port"])),
+                           frozenset(fields[b"flags"].decode().split(",")))
+
+
+# A master's flags (SENTINEL MASTER) saying the sentinels agree it is down (o_down) or
+# are promoting a replica: not to be written to, even if it answers again.
+FAILING_OVER = frozenset({"o_down", "failover_in_progress"})
+
+
+@dataclass(frozen=True)
+class NamedMaster:
+    """One sentinel's word on the master: its config-epoch, address and flags."""
+
+    config_epoch: int
+    address: tuple[str, int]
+    flags: frozenset[str]
 
 
 @dataclass(frozen=True)

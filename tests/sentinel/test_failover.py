@@ -11,11 +11,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 import requests
 from support.live_load import ENV, HTTP_TIMEOUT, LiveLoad
 from support.servers import (
+    LOCALHOST,
+    SENTINEL_MASTER,
     ProcessRegistry,
     SentinelRedis,
+    sentinel_client,
     start_sentinel_set,
     start_sockhop_processes,
 )
@@ -82,6 +86,58 @@ def test_failover_under_load_loses_nothing_acknowledged(
           f"every client's sends answered 204 again {resumed_after:.1f} s after the kill, "
           f"with no replica; the old master was the new one's replica after "
           f"{replica_back_after:.1f} s, and writes waited for it again")
+    load.check()
+
+
+def master_flags(sentinel: SentinelRedis) -> set[str]:
+    """The flags every answering sentinel gives the master it names (o_down, ...)."""
+    flags: set[str] = set()
+    for port in sentinel.sentinel_ports:
+        try:
+            with sentinel_client(port, decode_responses=True) as client:
+                state = client.sentinel_master(SENTINEL_MASTER)
+        except redis.RedisError:
+            continue
+        flags.update(state["flags"].split(","))
+    return flags
+
+
+@pytest.mark.timeout(240)
+def test_a_master_restarted_during_its_failover_takes_no_writes(
+    process_registry: ProcessRegistry, sentinel: SentinelRedis
+) -> None:
+    """A supervisor restarts the killed master (empty: no persistence) once the
+    sentinels have promoted its replica but before they announce it: they still name
+    the old master, which says ROLE master, and what is written there is lost when
+    they make it a replica. sockhop must wait for the announcement instead. (Restarted
+    before the promotion, the master would empty its replica by a full resync: no
+    client can help that, docs/operations.md says so.)"""
+    _, addresses = start_sockhop_processes(
+        process_registry, "restarted", sentinel.url, count=2, workers=2, env=ENV)
+    load = LiveLoad([f"http://{h}:{p}" for h, p in addresses])
+    load.start()
+    try:
+        old_master = sentinel.master_port()
+        os.kill(sentinel.proc.pid, signal.SIGKILL)
+        with redis.Redis(LOCALHOST, sentinel.replica_port, socket_timeout=1.0) as replica:
+            wait_for(lambda: replica.execute_command("ROLE")[0] == b"master", 20,
+                     interval=0.01, message="the sentinels promote the replica")
+        restarted = process_registry.start(sentinel.proc.name, sentinel.proc.argv)
+        with redis.Redis(LOCALHOST, old_master, socket_timeout=1.0) as restarted_master:
+            wait_for(restarted_master.ping, 10, message="the old master answers again")
+        # The window this test is about: the old master is back, still named.
+        assert sentinel.master_port() == old_master
+        assert "failover_in_progress" in master_flags(sentinel)
+        wait_for(lambda: sentinel.master_port() != old_master, 20, interval=0.1,
+                 message="the sentinels announce the promoted replica")
+        wait_for(lambda: replicas_online(sentinel) == 1, 30, interval=0.1,
+                 message="the restarted master is the new one's replica")
+        load.wait_resumed()
+    finally:
+        load.stop_sending()
+        if "restarted" in locals():
+            process_registry.companions[sentinel.proc].append(restarted)
+    load.finish()
     load.check()
 
 
