@@ -33,6 +33,16 @@ def sentinel(process_registry: ProcessRegistry) -> Iterator[SentinelRedis]:
     process_registry.stop([redis.proc])
 
 
+def live_load_on_two_processes(process_registry: ProcessRegistry, name: str,
+                               sentinel: SentinelRedis) -> LiveLoad:
+    """Two sockhop processes on the Sentinel set, and the live load on them, started."""
+    _, addresses = start_sockhop_processes(
+        process_registry, name, sentinel.url, count=2, workers=2, env=ENV)
+    load = LiveLoad([f"http://{h}:{p}" for h, p in addresses])
+    load.start()
+    return load
+
+
 def replicas_online(sentinel: SentinelRedis) -> int:
     """Replicas the master of the moment lists as online (ROLE)."""
     with sentinel.client() as master:
@@ -49,10 +59,7 @@ def waits_run(sentinel: SentinelRedis) -> int:
 def test_failover_under_load_loses_nothing_acknowledged(
     process_registry: ProcessRegistry, sentinel: SentinelRedis
 ) -> None:
-    _, addresses = start_sockhop_processes(
-        process_registry, "failover", sentinel.url, count=2, workers=2, env=ENV)
-    load = LiveLoad([f"http://{h}:{p}" for h, p in addresses])
-    load.start()
+    load = live_load_on_two_processes(process_registry, "failover", sentinel)
     try:
         old_master = sentinel.master_port()
         killed_at = time.monotonic()
@@ -112,10 +119,7 @@ def test_a_master_restarted_during_its_failover_takes_no_writes(
     they make it a replica. sockhop must wait for the announcement instead. (Restarted
     before the promotion, the master would empty its replica by a full resync: no
     client can help that, docs/operations.md says so.)"""
-    _, addresses = start_sockhop_processes(
-        process_registry, "restarted", sentinel.url, count=2, workers=2, env=ENV)
-    load = LiveLoad([f"http://{h}:{p}" for h, p in addresses])
-    load.start()
+    load = live_load_on_two_processes(process_registry, "restarted", sentinel)
     try:
         old_master = sentinel.master_port()
         os.kill(sentinel.proc.pid, signal.SIGKILL)
