@@ -8,10 +8,11 @@
 -- which a receiver that let go was writing: the session's next receiver
 -- acknowledges up to it), pt (the receiver that set pn: a poll that took items
 -- but could not answer undoes its take, see untake.lua), sv (subscriptions
--- version, bumped on every join and leave), ad (the application's state), av (its version, bumped on every
--- write of ad), aw and ax (the writer whose turn it is to write ad, and until
--- when: see update.lua), want (a process whose receiver found the session busy and asked the
--- holder whether its client is still there: woken when it lets go).
+-- version, bumped on every join and leave), ad (the application's state), av
+-- (its version, bumped on every write of ad), aw and ax (the writer whose turn
+-- it is to write ad, and until when: see update.lua), want (a process whose
+-- receiver found the session busy and asked the holder whether its client is
+-- still there: woken when it lets go).
 -- Queue items start with their kind: 'c' is a close (nothing follows it).
 -- Acknowledgements name an absolute position, not a count: applying one twice,
 -- late, or after a read changes nothing it should not.
