@@ -32,6 +32,7 @@ import re
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -717,10 +718,27 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
 
 
 async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, Any]:
-    """Server RSS (and Redis memory) per idle subscribed connection."""
+    """Server RSS (and Redis memory) per idle subscribed connection; and what idle
+    connections keep costing: Redis commands and CPU per second over --idle-window
+    (one ping interval: each connection's ping, and what rides on it, counted once),
+    with none and with the most connections."""
     counts = [int(c) for c in args.counts.split(",")]
     clients = Clients(args)
     subscribers: list[Subscriber] = []
+
+    async def traffic() -> dict[str, Any]:
+        window.begin()
+        await asyncio.sleep(args.idle_window)
+        window.end()
+        costs = window.costs(0)
+        calls: Counter[str] = Counter()
+        for start, now in zip(window.calls0, window.calls1, strict=True):
+            calls.update({name: after - start.get(name, 0) for name, after in now.items()
+                          if name != "info" and after > start.get(name, 0)})
+        return {"redis_calls_per_s": calls.total() / costs["elapsed_s"],
+                "redis_calls": dict(calls.most_common()),
+                "server_cpu_frac": costs["server_cpu_frac"],
+                "redis_cpu_frac": costs["redis_cpu_frac"]}
 
     def measure(connections: int) -> dict[str, Any]:
         point: dict[str, Any] = {"connections": connections,
@@ -731,6 +749,7 @@ async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, A
 
     await asyncio.sleep(args.settle)
     points = [measure(0)]
+    empty = await traffic()
     try:
         for target in counts:
             more = [clients.make(no_pub) for _ in range(target - len(subscribers))]
@@ -741,9 +760,13 @@ async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, A
             await asyncio.sleep(args.settle)
             points.append(measure(target))
             log(f"{target} idle: server RSS {points[-1]['server_rss'] / 2**20:.1f} MiB")
+        busy = await traffic()
         failed = failures_of(subscribers)
     finally:
         close_all(subscribers)
+    per_1k = 1000 / counts[-1]
+    log(f"{counts[-1]} idle: {busy['redis_calls_per_s']:.1f} Redis commands/s "
+        f"({empty['redis_calls_per_s']:.1f} with none): {busy['redis_calls']}")
     (n1, p1), (n2, p2) = (counts[-2], points[-2]), (counts[-1], points[-1])
     out: dict[str, Any] = {
         "protocol": args.protocol,
@@ -753,6 +776,13 @@ async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, A
         "client_failures": len(failed),
         "client_failure_samples": failed[:3],
         "errors": len(failed),
+        "traffic_empty": empty,
+        "traffic_busy": busy,
+        # What 1,000 idle connections add, per second (CPU as a fraction of a core).
+        "redis_calls_per_s_per_1k": (busy["redis_calls_per_s"]
+                                     - empty["redis_calls_per_s"]) * per_1k,
+        "server_cpu_per_1k": (busy["server_cpu_frac"] - empty["server_cpu_frac"]) * per_1k,
+        "redis_cpu_per_1k": (busy["redis_cpu_frac"] - empty["redis_cpu_frac"]) * per_1k,
     }
     if args.redis_ports:
         out["redis_per_connection"] = (p2["redis_used_memory"] - p1["redis_used_memory"]) / (
@@ -987,6 +1017,9 @@ def main() -> None:
                         help="connections the fixed-rate phase may publish on at once")
     parser.add_argument("--counts", default="1000,5000", help="idle connections measured at")
     parser.add_argument("--settle", type=float, default=2.0)
+    parser.add_argument("--idle-window", type=float, default=25.0,
+                        help="idle: seconds the idle traffic is counted over (one ping "
+                             "interval of every server measured: 25 s)")
     parser.add_argument("--warmup", type=int, default=0,
                         help="connect: unmeasured rounds of --clients before the measured one")
     parser.add_argument("--missed", type=int, default=10,

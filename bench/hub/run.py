@@ -36,7 +36,8 @@ How the scenarios measure (bench/hub/loadgen.py has the details):
   The server's latency leaves them out: from the publish request's write to the time the
   kernel queued each delivery on the subscriber's socket (SO_TIMESTAMPNS).
 - idle: server RSS (and Redis used_memory) delta between 1,000 and 5,000 idle
-  subscribed connections, per connection.
+  subscribed connections, per connection; and what they keep costing, per 1,000: Redis
+  commands/s and CPU over one ping interval (25 s) with 5,000, less the same with none.
 - connect / reconnect: all clients at once, at most 500 handshakes in flight (past the
   listen backlogs SYNs are dropped and retried after 1 s). connect measures its third
   round of 2,000 on one server: the first two warm it up (Node's JIT). reconnect drops 10,000
@@ -310,10 +311,13 @@ class Metric:
     fmt: str = "{:,.0f}"
     higher_is_better: bool = True
     scale: float = 1.0
+    # False: no ratio (what only sockhop does, e.g. Redis work: the others' is noise)
+    compared: bool = True
 
 
 LATENCY = dict(unit="ms", fmt="{:,.1f}", higher_is_better=False)
 PERCENT = dict(unit="%", fmt="{:.1%}")
+CORE = dict(unit="% of a core", fmt="{:.2%}", higher_is_better=False)
 
 
 @dataclass
@@ -362,8 +366,13 @@ SCENARIOS = [
              [Metric("rss_per_connection", "server RSS per connection", "KiB", "{:,.1f}", False,
                      1 / 1024),
               Metric("redis_per_connection", "Redis used_memory per connection", "KiB",
-                     "{:,.2f}", False, 1 / 1024)],
-             "", timeout=lambda q: 200.0),
+                     "{:,.2f}", False, 1 / 1024),
+              Metric("redis_calls_per_s_per_1k", "Redis commands/s per 1,000 idle connections",
+                     "commands/s", "{:,.1f}", False, compared=False),
+              Metric("server_cpu_per_1k", "server CPU per 1,000 idle connections", **CORE),
+              Metric("redis_cpu_per_1k", "Redis CPU per 1,000 idle connections", **CORE,
+                     compared=False)],
+             "", timeout=lambda q: 260.0),
     Scenario("connect", "2,000 clients connecting and subscribing at once (a warm server)",
              lambda q: ["connect", "--clients", "2000", "--warmup", "2"],
              [Metric("subscribed_per_s", "connected and subscribed per second", "conn/s"),
@@ -461,7 +470,8 @@ def pct(value: float | None) -> str:
 
 
 def ratio_text(metric: Metric, ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs <= 0 or metric.unit == "%":
+    if (ours is None or theirs is None or theirs <= 0 or metric.unit == "%"
+            or not metric.compared):
         return "—"  # a ratio to nothing (e.g. Redis memory of a server that keeps none)
     return f"{ours / theirs:.2f}"
 
