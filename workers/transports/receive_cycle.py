@@ -80,7 +80,6 @@ def receive(receiver: Receiver, transport: Transport,
     """Serve the session over transport until it must end, letting go of the
     lease before the driver ends the response."""
     heartbeat = heartbeat_event(receiver.service.heartbeat_message)
-    park = Park(heartbeat_delay)
     try:
         first = receiver.open()
         if first is None:
@@ -92,7 +91,7 @@ def receive(receiver: Receiver, transport: Transport,
                 return  # answered; or 2010 or the session's close: nothing follows
         while True:
             try:
-                yield from _serve(receiver, transport, heartbeat, park, heartbeat_delay)
+                yield from _serve(receiver, transport, heartbeat, heartbeat_delay)
                 return
             except StoreUnavailable as exc:
                 if not transport.rides_outages:
@@ -112,9 +111,14 @@ def receive(receiver: Receiver, transport: Transport,
         receiver.let_go()
 
 
-def _serve(receiver: Receiver, transport: Transport, heartbeat: Event, park: Park,
+def _serve(receiver: Receiver, transport: Transport, heartbeat: Event,
            heartbeat_delay: float) -> Generator[Park | None, bool, None]:
-    """The cycle once open, until it must end (returns, or raises Ended)."""
+    """The cycle once open, until it must end (returns, or raises Ended).
+
+    The heartbeat, and the lease renewal that comes with it, is due
+    heartbeat_delay after the last renewal, however often the cycle wakes
+    meanwhile: counted from each wake-up, a client whose own commands woke it
+    more often than that got no heartbeat, and its lease lapsed."""
     while True:
         for event in receiver.events():
             if transport.once:
@@ -129,12 +133,15 @@ def _serve(receiver: Receiver, transport: Transport, heartbeat: Event, park: Par
                 return
         if transport.full():
             return
+        until_heartbeat = receiver.renewed_at + heartbeat_delay - time.monotonic()
         receiver.express = transport.express  # only while waiting: events keep their order
         try:
-            if not transport.parks:
-                outcome = receiver.wait(heartbeat_delay)
+            if until_heartbeat <= 0:
+                outcome = HEARTBEAT
+            elif not transport.parks:
+                outcome = receiver.wait(until_heartbeat)
             elif receiver.must_wait():
-                outcome = receiver.woken((yield park))
+                outcome = receiver.woken((yield Park(until_heartbeat)))
             else:
                 outcome = None
         finally:

@@ -1,0 +1,88 @@
+"""A connection busy with its own commands keeps its lease and its session.
+
+The receiver lease that lets any process reach a connection's session is
+renewed with the heartbeat (the hub's `{}` ping). The heartbeat was due a ping
+interval after the connection's last wake-up, not after its last renewal. So a
+client whose own commands woke its connection more often than that (here: it
+subscribes and unsubscribes every 0.5 s) got no ping, and its lease lapsed.
+The reaper then took the session for abandoned and ended it while the client
+was still talking to it: closed 1000 after the lease and the disconnect delay
+(~14 s with a 2 s ping interval).
+
+Over a native websocket the client's commands wake its connection in memory
+(no renewal), so every renewal is a heartbeat's; over SockJS xhr-streaming
+its replies come through the session's queue, whose wake-ups renew too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support.servers import ProcessRegistry, RedisServer, start_redis
+
+from .jwts import Jwts
+from .redis_state import SESSION
+from .serve import serve_hubs
+from .test_api import Hub
+from .wire import SockjsWire, Wire, WsWire
+
+SECRET = "hmac-key-of-the-busy-connection-tests"
+PING_INTERVAL_S = 2
+CONFIG: dict[str, Any] = {
+    "client": {"token": {"hmac_secret_key": SECRET}, "allowed_origins": ["*"],
+               "ping_interval": f"{PING_INTERVAL_S}s", "pong_timeout": "1s"},
+    "http_api": {"key": "api-key-of-the-busy-connection-tests"},
+    "sockjs": True,
+    "channel": {"without_namespace": {"allow_subscribe_for_client": True}},
+}
+# Past the lease (2 ping intervals + 5 s) and the disconnect delay (5 s) after it:
+# by then a session whose lease lapsed has been ended.
+BUSY_FOR = 2 * PING_INTERVAL_S + 5 + 5 + 4
+WAKE_EVERY = 0.5  # the client's pace: a quarter of the ping interval
+
+
+@pytest.fixture(scope="module")
+def hub(process_registry: ProcessRegistry) -> Iterator[tuple[Hub, RedisServer]]:
+    redis = start_redis(process_registry, "busy-connection-redis")
+    (hub,) = serve_hubs(process_registry, redis, "busy-connection-hub", CONFIG, workers=1)
+    yield hub, redis
+    process_registry.stop([hub.proc])
+    process_registry.stop([redis.proc])
+
+
+def lease_left_ms(redis: RedisServer) -> int:
+    """How long the one open hub session's receiver lease has left, by Redis's clock."""
+    with redis.client() as r:
+        metas = [key for key in r.scan_iter("sh:{hub:*}:m")
+                 if SESSION.match(key.decode()) and r.hget(key, "st") == b"o"]
+        assert len(metas) == 1, metas
+        expires = int(r.hget(metas[0], "rx") or 0)
+        seconds, micros = r.time()
+    return expires - (seconds * 1000 + micros // 1000)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr_streaming"])
+def test_a_connection_busy_with_its_own_commands_keeps_its_lease_and_session(
+        hub: tuple[Hub, RedisServer], transport: str) -> None:
+    server, redis = hub
+    wire: Wire = WsWire(server) if transport == "websocket" else SockjsWire(server, transport)
+    try:
+        wire.start_reading()  # pings are answered as they come
+        assert "connect" in wire.connect(Jwts(SECRET).connect("busy"))
+        started = time.monotonic()
+        least = None
+        while time.monotonic() - started < BUSY_FOR:
+            for method in ("subscribe", "unsubscribe"):
+                reply = wire.call(method, {"channel": "own"})
+                assert "error" not in reply, reply
+            left = lease_left_ms(redis)
+            assert left > 0, f"{transport}: the lease lapsed {-left} ms ago while busy"
+            least = left if least is None else min(least, left)
+            time.sleep(WAKE_EVERY)  # the client's pace, not a wait for anything
+        assert wire.closed is None, f"{transport}: closed {wire.closed} while busy"
+        print(f"\n{transport}: the lease never had less than {least} ms left")
+    finally:
+        wire.close()
