@@ -13,6 +13,7 @@ user's connections; the totals and the `channels` call read every shard.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 
 from sockhop.session_store.endpoint import Command
 from sockhop.session_store.router import OnShard, Routable, Router, hash_tag
@@ -29,10 +30,23 @@ def user_key(user: str) -> str:
 class Registry:
     def __init__(self, router: Router) -> None:
         self.router = router
-        (self._count,) = load_scripts(router, "count")
+        self._count, self._admit = load_scripts(router, "count", "user_admit")
 
-    def connected_commands(self, user: str, client: str, tag: str) -> list[Routable]:
-        return [("HSET", user_key(user), client, tag), self._user_count(user, 1)]
+    def connected_commands(self, user: str, client: str, tag: str, *,
+                           admitted: bool = False) -> list[Routable]:
+        """admitted: registered already (admit), only the count is left."""
+        count = self._user_count(user, 1)
+        return [count] if admitted else [("HSET", user_key(user), client, tag), count]
+
+    def admit(self, user: str, client: str, tag: str, limit: int) -> bool:
+        """client registered as user's connection unless user has limit
+        connections already (a registration made again is admitted again)."""
+        return bool(self._admit(keys=[user_key(user)], args=[client, tag, limit]))
+
+    def forget(self, user: str, clients: Iterable[str]) -> None:
+        """Registrations whose session is gone without its close hook: a
+        process died between admitting a connection and writing its state."""
+        self.router.call("HDEL", user_key(user), *clients)
 
     def disconnected_commands(self, user: str, client: str) -> list[Routable]:
         return [("HDEL", user_key(user), client), self._user_count(user, -1)]

@@ -10,6 +10,7 @@ from clients.conftest import chromium, js_packages, js_runner, node
 from support.servers import ProcessRegistry
 
 from .deployment import HubDeployment, deploy_hub
+from .wire import Wire
 
 __all__ = ["chromium", "hub_target", "js_packages", "js_runner", "node"]
 
@@ -23,3 +24,12 @@ def hub_target(process_registry: ProcessRegistry, js_packages: None) -> Iterator
     yield deployment
     for group in deployment.stop_groups():
         process_registry.stop(group)
+
+
+@pytest.fixture
+def wires() -> Iterator[list[Wire]]:
+    """Every wire a test opens (appended here), closed after it."""
+    opened: list[Wire] = []
+    yield opened
+    for wire in opened:
+        wire.close()

@@ -68,6 +68,8 @@ class Frame:
         # The replies of publish commands whose publication was sent: a run
         # again answers them as before and does not publish twice.
         self.published: dict[int, str] = {}
+        # The client id admitted under the user's connection limit (and registered).
+        self.admitted = ""
         self._start()
 
     def _start(self) -> None:
@@ -163,6 +165,7 @@ class Frame:
         # Every channel checked before any is joined: a connect error changes nothing.
         resolved = [self.node.resolve(name) for name in channels]
         positions = {name: _position(recover.get(name)) for name in channels}
+        conn.client = self._admit(conn)
         subs = {}
         for channel in resolved:
             name = channel.name
@@ -176,7 +179,7 @@ class Frame:
                 recoverable=recoverable, join_leave=opts.force_push_join_leave), self.changes)
         self.conn = conn
         self.state_changed = True
-        self.node.connected(conn, self.session.key, self.changes)
+        self.node.connected(conn, self.session.key, self.changes, admitted=bool(self.admitted))
         self.node.deadline(self.session.key.tag, conn, self.changes)
         result: dict[str, Any] = {"client": conn.client, "version": VERSION,
                                   "ping": int(client.ping_interval), "pong": True}
@@ -184,6 +187,20 @@ class Frame:
         if subs:
             result["subs"] = subs
         return result
+
+    def _admit(self, conn: Connection) -> str:
+        """The connection's client id once admitted under the user's connection
+        limit (registered then, in one step with the count, so that two
+        connects of one user at once cannot both pass). A frame run again
+        keeps the id its first run registered."""
+        if self.admitted:
+            return self.admitted
+        if not conn.user or not self.config.client.user_connection_limit:
+            return conn.client  # anonymous connections are not limited (as Centrifugo)
+        if not self.node.admit(conn.user, conn.client, self.session.key.tag):
+            raise Disconnect(codes.CONNECTION_LIMIT)
+        self.admitted = conn.client
+        return conn.client
 
     def _connect_token(self, token: str) -> Any:
         try:

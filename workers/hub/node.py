@@ -333,8 +333,28 @@ class Node:
                                join_leave_options(channel.options,
                                                   self.config.channel.history_meta_ttl)))
 
-    def connected(self, conn: Connection, key: SessionKey, changes: Changes) -> None:
-        changes.commands += self.registry.connected_commands(conn.user, conn.client, key.tag)
+    def admit(self, user: str, client: str, tag: str) -> bool:
+        """Whether user may connect once more under client.user_connection_limit,
+        counted over every process (client registered if so). At the limit,
+        registrations whose session is gone are dropped and the check made
+        again: a process that died between admitting a connection and writing
+        its state left one, and no close hook will remove it."""
+        limit = self.config.client.user_connection_limit
+        if self.registry.admit(user, client, tag, limit):
+            return True
+        store = self.runtime.store
+        gone = [other for other, other_tag in self.registry.connections(user).items()
+                if store.state(SessionKey.from_tag(other_tag)) is None]
+        if not gone:
+            return False
+        self.registry.forget(user, gone)
+        return self.registry.admit(user, client, tag, limit)
+
+    def connected(self, conn: Connection, key: SessionKey, changes: Changes, *,
+                  admitted: bool = False) -> None:
+        """admitted: registered already, by admit."""
+        changes.commands += self.registry.connected_commands(conn.user, conn.client, key.tag,
+                                                             admitted=admitted)
 
     def disconnected(self, tag: str, conn: Connection | None) -> None:
         """The session ended (any way, once): presence, registry, leave pushes."""
