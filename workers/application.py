@@ -82,6 +82,12 @@ class Service:
     # On a native websocket, the messages of one write joined into one websocket
     # message by this separator (Centrifugo's "\n"); None: one message each.
     message_separator: str | None = None
+    # On a websocket (native or SockJS's), how long its client has to answer a
+    # heartbeat_message, and the close if nothing at all arrives by then
+    # (Centrifugo's pong: 3012 "no pong"); None: no answer is due. Other
+    # transports' answers may reach any process: their clients are held to
+    # their polls (disconnect_delay) and their streams' writes instead.
+    heartbeat_answer: tuple[float, Close] | None = None
     # Largest websocket message accepted (bigger: close 1009); None: the setting.
     max_message_size: int | None = None
     # How a websocket is closed when its process drains (e.g. Centrifugo's 3001

@@ -51,6 +51,9 @@ class Wire:
         self.lock = threading.Condition()
         self.reader: threading.Thread | None = None
         self.stopping = threading.Event()
+        # When each server ping `{}` arrived (time.monotonic()); answered unless told not to.
+        self.pings: list[float] = []
+        self.answers_pings = True
 
     # -- sending
 
@@ -153,8 +156,10 @@ class Wire:
             if not line:
                 continue
             message = json.loads(line)
-            if message == {}:
-                self.send_frame("{}")  # the server's ping
+            if message == {}:  # the server's ping
+                self.pings.append(time.monotonic())
+                if self.answers_pings:
+                    self.send_frame("{}")
                 continue
             with self.lock:
                 self.inbox.append(message)
@@ -196,6 +201,30 @@ class WsWire(Wire):
     def close(self) -> None:
         self.stop_reading()
         self.ws.close()
+
+
+class SockjsWsWire(WsWire):
+    """A SockJS session over its websocket transport: frames o, h, a[...], c[...]."""
+
+    name = "sockjs-websocket"
+
+    def __init__(self, target: HasAddress) -> None:
+        Wire.__init__(self)
+        self.ws = ws_connect(target, new_session(SOCKJS_PATH) + "/websocket", TIMEOUT)
+        opened = self.ws.recv()
+        assert opened == "o", opened
+
+    def send_frame(self, text: str) -> None:
+        self.ws.send(json.dumps([text]))
+
+    def take_text(self, text: str) -> None:
+        """One SockJS frame."""
+        if text.startswith("a"):
+            for message in json.loads(text[1:]):
+                super().take_text(message)
+        elif text.startswith("c"):
+            code, reason = json.loads(text[1:])
+            self.closed = (code, reason)
 
 
 class SockjsWire(Wire):

@@ -10,7 +10,7 @@ from sockhop.workers.app import SockhopApp, create_app
 from sockhop.workers.application import Service
 from sockhop.workers.hub.api import ApiResource
 from sockhop.workers.hub.client import HubHandler
-from sockhop.workers.hub.codes import SHUTDOWN
+from sockhop.workers.hub.codes import NO_PONG, SHUTDOWN
 from sockhop.workers.hub.config import HubConfig
 from sockhop.workers.hub.node import Node
 from sockhop.workers.hub.protocol import PING
@@ -43,6 +43,9 @@ def hub_service(config: HubConfig, node: LazyNode) -> Service:
     return Service("hub", HubHandler(config, node), path=SOCKJS_PATH,
                    websocket_path=WEBSOCKET_PATH, sockjs=config.sockjs,
                    heartbeat_message=PING, message_separator="\n",
+                   # pong_timeout 0: pings that need no answer.
+                   heartbeat_answer=(config.client.pong_timeout, NO_PONG)
+                   if config.client.pong_timeout > 0 else None,
                    max_message_size=MAX_FRAME_SIZE, shutdown_close=SHUTDOWN)
 
 

@@ -40,6 +40,14 @@ class Messages(NamedTuple):
     positions: dict[str, int] | None = None
 
 
+class Ping(Messages):
+    """The application's own heartbeat (Service.heartbeat_message, e.g.
+    Centrifugo's `{}`): written as messages; a transport that holds its client
+    to an answer (Service.heartbeat_answer) starts the clock."""
+
+    __slots__ = ()
+
+
 class Closing(NamedTuple):
     """The session's close (or, for this request only, 2010): nothing follows."""
 
@@ -47,7 +55,7 @@ class Closing(NamedTuple):
     queue_items: int = 0
 
 
-Event = Opened | Heartbeat | Messages | Closing
+Event = Opened | Heartbeat | Messages | Closing  # a Ping is Messages
 
 OPENED = Opened()
 HEARTBEAT = Heartbeat()

@@ -4,7 +4,7 @@ write joined into one websocket message, as Centrifugo's protocol allows."""
 
 from __future__ import annotations
 
-from sockhop.session_store.items import text
+from sockhop.session_store.items import Close, text
 from sockhop.workers import metrics
 from sockhop.workers.transports.context import SessionRequest
 from sockhop.workers.transports.events import Closing, Event, Messages, Part
@@ -16,8 +16,9 @@ from sockhop.workers.websocket import WebSocket
 class RawWebSocketTransport(WebSocketTransport):
     __slots__ = ("separator",)
 
-    def __init__(self, ws: WebSocket, separator: str | None = None) -> None:
-        super().__init__(ws)
+    def __init__(self, ws: WebSocket, separator: str | None = None,
+                 answer: tuple[float, Close] | None = None) -> None:
+        super().__init__(ws, answer)
         self.separator = separator
 
     def one_message(self, event: Messages) -> str | None:
@@ -35,10 +36,11 @@ class RawWebSocketTransport(WebSocketTransport):
             message = self.one_message(event)
             if message is not None:
                 self.ws.send(message)
-                return
-            for part in event.parts:
-                for payload in part.payloads:
-                    self.ws.send(text(payload))
+            else:
+                for part in event.parts:
+                    for payload in part.payloads:
+                        self.ws.send(text(payload))
+            self.written(event)
         elif isinstance(event, Closing):
             self.ws.close(event.close.code, event.close.reason)
         # Opened and Heartbeat have no raw equivalent (the websocket layer pings).
@@ -56,7 +58,8 @@ def _joined(part: Part, separator: str) -> str:
 
 class RawWebSocket(WebSocketResource):
     def make_transport(self, ws: WebSocket, ctx: SessionRequest) -> WebSocketTransport:
-        return RawWebSocketTransport(ws, ctx.service.message_separator)
+        service = ctx.service
+        return RawWebSocketTransport(ws, service.message_separator, service.heartbeat_answer)
 
     def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
         metrics.count_received(ctx.transport, len(texts))

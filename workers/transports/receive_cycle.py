@@ -27,7 +27,7 @@ from sockhop.session_store import StoreUnavailable
 from sockhop.session_store.items import stored
 from sockhop.session_store.outage import redis_outage
 from sockhop.workers import metrics
-from sockhop.workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part
+from sockhop.workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part, Ping
 from sockhop.workers.transports.receiver import Ended, Express, Receiver
 
 # Between tries to reach Redis again while a transport rides an outage out.
@@ -72,7 +72,7 @@ class Pause(Park):
 def heartbeat_event(message: str | None) -> Event:
     """What a heartbeat is: the protocol's own (`h`), or the application's
     ping message (Service.heartbeat_message)."""
-    return HEARTBEAT if message is None else Messages([Part([stored(message)])])
+    return HEARTBEAT if message is None else Ping([Part([stored(message)])])
 
 
 def receive(receiver: Receiver, transport: Transport,

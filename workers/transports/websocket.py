@@ -21,6 +21,8 @@ class SockJSWebSocketTransport(WebSocketTransport):
         self.ws.send(frame_of(event).decode())
         if isinstance(event, Closing):
             self.ws.close(event.close.code, event.close.reason)
+        else:
+            self.written(event)
 
 
 class SessionWebSocket(WebSocketResource):

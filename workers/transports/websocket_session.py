@@ -19,13 +19,14 @@ import falcon
 import gevent
 
 from sockhop.session_store import StoreUnavailable
+from sockhop.session_store.items import Close
 from sockhop.session_store.outage import redis_outage
 from sockhop.workers.disconnect import NORMAL, STORE_UNAVAILABLE
 from sockhop.workers.greenlet_reuse import spawn_reused
 from sockhop.workers.http import SockJSError
 from sockhop.workers.httpserver.streams import QUEUED, REFUSED
 from sockhop.workers.transports.context import SessionRequest
-from sockhop.workers.transports.events import Event, Messages
+from sockhop.workers.transports.events import Event, Messages, Ping
 from sockhop.workers.transports.receive_cycle import Park, Pause, receive
 from sockhop.workers.transports.receiver import Receiver
 from sockhop.workers.websocket import (
@@ -49,15 +50,33 @@ class WebSocketTransport:
 
     once = False
     rides_outages = True  # its session ends with the connection
-    __slots__ = ("parks", "receiver", "ws")
+    __slots__ = ("answer", "parks", "receiver", "ws")
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, answer: tuple[float, Close] | None = None) -> None:
         self.ws = ws
+        self.answer = answer  # Service.heartbeat_answer
         self.parks = False  # True once handed over: see WebSocketSession
         self.receiver: Receiver | None = None
 
     def write(self, event: Event) -> None:
         raise NotImplementedError
+
+    def written(self, event: Event) -> None:
+        """After each write: a Ping starts the clock for its answer."""
+        if self.answer is not None and type(event) is Ping:
+            self.ws.expect_answer(self.answer[0], self._unanswered)
+
+    def _unanswered(self) -> None:
+        """The client did not answer a Ping in time: its session is closed with
+        the service's close, which the cycle writes as this protocol does (a
+        SockJS client sees a websocket's own close code only as 1006)."""
+        receiver = self.receiver
+        if self.answer is None or receiver is None:
+            return
+        try:
+            receiver.runtime.dispatcher.close(receiver.service, receiver.key, self.answer[1])
+        except StoreUnavailable as exc:
+            store_unavailable(self.ws, exc)
 
     def one_message(self, event: Messages) -> str | None:
         """The event as one websocket message, if this protocol sends it as one."""
@@ -98,7 +117,7 @@ class WebSocketResource:
                           lambda receiver, texts: self.on_texts(ctx, receiver, texts))
 
     def make_transport(self, ws: WebSocket, ctx: SessionRequest) -> WebSocketTransport:
-        return self.transport(ws)
+        return self.transport(ws, ctx.service.heartbeat_answer)
 
     def on_texts(self, ctx: SessionRequest, receiver: Receiver, texts: list[str]) -> bool:
         """Hand the messages of one read to the handler; False closes the connection."""

@@ -140,7 +140,8 @@ class WebSocket:
     # Slots: a worker holds thousands of these, idle (memory per connection).
     __slots__ = ("_backlog", "_broken", "_close_deadline", "_close_sent", "_close_started",
                  "_close_timeout", "_done", "_inbox", "_last_received", "_lingering",
-                 "_max_inbox_bytes", "_on_end", "_on_messages", "_ping_interval", "_ping_sent_at",
+                 "_max_inbox_bytes", "_no_answer", "_on_end", "_on_messages", "_ping_interval",
+                 "_ping_sent_at",
                  "_ping_timeout", "_pings", "_plain", "_pong_payload", "_pong_sender", "_protocol",
                  "_readable", "_reader", "_sock", "_started", "_stopping", "_timer", "_unread",
                  "_write_lock", "_write_timeout", "close_code", "close_reason")
@@ -176,6 +177,9 @@ class WebSocket:
         self._backlog: bytes = b""
         self._last_received = time.monotonic()
         self._ping_sent_at: float | None = None
+        # While the application waits for an answer to its own ping (expect_answer):
+        # by when (monotonic), and what to call if the peer stays silent until then.
+        self._no_answer: tuple[float, Callable[[], None]] | None = None
         self._pings = 0
         self._pong_payload: bytes | None = None
         self._pong_sender: gevent.Greenlet | None = None
@@ -261,6 +265,17 @@ class WebSocket:
         if not self._done.wait(self._close_timeout):
             self._shutdown()
             self._done.wait(self._close_timeout)
+
+    def expect_answer(self, within: float, silent: Callable[[], None]) -> None:
+        """The application pinged its peer (e.g. Centrifugo's `{}`): call silent,
+        in the read step, unless a message arrives within `within` seconds (a
+        websocket pong frame, which the peer's library sends by itself, does
+        not count). A deadline already running for the application's ping stands."""
+        if self._no_answer is not None or self.closed:
+            return
+        self._no_answer = (time.monotonic() + within, silent)
+        if self._readable is not None and self._readable.active:
+            self._arm_timer()  # waiting without a read step: the deadline is new
 
     # -- lifecycle (used by accept) ----------------------------------------
 
@@ -432,17 +447,25 @@ class WebSocket:
     def _next_deadline(self) -> float | None:
         if self._close_deadline is not None:
             return self._close_deadline
+        answer = self._no_answer[0] if self._no_answer is not None else None
         if self._ping_interval is None:
-            return None
+            return answer
         if self._ping_sent_at is not None:
-            return self._ping_sent_at + self._ping_timeout
-        return self._last_received + self._ping_interval
+            ping = self._ping_sent_at + self._ping_timeout
+        else:
+            ping = self._last_received + self._ping_interval
+        return ping if answer is None else min(answer, ping)
 
     def _on_timer(self) -> None:
         now = time.monotonic()
         if self._close_deadline is not None:
             log.debug("websocket: no close frame from the peer in time, dropping")
             self._stopping = True
+        elif self._no_answer is not None and self._no_answer[0] <= now:
+            silent = self._no_answer[1]
+            log.debug("websocket: no answer to the application's ping")
+            self._no_answer = None
+            silent()
         elif self._ping_sent_at is not None:
             log.debug("websocket: no pong within %ss, dropping", self._ping_timeout)
             self.close_code = INTERNAL_ERROR
@@ -470,6 +493,7 @@ class WebSocket:
         for event in self._protocol.receive_data(data or None):
             if isinstance(event, MessageReceived):
                 arrived.append(event.data)
+                self._no_answer = None  # the application's answer: a message, not a pong frame
             elif isinstance(event, PingReceived):
                 self._answer_ping(event.payload)
             elif isinstance(event, PongReceived):
