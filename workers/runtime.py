@@ -25,6 +25,7 @@ from sockhop.workers import metrics
 from sockhop.workers.application import Dispatcher, Service
 from sockhop.workers.config import Settings, redis_topology
 from sockhop.workers.disconnect import QUEUE_OVERFLOW
+from sockhop.workers.transports.lease import lease_ms
 
 log = logging.getLogger("sockhop.runtime")
 
@@ -33,11 +34,10 @@ class Runtime:
     def __init__(self, settings: Settings, services: Iterable[Service]) -> None:
         self.settings = settings
         self.router = connect(redis_topology(settings), metrics.RedisObserver())
-        lease_ms = int(settings.heartbeat_delay * 2000) + 5000
         self.store = SessionStore(
             self.router,
             StoreLimits(
-                lease_ms=lease_ms,
+                lease_ms=lease_ms(settings.heartbeat_delay),
                 disconnect_ms=int(settings.disconnect_delay * 1000),
                 max_queue=settings.max_queue_length,
                 overflow_item=close_item(QUEUE_OVERFLOW),

@@ -6,7 +6,7 @@ in the last ~100 ms before it (writes are acknowledged in Redis within
 expires at disconnect_delay + a few seconds, on_close once; a client that
 comes back in time continues on another process with nothing lost.
 
-The cluster keeps the default 25 s heartbeat (lease 55 s), so no heartbeat
+The cluster keeps the default 25 s heartbeat (lease 80 s), so no heartbeat
 falls inside a test: a heartbeat's acknowledgement or lease renewal cannot
 make these pass, only prompt acknowledgement and the processes' liveness.
 """
@@ -202,7 +202,7 @@ def timed_messages(frames: list[str], times: list[float]) -> tuple[list[str], li
 def test_a_session_whose_holder_was_killed_and_client_never_returns_expires_in_time(
     quiet_cluster: Cluster, transport: str,
 ) -> None:
-    """The dead process is noticed by its missed beats: no waiting for its 55 s lease."""
+    """The dead process is noticed by its missed beats: no waiting for its 80 s lease."""
     c = quiet_cluster
     sid = c.open_session(1)
     with ThreadPoolExecutor(max_workers=1) as pool:

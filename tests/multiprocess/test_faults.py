@@ -159,7 +159,7 @@ def waiting_for_redis(host: str, port: int) -> float:
 @contextlib.contextmanager
 def riding_an_outage_out(c: Cluster) -> Iterator[websocket.WebSocket]:
     """An echo websocket on process 1, open while Redis stops answering (SIGSTOP) past
-    its lease renewal (at the 3 s heartbeat, failed once the 5 s Redis timeout is up);
+    its lease renewal (at the second 3 s heartbeat, failed once the 5 s Redis timeout is up);
     Redis answers again when the block ends."""
     host, port = c.addresses[1]
     ws = websocket.create_connection(f"ws://{host}:{port}/echo/000/{new_session()}/websocket",
@@ -212,7 +212,7 @@ def test_websocket_says_1011_when_redis_goes_away(fresh_cluster: Cluster) -> Non
     # Echo needs no Redis while this process holds the socket...
     ws.send('["x"]')
     assert ws.recv() == 'a["x"]'
-    # ...but the next lease renewal (at the 3 s heartbeat) does: the socket then
+    # ...but the next lease renewal (at the second 3 s heartbeat) does: the socket then
     # ends with an explicit 1011, not silently.
     while True:
         opcode, frame = ws.recv_data_frame(control_frame=True)

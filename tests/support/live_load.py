@@ -27,7 +27,7 @@ REDIS_TIMEOUT = 5.0  # the command connection's (session_store.connection)
 # A send refused during the fault answers within the Redis timeout (plus HTTP slack).
 MOST_503_SECONDS = REDIS_TIMEOUT + 1.0
 HTTP_TIMEOUT = 15.0
-# Streams end when Redis fails; their lease (2 x heartbeat + 5 s) then lapses, and the
+# Streams end when Redis fails; their lease (3 x heartbeat + 5 s) then lapses, and the
 # client's time to come back must outlast it.
 ENV = {"SOCKHOP_HEARTBEAT_DELAY": "1", "SOCKHOP_DISCONNECT_DELAY": "30"}
 TRANSPORTS = ("xhr", "xhr_streaming", "eventsource")

@@ -28,6 +28,7 @@ from sockhop.session_store.items import stored
 from sockhop.session_store.outage import redis_outage
 from sockhop.workers import metrics
 from sockhop.workers.transports.events import HEARTBEAT, Closing, Event, Messages, Part, Ping
+from sockhop.workers.transports.lease import renew_below
 from sockhop.workers.transports.receiver import Ended, Express, Receiver
 
 # Between tries to reach Redis again while a transport rides an outage out.
@@ -115,10 +116,12 @@ def _serve(receiver: Receiver, transport: Transport, heartbeat: Event,
            heartbeat_delay: float) -> Generator[Park | None, bool, None]:
     """The cycle once open, until it must end (returns, or raises Ended).
 
-    The heartbeat, and the lease renewal that comes with it, is due
-    heartbeat_delay after the last renewal, however often the cycle wakes
-    meanwhile: counted from each wake-up, a client whose own commands woke it
-    more often than that got no heartbeat, and its lease lapsed."""
+    The heartbeat is due heartbeat_delay after the last heartbeat or renewal,
+    however often the cycle wakes meanwhile: counted from each wake-up, a
+    client whose own commands woke it more often than that got no heartbeat,
+    and its lease (renewed at heartbeats) lapsed."""
+    renewal_due_below = renew_below(heartbeat_delay)  # lease left: see lease.py
+    beat_at = receiver.renewed_at
     while True:
         for event in receiver.events():
             if transport.once:
@@ -133,7 +136,7 @@ def _serve(receiver: Receiver, transport: Transport, heartbeat: Event,
                 return
         if transport.full():
             return
-        until_heartbeat = receiver.renewed_at + heartbeat_delay - time.monotonic()
+        until_heartbeat = max(beat_at, receiver.renewed_at) + heartbeat_delay - time.monotonic()
         receiver.express = transport.express  # only while waiting: events keep their order
         try:
             if until_heartbeat <= 0:
@@ -154,7 +157,9 @@ def _serve(receiver: Receiver, transport: Transport, heartbeat: Event,
             yield
             if transport.once:
                 return
-            receiver.renew()
+            beat_at = time.monotonic()
+            if receiver.lease_lapses() - beat_at < renewal_due_below:
+                receiver.renew()
 
 
 def _renew_after_outage(receiver: Receiver,
