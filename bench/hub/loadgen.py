@@ -720,8 +720,8 @@ async def scenario_fanout(args: argparse.Namespace, window: Window) -> dict[str,
 async def scenario_idle(args: argparse.Namespace, window: Window) -> dict[str, Any]:
     """Server RSS (and Redis memory) per idle subscribed connection; and what idle
     connections keep costing: Redis commands and CPU per second over --idle-window
-    (one ping interval: each connection's ping, and what rides on it, counted once),
-    with none and with the most connections."""
+    (two ping intervals: each connection's pings, and the lease renewal sockhop makes
+    at every other one, counted whole), with none and with the most connections."""
     counts = [int(c) for c in args.counts.split(",")]
     clients = Clients(args)
     subscribers: list[Subscriber] = []
@@ -1017,9 +1017,10 @@ def main() -> None:
                         help="connections the fixed-rate phase may publish on at once")
     parser.add_argument("--counts", default="1000,5000", help="idle connections measured at")
     parser.add_argument("--settle", type=float, default=2.0)
-    parser.add_argument("--idle-window", type=float, default=25.0,
-                        help="idle: seconds the idle traffic is counted over (one ping "
-                             "interval of every server measured: 25 s)")
+    parser.add_argument("--idle-window", type=float, default=50.0,
+                        help="idle: seconds the idle traffic is counted over (two ping "
+                             "intervals of every server measured (25 s): sockhop renews "
+                             "a connection's lease at every other ping)")
     parser.add_argument("--warmup", type=int, default=0,
                         help="connect: unmeasured rounds of --clients before the measured one")
     parser.add_argument("--missed", type=int, default=10,

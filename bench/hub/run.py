@@ -37,7 +37,8 @@ How the scenarios measure (bench/hub/loadgen.py has the details):
   kernel queued each delivery on the subscriber's socket (SO_TIMESTAMPNS).
 - idle: server RSS (and Redis used_memory) delta between 1,000 and 5,000 idle
   subscribed connections, per connection; and what they keep costing, per 1,000: Redis
-  commands/s and CPU over one ping interval (25 s) with 5,000, less the same with none.
+  commands/s and CPU over two ping intervals (50 s: sockhop renews a connection's lease
+  at every other ping) with 5,000, less the same with none.
 - connect / reconnect: all clients at once, at most 500 handshakes in flight (past the
   listen backlogs SYNs are dropped and retried after 1 s). connect measures its third
   round of 2,000 on one server: the first two warm it up (Node's JIT). reconnect drops 10,000
