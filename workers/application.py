@@ -83,8 +83,9 @@ class Service:
     # message by this separator (Centrifugo's "\n"); None: one message each.
     message_separator: str | None = None
     # On a websocket (native or SockJS's), how long its client has to answer a
-    # heartbeat_message, and the close if nothing at all arrives by then
-    # (Centrifugo's pong: 3012 "no pong"); None: no answer is due. Other
+    # heartbeat_message, and the close if no message arrives by then (a
+    # websocket pong frame does not count; Centrifugo's pong: 3012 "no pong");
+    # None: no answer is due. Other
     # transports' answers may reach any process: their clients are held to
     # their polls (disconnect_delay) and their streams' writes instead.
     heartbeat_answer: tuple[float, Close] | None = None

@@ -70,11 +70,11 @@ class WebSocketTransport:
         """The client did not answer a Ping in time: its session is closed with
         the service's close, which the cycle writes as this protocol does (a
         SockJS client sees a websocket's own close code only as 1006)."""
-        receiver = self.receiver
-        if self.answer is None or receiver is None:
+        receiver, answer = self.receiver, self.answer
+        if receiver is None or answer is None:  # not open yet; no answer asked for
             return
         try:
-            receiver.runtime.dispatcher.close(receiver.service, receiver.key, self.answer[1])
+            receiver.runtime.dispatcher.close(receiver.service, receiver.key, answer[1])
         except StoreUnavailable as exc:
             store_unavailable(self.ws, exc)
 
